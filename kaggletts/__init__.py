@@ -1,0 +1,26 @@
+"""kaggletts: open text-to-speech notebooks, run on Kaggle's free GPUs or locally.
+
+    import kaggletts
+    result = kaggletts.execute("espeak", {"text": "Hello"})
+    result.audio  # absolute paths of the WAV files, in input order
+"""
+
+from kaggletts.api import execute
+from kaggletts.errors import KaggleTTSError, RunFailed, UsageError
+from kaggletts.notebook import find_notebook, notebook_names
+from kaggletts.parameters import ParameterSet
+from kaggletts.parameters import load as load_params
+from kaggletts.result import Result
+
+__all__ = [
+    "KaggleTTSError",
+    "ParameterSet",
+    "Result",
+    "RunFailed",
+    "UsageError",
+    "execute",
+    "find_notebook",
+    "load_params",
+    "notebook_names",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""Run a notebook on this machine with papermill: one kernel start for the whole batch."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+
+from kaggletts.errors import RunFailed
+from kaggletts.jobs import Job
+from kaggletts.notebook import find_failure, parameterize
+from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
+
+log = logging.getLogger("kaggletts")
+PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
+
+
+class _LineLogger:
+    """A file-like sink for the kernel's output that logs it line by line."""
+
+    def __init__(self, level: int):
+        self.level = level
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                log.log(self.level, "  %s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            log.log(self.level, "  %s", self.pending)
+        self.pending = ""
+
+
+class LocalBackend:
+    name = "local"
+
+    def run(self, job: Job, *, force: bool = False) -> Result:
+        import nbformat
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
+        if force and job.directory.exists():
+            shutil.rmtree(job.directory)
+        job.directory.mkdir(parents=True, exist_ok=True)
+        nbformat.write(parameterize(job.spec, job.params), job.directory / PARAMETERIZED_NOTEBOOK)
+        job.write_record(state="running", utterances=job.utterance_count)
+        log.info("running %s locally: %d utterances, job %s",
+                 job.spec.name, job.utterance_count, job.id)
+
+        started = time.perf_counter()
+        executed = job.directory / EXECUTED_NOTEBOOK
+        try:
+            papermill.execute_notebook(
+                str(job.directory / PARAMETERIZED_NOTEBOOK), str(executed),
+                cwd=str(job.directory), kernel_name="python3", progress_bar=False,
+                stdout_file=_LineLogger(logging.INFO), stderr_file=_LineLogger(logging.DEBUG),
+            )
+        except PapermillExecutionError as error:
+            failure = find_failure(nbformat.read(executed, as_version=4))
+            message = (failure.describe(job.spec.name) if failure else
+                       f"notebook {job.spec.name!r} failed: {error.ename}: {error.evalue}")
+            job.write_record(state="error", error=message)
+            raise RunFailed(f"{message}\n  executed notebook: {executed}",
+                            cell=failure.cell if failure else None,
+                            exception=failure.exception if failure else None) from None
+        seconds = round(time.perf_counter() - started, 3)
+        result = build_result(job.id, job.spec.name, self.name, job.directory, {"run": seconds})
+        job.write_record(state="complete")
+        return result

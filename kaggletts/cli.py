@@ -1,0 +1,131 @@
+"""The `kaggletts` command: a thin layer over the Python API.
+
+Exit codes: 0 done, 1 the run failed, 2 bad input. Errors print one line on stderr,
+never a traceback. Subcommands load their modules only when they run, so that
+`kaggletts --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from kaggletts.errors import KaggleTTSError
+
+log = logging.getLogger("kaggletts")
+
+
+class LazyGroup(click.Group):
+    """Subcommands named here as `module:attribute`, imported when first needed."""
+
+    lazy_commands = {
+        "emulator": ("kaggletts.emulator.cli:emulator",
+                     "Serve a local Kaggle emulator that really runs pushed notebooks."),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy_commands:
+            return super().get_command(ctx, name)
+        module_name, attribute = self.lazy_commands[name][0].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, with the lazy commands' help taken from the table above."""
+        rows = [(name, self.commands[name].get_short_help_str(formatter.width - 20))
+                for name in super().list_commands(ctx)]
+        rows += [(name, help_text) for name, (_, help_text) in self.lazy_commands.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="kaggletts")
+@click.option("-v", "--verbose", is_flag=True, help="Also show papermill's and the kernel's logs.")
+def cli(verbose: bool) -> None:
+    """Run open text-to-speech notebooks (Qwen3-TTS, Chatterbox, eSpeak NG) on Kaggle's
+    free GPUs or on this machine, with validated parameters and verified audio."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose:
+        logging.getLogger("papermill").setLevel(logging.INFO)
+
+
+@cli.command()
+@click.argument("notebook")
+@click.option("-p", "--param", "pairs", multiple=True, type=(str, str), metavar="NAME VALUE",
+              help="A parameter; the value is read as YAML (3, true, [a, b]). Repeatable.")
+@click.option("-f", "--file", "files", multiple=True, metavar="PARAMS.yaml",
+              help="A YAML parameter file; later files and -p win. Repeatable.")
+@click.option("--backend", type=click.Choice(["local", "kaggle"]), default="local",
+              show_default=True, help="Where the notebook runs.")
+@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+def run(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], backend: str,
+        output_dir: str | None, force: bool, as_json: bool) -> None:
+    """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters."""
+    from kaggletts import api, parameters
+
+    sources = [*files, parameters.from_cli_pairs(list(pairs))]
+    result = api.execute(notebook, sources, backend=backend, output_dir=output_dir, force=force)
+    if as_json:
+        click.echo(json.dumps({key: result.to_json()[key]
+                               for key in ("job_id", "status", "audio", "scraps", "notebook")}))
+        return
+    seconds = sum(result.timings.values())
+    audio_seconds = sum(clip.get("duration", 0) for clip in result.clips)
+    origin = "stored result" if result.cached else f"{backend} run in {seconds:.1f}s"
+    click.echo(f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) "
+               f"in {result.directory}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the notebooks as JSON.")
+def notebooks(as_json: bool) -> None:
+    """List the notebooks and their parameters (type, default, help)."""
+    from kaggletts.notebook import find_notebook, notebook_names
+
+    specs = [find_notebook(name) for name in notebook_names()]
+    described: dict[str, Any] = {
+        spec.name: {
+            "path": str(spec.path),
+            "per_utterance": list(spec.per_utterance),
+            "parameters": {p.name: {"type": p.type_name, "default": p.default, "help": p.help}
+                           for p in spec.parameters.values()},
+        }
+        for spec in specs
+    }
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for name, info in described.items():
+        click.echo(f"{name}  ({info['path']})")
+        for pname, p in info["parameters"].items():
+            click.echo(f"  {pname}: {p['type']} = {p['default']!r}\n      {p['help']}")
+        click.echo()
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except KaggleTTSError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)

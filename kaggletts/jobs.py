@@ -1,0 +1,86 @@
+"""Jobs: a content-hashed id per request, a folder per job and a record of its state
+written before anything is pushed, so a crashed client can pick its job up again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kaggletts.notebook import NotebookSpec
+from kaggletts.result import Result, write_json_atomic
+
+RECORD_FILE = "job.json"
+DEFAULT_OUTPUT_DIR = "kaggletts-output"
+
+
+def output_root(output_dir: str | os.PathLike | None) -> Path:
+    return Path(output_dir or os.environ.get("KAGGLETTS_OUTPUT") or DEFAULT_OUTPUT_DIR)
+
+
+def job_id_for(spec: NotebookSpec, params: dict[str, Any], backend: str) -> str:
+    """The same notebook, parameters and backend give the same id, hence the stored result."""
+    request = json.dumps(
+        {"notebook": spec.sha256, "params": params, "backend": backend},
+        sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(request.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request: which notebook with which parameters on which backend, and its folder."""
+
+    id: str
+    spec: NotebookSpec
+    params: dict[str, Any]
+    backend: str
+    directory: Path
+
+    @classmethod
+    def create(cls, spec: NotebookSpec, params: dict[str, Any], backend: str,
+               output_dir: str | os.PathLike | None) -> Job:
+        job_id = job_id_for(spec, params, backend)
+        directory = (output_root(output_dir) / spec.name / job_id).resolve()
+        return cls(job_id, spec, params, backend, directory)
+
+    @property
+    def utterance_count(self) -> int:
+        return len(self.params.get("utterances", [])) + (1 if self.params.get("text") else 0)
+
+    def stored_result(self) -> Result | None:
+        return Result.load(self.directory)
+
+    def read_record(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.directory / RECORD_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def write_record(self, **changes: Any) -> dict[str, Any]:
+        """Merge `changes` into the job record on disk, atomically, and return it."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        record = self.read_record() or {
+            "job_id": self.id, "notebook": self.spec.name, "backend": self.backend,
+            "params": self.params, "created": time.time(),
+        }
+        record.update(changes, updated=time.time())
+        write_json_atomic(self.directory / RECORD_FILE, record)
+        return record
+
+
+def list_records(output_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every job record under the output folder, newest first."""
+    records = []
+    for path in output_root(output_dir).glob(f"*/*/{RECORD_FILE}"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        record["directory"] = str(path.parent.resolve())
+        records.append(record)
+    return sorted(records, key=lambda r: r.get("updated", 0), reverse=True)
