@@ -96,22 +96,31 @@ def verify_clip(path: Path, clip: dict[str, Any]) -> None:
 
 
 def build_result(job_id: str, notebook_name: str, backend: str, directory: Path,
-                 timings: dict[str, float]) -> Result:
-    """Read the scraps of the executed notebook in `directory`, check every clip
-    against its record, and store the result."""
-    executed = directory / EXECUTED_NOTEBOOK
-    scraps = read_scraps(executed)
-    if "clips" not in scraps:
-        raise RunFailed(f"{executed} recorded no `clips` scrap; did the notebook finish?")
-    audio = []
-    for clip in scraps["clips"]:
-        path = (directory / clip["file"]).resolve()
-        if directory.resolve() not in path.parents:
-            raise RunFailed(f"the notebook named a file outside its output: {clip['file']!r}")
-        verify_clip(path, clip)
-        audio.append(path)
+                 timings: dict[str, float], parts: list[Path] | None = None) -> Result:
+    """Read the scraps of each executed notebook (one per part of a sharded run, else the
+    one in `directory`), check every clip against its record, and store the result."""
+    parts = parts or [directory]
+    clips: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
+    audio: list[Path] = []
+    for part in parts:
+        executed = part / EXECUTED_NOTEBOOK
+        scraps = read_scraps(executed)
+        if "clips" not in scraps:
+            raise RunFailed(f"{executed} recorded no `clips` scrap; did the notebook finish?")
+        for clip in scraps["clips"]:
+            path = (part / clip["file"]).resolve()
+            if part.resolve() not in path.parents:
+                raise RunFailed(f"the notebook named a file outside its output: {clip['file']!r}")
+            verify_clip(path, clip)
+            audio.append(path)
+        clips += scraps["clips"]
+        runs.append(scraps.get("run", {}))
+    scraps = {"clips": clips, "run": runs[0]}
+    if len(parts) > 1:
+        scraps["shards"] = runs
     result = Result(job_id, notebook_name, backend, directory.resolve(), audio, scraps,
-                    executed.resolve(), timings)
+                    (parts[0] / EXECUTED_NOTEBOOK).resolve(), timings)
     result.save()
     return result
 

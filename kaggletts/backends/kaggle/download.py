@@ -1,0 +1,105 @@
+"""Downloads of a finished run's outputs: only the files the result needs, several at
+once, streamed to disk in bounded memory, each into a temporary name and renamed only
+once its size and sha256 match what the notebook recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from kaggletts.backends.kaggle.retry import RetryPolicy, TransientError
+from kaggletts.errors import RunFailed
+from kaggletts.result import sha256_of
+
+log = logging.getLogger("kaggletts")
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A file to fetch and, when the notebook recorded them, its size and sha256."""
+
+    name: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+class StaleUrl(TransientError):
+    """A signed URL was refused (expired): list the outputs again for a fresh one."""
+
+
+@dataclass
+class Downloader:
+    session: requests.Session
+    policy: RetryPolicy
+    workers: int = 4
+    bytes_fetched: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fetch_all(self, wanted: list[Wanted], directory: Path,
+                  url_for: Callable[[str, bool], str]) -> list[Path]:
+        """Download `wanted` into `directory`; `url_for(name, refresh)` gives each URL."""
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(lambda item: self.fetch(item, directory, url_for), wanted))
+
+    def fetch(self, item: Wanted, directory: Path, url_for: Callable[[str, bool], str]) -> Path:
+        target = (directory / item.name).resolve()
+        if directory.resolve() not in target.parents:
+            raise RunFailed(f"refusing output name outside the job folder: {item.name!r}")
+        if target.is_file() and _matches(target, item):
+            return target
+        refresh = [False]
+
+        def attempt() -> Path:
+            try:
+                return self._stream(url_for(item.name, refresh[0]), item, target)
+            except StaleUrl:
+                refresh[0] = True
+                raise
+
+        return self.policy.retrying(f"download {item.name}")(attempt)
+
+    def _stream(self, url: str, item: Wanted, target: Path) -> Path:
+        partial = target.with_name(f".{target.name}.part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        written = 0
+        try:
+            with self.session.get(url, stream=True, timeout=(10, 120)) as response:
+                if response.status_code in (401, 403, 404):
+                    raise StaleUrl(f"HTTP {response.status_code} for {item.name}")
+                response.raise_for_status()
+                announced = response.headers.get("Content-Length")
+                with partial.open("wb") as out:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+        finally:
+            with self._count_lock:
+                self.bytes_fetched += written
+        if announced is not None and written != int(announced):
+            raise TransientError(f"{item.name}: got {written} of {announced} bytes")
+        if item.size is not None and written != item.size:
+            raise TransientError(f"{item.name}: got {written} bytes, the notebook wrote {item.size}")
+        if item.sha256 is not None and digest.hexdigest() != item.sha256:
+            raise TransientError(f"{item.name}: sha256 differs from the notebook's record")
+        os.replace(partial, target)
+        return target
+
+
+def _matches(path: Path, item: Wanted) -> bool:
+    """A file already on disk from an earlier attempt counts only if it verifies."""
+    if item.sha256 is None:
+        return False
+    if item.size is not None and path.stat().st_size != item.size:
+        return False
+    return sha256_of(path) == item.sha256

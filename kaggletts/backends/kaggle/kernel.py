@@ -1,0 +1,75 @@
+"""The kernel folder `kaggle kernels push -p DIR` would read: the parameterized notebook
+and kernel-metadata.json, with the settings spelled out rather than left to defaults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kaggletts.notebook import NotebookSpec
+
+CODE_FILE = "notebook.ipynb"
+MAX_SESSION_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """Overrides of a notebook's own kernel settings (its metadata `kaggletts.kernel`)."""
+
+    machine_shape: str | None = None
+    enable_internet: bool | None = None
+    is_private: bool = True
+    session_timeout: int | None = None
+    dataset_sources: tuple[str, ...] = ()
+
+
+def kernel_slug(notebook: str, shard: int) -> str:
+    """Slugs come from a small pool per notebook, one per shard, so a user's Kaggle
+    account holds a few kernels with many versions rather than one kernel per job."""
+    return f"kaggletts-{notebook}-{shard}"
+
+
+def title_for(slug: str) -> str:
+    """A title that slugifies back to the slug; a mismatch has caused 409s on later pushes."""
+    return slug.replace("-", " ")
+
+
+def push_text(nb: Any) -> str:
+    """The notebook as Kaggle takes it: outputs stripped, each cell's source one string."""
+    import nbformat
+
+    data = json.loads(nbformat.writes(nb))
+    for cell in data["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+    return json.dumps(data, ensure_ascii=False)
+
+
+def write_kernel_folder(folder: Path, owner: str, slug: str, nb: Any, spec: NotebookSpec,
+                        options: KernelOptions, session_timeout: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CODE_FILE).write_text(push_text(nb), encoding="utf-8")
+    enable_internet = (spec.kernel.enable_internet if options.enable_internet is None
+                       else options.enable_internet)
+    shape = options.machine_shape or spec.kernel.machine_shape
+    metadata = {
+        "id": f"{owner}/{slug}",
+        "title": title_for(slug),
+        "code_file": CODE_FILE,
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": options.is_private,
+        "enable_gpu": bool(shape) and spec.kernel.enable_gpu,
+        "enable_internet": enable_internet,
+        "dataset_sources": list(options.dataset_sources),
+        "machine_shape": shape if spec.kernel.enable_gpu else None,
+        "keywords": [],
+        "session_timeout_seconds": min(session_timeout, MAX_SESSION_SECONDS),
+    }
+    (folder / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    return folder

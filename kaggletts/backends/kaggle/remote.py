@@ -1,0 +1,210 @@
+"""Kaggle's kernel API through the official client library (kagglesdk, on which the
+`kaggle` CLI is built), with every call wrapped in a retry policy.
+
+kagglesdk is used directly rather than `kaggle.KaggleApi` because importing `kaggle`
+authenticates against the production service at import time, and KaggleApi cannot be
+pointed at another endpoint. This module is the one place that reaches into the
+client's internals: the endpoint, and a default timeout it does not set itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from kaggletts.backends.kaggle.credentials import Credentials
+from kaggletts.backends.kaggle.retry import RetryPolicy
+
+log = logging.getLogger("kaggletts")
+
+PRODUCTION = "https://api.kaggle.com"
+REQUEST_TIMEOUT = (10, 120)
+_SESSION_ID_IN_URL = re.compile(r"[?&]scriptVersionId=(\d+)")
+
+
+@dataclass(frozen=True)
+class PushReply:
+    version: int
+    url: str
+    session_id: int | None
+    invalid_sources: list[str]
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Quota:
+    used_seconds: float
+    allowed_seconds: float
+    refresh_time: str
+
+    @property
+    def remaining_seconds(self) -> float:
+        return max(self.allowed_seconds - self.used_seconds, 0.0)
+
+
+class PushRejected(Exception):
+    """Kaggle answered the push with an error string (HTTP 200, `error` set)."""
+
+
+class _TimeoutAdapter(requests.adapters.HTTPAdapter):
+    """kagglesdk sends without a timeout; a hung connection must not hang a run."""
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = REQUEST_TIMEOUT
+        return super().send(request, **kwargs)
+
+
+class KaggleRemote:
+    """The calls a kernel run needs, each retried per `policy`."""
+
+    def __init__(self, credentials: Credentials, endpoint: str | None = None,
+                 policy: RetryPolicy = RetryPolicy()):
+        from kagglesdk import KaggleClient, KaggleEnv
+
+        self.endpoint = (endpoint or PRODUCTION).rstrip("/")
+        self.policy = policy
+        production = self.endpoint == PRODUCTION
+        self._client = KaggleClient(
+            env=KaggleEnv.PROD if production else KaggleEnv.LOCAL,
+            username=credentials.username, password=credentials.key,
+            api_token=credentials.token, user_agent="kaggletts",
+        )
+        http = self._client._http_client
+        http._endpoint = self.endpoint
+        http._init_session()
+        session = http._session
+        session.mount("http://", _TimeoutAdapter())
+        session.mount("https://", _TimeoutAdapter())
+        self.session = session
+        self._kernels = self._client.kernels.kernels_api_client
+        self.username = credentials.username or self._introspect_username(credentials)
+
+    def _call(self, what: str, method: Any, request: Any) -> Any:
+        return self.policy.retrying(what)(method, request)
+
+    def _introspect_username(self, credentials: Credentials) -> str:
+        from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
+
+        request = IntrospectTokenRequest()
+        request.token = credentials.token
+        reply = self._call("introspect token", self._client.security.oauth_client.introspect_token,
+                           request)
+        if not reply.active or not reply.username:
+            from kaggletts.errors import UsageError
+
+            raise UsageError(f"the Kaggle access token from {credentials.source} is not active")
+        return reply.username
+
+    def push(self, folder: Path) -> PushReply:
+        """Push the kernel folder once. Not retried here: a lost reply may hide a push
+        that landed, so the caller decides whether another push is safe."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
+
+        meta = json.loads((folder / "kernel-metadata.json").read_text(encoding="utf-8"))
+        request = ApiSaveKernelRequest()
+        request.slug = meta["id"]
+        request.new_title = meta["title"]
+        request.text = (folder / meta["code_file"]).read_text(encoding="utf-8")
+        request.language = meta["language"]
+        request.kernel_type = meta["kernel_type"]
+        request.is_private = meta["is_private"]
+        request.enable_gpu = meta["enable_gpu"]
+        request.enable_internet = meta["enable_internet"]
+        request.dataset_data_sources = meta.get("dataset_sources", [])
+        request.category_ids = meta.get("keywords", [])
+        request.machine_shape = meta.get("machine_shape")
+        request.session_timeout_seconds = meta.get("session_timeout_seconds")
+        reply = self._kernels.save_kernel(request)
+        if reply.error:
+            raise PushRejected(reply.error)
+        match = _SESSION_ID_IN_URL.search(reply.url or "")
+        return PushReply(
+            version=int(reply.version_number or 0),
+            url=reply.url,
+            session_id=int(match.group(1)) if match else None,
+            invalid_sources=list(reply.invalid_dataset_sources or []),
+        )
+
+    def current_version(self, slug: str) -> int | None:
+        """The kernel's newest version number, or None if it does not exist yet."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = self.username, slug
+        try:
+            reply = self._call(f"get kernel {slug}", self._kernels.get_kernel, request)
+        except requests.HTTPError as error:
+            # Kaggle answers 403, not 404, for a kernel that does not exist (yet).
+            if error.response is not None and error.response.status_code in (403, 404):
+                return None
+            raise
+        return reply.metadata.current_version_number if reply.metadata else None
+
+    def status(self, slug: str, version: int) -> tuple[str, str | None]:
+        """The state of one pinned version (never an older one) and its failure message."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
+
+        request = ApiGetKernelSessionStatusRequest()
+        request.user_name, request.kernel_slug = self.username, slug
+        request.version_label = f"v{version}"  # a bare number gets 404
+        reply = self._call(f"status of {slug} v{version}",
+                           self._kernels.get_kernel_session_status, request)
+        return reply.status.name, reply.failure_message
+
+    def outputs(self, slug: str, version: int) -> tuple[list[OutputFile], str]:
+        """Every output file of a pinned version (all pages) and its log."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
+
+        files: list[OutputFile] = []
+        log_text = ""
+        token = None
+        while True:
+            request = ApiListKernelSessionOutputRequest()
+            request.user_name, request.kernel_slug = self.username, slug
+            request.version_label = f"v{version}"  # a bare number gets 404
+            request.page_size = 200
+            request.page_token = token
+            reply = self._call(f"outputs of {slug} v{version}",
+                               self._kernels.list_kernel_session_output, request)
+            files += [OutputFile(f.file_name, f.url) for f in reply.files or [] if f.file_name]
+            log_text = reply.log or log_text
+            token = reply.next_page_token
+            if not token:
+                return files, log_text
+
+    def cancel(self, session_id: int) -> str | None:
+        from kagglesdk.kernels.types.kernels_api_service import ApiCancelKernelSessionRequest
+
+        request = ApiCancelKernelSessionRequest()
+        request.kernel_session_id = session_id
+        reply = self._call(f"cancel session {session_id}",
+                           self._kernels.cancel_kernel_session, request)
+        return reply.error_message
+
+    def quota(self) -> Quota:
+        from kagglesdk.kernels.types.kernels_api_service import (
+            ApiGetAcceleratorQuotaStatisticsRequest,
+        )
+
+        reply = self._call("GPU quota", self._kernels.get_accelerator_quota_statistics,
+                           ApiGetAcceleratorQuotaStatisticsRequest())
+        gpu = reply.gpu_quota
+
+        def seconds(value: timedelta | None) -> float:
+            return value.total_seconds() if value else 0.0
+
+        return Quota(seconds(gpu.time_used) if gpu else 0.0,
+                     seconds(gpu.total_time_allowed) if gpu else 0.0,
+                     reply.quota_refresh_time.isoformat() if reply.quota_refresh_time else "")

@@ -1,0 +1,58 @@
+"""Developer sessions: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s synth -- FILE.yaml`,
+`nox -s bench`."""
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+# The GPU notebooks import torch even under the tests' stand-in models. This CPU build is
+# what the workplace's wheel folder holds; elsewhere pip fetches the same version.
+TORCH = "torch==2.13.0"
+DEMO_PARAMS = "params/espeak-demo.yaml"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite: real papermill runs, real espeak audio, the emulator over real HTTP."""
+    session.install("-e", ".[test]", TORCH)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "kaggletts", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job, offline: speak the espeak demo batch and say where the WAVs are."""
+    session.install(".")
+    session.run("kaggletts", "run", "espeak", "-f", DEMO_PARAMS, "--out", "demo-output",
+                *session.posargs)
+
+
+@nox.session
+def synth(session: nox.Session) -> None:
+    """Speak a YAML batch: `nox -s synth -- [NOTEBOOK] FILE.yaml [kaggletts run options]`.
+    Without NOTEBOOK, the file name's first word names it (params/qwen-presets.yaml: qwen)."""
+    if not session.posargs:
+        session.error("give a YAML file: nox -s synth -- params/espeak-demo.yaml")
+    args = list(session.posargs)
+    notebook = args.pop(0) if not args[0].endswith((".yaml", ".yml")) else None
+    if not args:
+        session.error("give a YAML file after the notebook name")
+    notebook = notebook or Path(args[0]).name.split("-")[0].split(".")[0]
+    session.install(".")
+    session.run("kaggletts", "run", notebook, "-f", *args)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks as ratios against baselines run in the same invocation; writes
+    benchmarks/RESULTS.md."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
