@@ -1,0 +1,59 @@
+"""Deterministic fault injection: random faults at a rate, plus forced faults for targeted tests."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict, deque
+
+from .config import Faults
+
+DOWNLOAD = "download"
+UPLOAD = "upload"
+LOGS_STREAM = "LogsStream"
+# Which kinds make sense where: a truncated body needs a streamed file, and a reply can only
+# be lost after handling when the handler has effects worth keeping.
+DOWNLOAD_KINDS = frozenset({"500", "502", "503", "429", "drop", "truncate"})
+API_KINDS = frozenset({"500", "502", "503", "429", "drop", "lost-reply"})
+
+
+class FaultInjector:
+    def __init__(self, faults: Faults, seed: int | None):
+        self._lock = threading.Lock()
+        self._faults = faults
+        self._random = random.Random(seed)
+        self._forced: dict[str, deque[str]] = defaultdict(deque)
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+
+    def force(self, method: str, kind: str, times: int = 1) -> None:
+        if kind not in API_KINDS | DOWNLOAD_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._forced[method].extend([kind] * times)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._forced.clear()
+
+    def draw(self, method: str) -> str | None:
+        """The fault to inject into this request of `method`, if any."""
+        applicable = DOWNLOAD_KINDS if method == DOWNLOAD else API_KINDS
+        with self._lock:
+            forced = self._forced.get(method)
+            if forced:
+                return forced.popleft()
+            kinds = [kind for kind in self._faults.kinds if kind in applicable]
+            if not kinds or self._faults.rate <= 0:
+                return None
+            # Always consume the same draws so one seed gives one fault sequence.
+            hit = self._random.random() < self._faults.rate
+            kind = self._random.choice(kinds)
+            return kind if hit else None

@@ -1,0 +1,389 @@
+"""`kernels.KernelsApiService`: push, status, outputs, pull, cancel and quota."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import nbformat
+
+from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME
+from .store import FINAL_STATUSES, KernelRecord, VersionRecord
+from .wire import (
+    MIN_TITLE_LENGTH,
+    ApiError,
+    bad_request,
+    duration,
+    optional_bool,
+    optional_int,
+    optional_str,
+    parse_version_label,
+    permission_denied,
+    require_str,
+    split_ref,
+    str_list,
+    timestamp,
+    title_slug,
+)
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+Body = dict[str, object]
+DEFAULT_PAGE_SIZE = 20
+TPU_WEEKLY_SECONDS = 20 * 3600
+
+
+def _now() -> float:
+    return time.time()
+
+
+class KernelsService:
+    def __init__(self, app: Emulator):
+        self._app = app
+
+    # Lookups ---------------------------------------------------------------------------
+
+    def _visible_kernel(self, user: str, body: Body) -> KernelRecord:
+        owner = require_str(body, "userName")
+        slug = require_str(body, "kernelSlug")
+        kernel = self._app.store.kernels.get(f"{owner}/{slug}")
+        if kernel is None or (kernel.is_private and kernel.owner != user):
+            raise permission_denied("kernels.get")
+        return kernel
+
+    @staticmethod
+    def _pinned_version(kernel: KernelRecord, body: Body) -> VersionRecord | None:
+        number = parse_version_label(optional_str(body, "versionLabel"))
+        if number is None:
+            return None
+        version = kernel.version(number)
+        if version is None:
+            raise ApiError(404, f"Version v{number} of {kernel.ref} not found")
+        return version
+
+    def _version(self, kernel: KernelRecord, body: Body) -> VersionRecord:
+        version = self._pinned_version(kernel, body) or kernel.latest
+        if version is None:
+            raise ApiError(404, f"{kernel.ref} has no versions")
+        return version
+
+    # SaveKernel ------------------------------------------------------------------------
+
+    def save_kernel(self, user: str, body: Body) -> Body:
+        limits = self._app.config.limits
+        kernel_id = optional_int(body, "id")
+        ref = optional_str(body, "slug")
+        if not ref and kernel_id:
+            existing = self._app.store.kernel_by_id(kernel_id)
+            if existing is None or existing.owner != user:
+                return {"error": "Notebook not found"}
+            ref = existing.ref
+        if not ref:
+            raise bad_request("Either 'slug' or 'id' is required")
+        owner, slug = split_ref(ref)
+        if owner != user:
+            raise permission_denied("kernels.create")
+        title = optional_str(body, "newTitle")
+        if title is not None:
+            if len(title) < MIN_TITLE_LENGTH:
+                raise bad_request(f"Title must be at least {MIN_TITLE_LENGTH} characters")
+            if title_slug(title) != slug:
+                raise ApiError(
+                    409,
+                    f"Conflict: the title '{title}' resolves to the slug '{title_slug(title)}', "
+                    f"not '{slug}'",
+                )
+        language = optional_str(body, "language") or ""
+        if language != "python":
+            raise bad_request(f"Unsupported language '{language}': only python is supported")
+        kernel_type = optional_str(body, "kernelType") or ""
+        if kernel_type not in ("notebook", "script"):
+            raise bad_request(f"Invalid kernel type '{kernel_type}': use notebook or script")
+        text = require_str(body, "text")
+        if kernel_type == "notebook":
+            _validate_notebook(text)
+        machine_shape = optional_str(body, "machineShape")
+        enable_gpu = optional_bool(body, "enableGpu", False)
+        timeout = optional_int(body, "sessionTimeoutSeconds") or limits.max_session_seconds
+        if timeout <= 0:
+            raise bad_request("'sessionTimeoutSeconds' must be positive")
+        datasets, invalid_datasets = self._split_dataset_sources(user, body)
+        quick_save = body.get("kernelExecutionType") in (
+            "QUICK_SAVE",
+            "KERNEL_EXECUTION_TYPE_QUICK_SAVE",
+        )
+
+        store = self._app.store
+        with store.lock:
+            kernel = store.kernels.get(f"{owner}/{slug}")
+            if kernel is None and len(store.owned_by(owner)) >= limits.max_kernels_per_user:
+                raise ApiError(
+                    429, f"Too many notebooks: the limit is {limits.max_kernels_per_user}"
+                )
+            if kernel is not None and len(kernel.versions) >= limits.max_versions_per_kernel:
+                raise ApiError(
+                    429, f"Too many versions: the limit is {limits.max_versions_per_kernel}"
+                )
+            cap = self._app.gpu_sessions
+            if not quick_save and store.active_sessions(owner) >= cap:
+                return {"error": f"Maximum batch GPU session count of {cap} reached"}
+            uses_gpu = enable_gpu or (machine_shape or "").startswith("Nvidia")
+            if uses_gpu and not quick_save and self.gpu_seconds_left(owner) <= 0:
+                return {"error": "You have used all of your weekly GPU quota"}
+            if kernel is None:
+                kernel = KernelRecord(
+                    kernel_id=store.new_id(),
+                    owner=owner,
+                    slug=slug,
+                    title=title or slug,
+                    is_private=optional_bool(body, "isPrivate", True),
+                    created_at=_now(),
+                )
+                store.kernels[kernel.ref] = kernel
+            else:
+                kernel.title = title or kernel.title
+                kernel.is_private = optional_bool(body, "isPrivate", kernel.is_private)
+            kernel.category_ids = str_list(body, "categoryIds")
+            version = VersionRecord(
+                number=len(kernel.versions) + 1,
+                session_id=store.new_id(),
+                created_at=_now(),
+                kernel_type=kernel_type,
+                language=language,
+                enable_gpu=enable_gpu,
+                enable_internet=optional_bool(body, "enableInternet", False),
+                machine_shape=machine_shape,
+                timeout_seconds=timeout,
+                dataset_sources=datasets,
+                status="NEW_SCRIPT" if quick_save else "QUEUED",
+            )
+            kernel.versions.append(version)
+            store.save()
+            self._save_source(kernel, version, text)
+            if not quick_save:
+                self._app.sessions.start(kernel, version, text)
+        return {
+            "ref": f"/code/{owner}/{slug}",
+            # A version's page on kaggle.com is addressed by its scriptVersionId, the id
+            # CancelKernelSession takes; the URL is the only place a client can learn it.
+            "url": f"{self._app.web_url}/code/{owner}/{slug}?scriptVersionId={version.session_id}",
+            "versionNumber": version.number,
+            "invalidDatasetSources": invalid_datasets,
+            "invalidKernelSources": str_list(body, "kernelDataSources"),
+            "invalidCompetitionSources": str_list(body, "competitionDataSources"),
+            "invalidModelSources": str_list(body, "modelDataSources"),
+            "kernelId": kernel.kernel_id,
+        }
+
+    def _save_source(self, kernel: KernelRecord, version: VersionRecord, text: str) -> None:
+        source_dir = self._app.store.version_dir(kernel, version.number) / "source"
+        source_dir.mkdir(parents=True, exist_ok=True)
+        name = NOTEBOOK_NAME if version.kernel_type == "notebook" else SCRIPT_NAME
+        (source_dir / ("pushed-" + name)).write_text(text, encoding="utf-8")
+
+    def _split_dataset_sources(self, user: str, body: Body) -> tuple[list[str], list[str]]:
+        valid: list[str] = []
+        invalid: list[str] = []
+        for ref in str_list(body, "datasetDataSources"):
+            # A pinned dataset version ("owner/slug/3") mounts the current files.
+            base = "/".join(ref.split("/")[:2])
+            dataset = self._app.store.datasets.get(base)
+            if dataset is None or (dataset.is_private and dataset.owner != user):
+                invalid.append(ref)
+            elif base not in valid:
+                valid.append(base)
+        return valid, invalid
+
+    # Status, outputs, pull, cancel -----------------------------------------------------
+
+    def get_kernel_session_status(self, user: str, body: Body) -> Body:
+        kernel = self._visible_kernel(user, body)
+        version = self._pinned_version(kernel, body) or self._unpinned_status_version(kernel)
+        if version is None:
+            raise ApiError(404, f"{kernel.ref} has no versions")
+        reply: Body = {"status": version.status}
+        if version.failure_message:
+            reply["failureMessage"] = version.failure_message
+        return reply
+
+    def _unpinned_status_version(self, kernel: KernelRecord) -> VersionRecord | None:
+        latest = kernel.latest
+        stale_for = self._app.quirks.stale_status_seconds
+        if latest is not None and latest.number > 1 and _now() - latest.created_at < stale_for:
+            return kernel.version(latest.number - 1)
+        return latest
+
+    def list_kernel_session_output(self, user: str, body: Body) -> Body:
+        kernel = self._visible_kernel(user, body)
+        version = self._version(kernel, body)
+        if not self.outputs_ready(version):
+            return {"files": []}
+        output_dir = self._app.store.version_dir(kernel, version.number) / OUTPUT_DIR
+        names = _relative_files(output_dir)
+        page_size = optional_int(body, "pageSize") or DEFAULT_PAGE_SIZE
+        page_size = max(1, min(page_size, self._app.config.limits.outputs_page_size))
+        offset = _decode_page_token(optional_str(body, "pageToken"), version.session_id)
+        page = names[offset : offset + page_size]
+        reply: Body = {
+            "files": [
+                {"fileName": name, "url": self._app.signed_output_url(kernel, version, name)}
+                for name in page
+            ]
+        }
+        log_file = self._app.store.version_dir(kernel, version.number) / LOG_FILE
+        if log_file.exists():
+            reply["log"] = log_file.read_text(encoding="utf-8")
+        if offset + page_size < len(names):
+            reply["nextPageToken"] = _encode_page_token(version.session_id, offset + page_size)
+        return reply
+
+    def outputs_ready(self, version: VersionRecord) -> bool:
+        if version.status not in FINAL_STATUSES or version.finished_at is None:
+            return False
+        return _now() >= version.finished_at + self._app.quirks.late_outputs_seconds
+
+    def get_kernel(self, user: str, body: Body) -> Body:
+        kernel = self._visible_kernel(user, body)
+        version = self._version(kernel, body)
+        source_dir = self._app.store.version_dir(kernel, version.number) / "source"
+        name = NOTEBOOK_NAME if version.kernel_type == "notebook" else SCRIPT_NAME
+        source = (source_dir / ("pushed-" + name)).read_text(encoding="utf-8")
+        metadata: Body = {
+            "id": kernel.kernel_id,
+            "ref": kernel.ref,
+            "title": kernel.title,
+            "author": kernel.owner,
+            "slug": kernel.slug,
+            "lastRunTime": timestamp(version.started_at or version.created_at),
+            "language": version.language,
+            "kernelType": version.kernel_type,
+            "isPrivate": kernel.is_private,
+            "enableGpu": version.enable_gpu,
+            "enableInternet": version.enable_internet,
+            "categoryIds": kernel.category_ids,
+            "datasetDataSources": version.dataset_sources,
+            "currentVersionNumber": len(kernel.versions),
+        }
+        if version.machine_shape:
+            metadata["machineShape"] = version.machine_shape
+        blob = {
+            "source": source,
+            "language": version.language,
+            "kernelType": version.kernel_type,
+            "slug": kernel.slug,
+        }
+        return {"metadata": metadata, "blob": blob}
+
+    def cancel_kernel_session(self, user: str, body: Body) -> Body:
+        session_id = optional_int(body, "kernelSessionId")
+        found = self._app.store.session(session_id) if session_id else None
+        if found is None or found[0].owner != user:
+            raise ApiError(404, f"Kernel session {session_id} not found")
+        _, version = found
+        with self._app.store.lock:
+            if not version.is_active:
+                return {"errorMessage": f"Kernel session {session_id} is not running"}
+            version.status = "CANCEL_REQUESTED"
+            self._app.store.save()
+        self._app.sessions.cancel(version.session_id)
+        return {}
+
+    # Quota -----------------------------------------------------------------------------
+
+    def gpu_seconds_used(self, owner: str) -> float:
+        week_start = _week_start()
+        now = _now()
+        used = 0.0
+        for kernel in self._app.store.owned_by(owner):
+            for version in kernel.versions:
+                if not version.uses_gpu or version.started_at is None:
+                    continue
+                start = max(version.started_at, week_start)
+                end = version.finished_at or now
+                used += max(0.0, end - start)
+        return used
+
+    def gpu_seconds_left(self, owner: str) -> float:
+        return self._app.config.limits.weekly_gpu_seconds - self.gpu_seconds_used(owner)
+
+    def get_accelerator_quota_statistics(self, user: str, body: Body) -> Body:
+        used = self.gpu_seconds_used(user)
+        has_run = any(
+            version.uses_gpu
+            for kernel in self._app.store.owned_by(user)
+            for version in kernel.versions
+        )
+        gpu: Body = {
+            "timeUsed": duration(used),
+            "timeReserved": duration(0),
+            "totalTimeAllowed": duration(self._app.config.limits.weekly_gpu_seconds),
+            "minimumTimeAllowed": duration(self._app.config.limits.weekly_gpu_seconds),
+            "hasEverRun": has_run,
+        }
+        tpu: Body = {
+            "timeUsed": duration(0),
+            "timeReserved": duration(0),
+            "totalTimeAllowed": duration(TPU_WEEKLY_SECONDS),
+            "minimumTimeAllowed": duration(TPU_WEEKLY_SECONDS),
+        }
+        refresh = _week_start() + timedelta(days=7).total_seconds()
+        return {"quotaRefreshTime": timestamp(refresh), "gpuQuota": gpu, "tpuQuota": tpu}
+
+
+def _week_start() -> float:
+    """Kaggle's quota week is modelled as starting on Saturday 00:00 UTC."""
+    now = datetime.now(tz=UTC)
+    days_since_saturday = (now.weekday() - 5) % 7
+    start = (now - timedelta(days=days_since_saturday)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return start.timestamp()
+
+
+def _validate_notebook(text: str) -> None:
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:  # nbformat raises many types on malformed input
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise bad_request(f"The notebook is not valid: {first_line}") from error
+    for cell in notebook.cells:
+        language = cell.get("metadata", {}).get("vscode", {}).get("languageId")
+        if cell.cell_type == "code" and language not in (None, "python"):
+            raise bad_request(f"Cell {cell.get('id', '?')} is in {language}, not python")
+
+
+def _relative_files(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    )
+
+
+def _encode_page_token(session_id: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{session_id}:{offset}".encode()).decode()
+
+
+def _decode_page_token(token: str | None, session_id: int) -> int:
+    if not token:
+        return 0
+    try:
+        owner_session, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        if int(owner_session) == session_id and int(offset) >= 0:
+            return int(offset)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise bad_request("Invalid page token")
+
+
+def quote_path(name: str) -> str:
+    return quote(name, safe="/")

@@ -1,0 +1,330 @@
+"""HTTP front end: routing, auth, body limits, faults, file downloads, uploads and log streams."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import json
+import logging
+import mimetypes
+import re
+import socket
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .faults import DOWNLOAD, LOGS_STREAM, UPLOAD
+from .sessions import LOG_FILE, OUTPUT_DIR
+from .wire import ApiError, parse_version_label, permission_denied
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+LOGGER = logging.getLogger(__name__)
+API_PATH = re.compile(r"^(?:/api)?/v1/(?P<service>[A-Za-z.]+)/(?P<method>[A-Za-z]+)$")
+LOGS_PATH = re.compile(r"^(?:/api)?/v1/kernels/logs/stream/(?P<owner>[^/]+)/(?P<slug>[^/]+)$")
+OUTPUT_PATH = re.compile(r"^/_emulator/outputs/(?P<resource>[^/]+/[^/]+/[0-9]+/.+)$")
+UPLOAD_PATH = re.compile(r"^/_emulator/uploads/(?P<token>[A-Za-z0-9_-]+)$")
+RANGE = re.compile(r"^bytes=(?P<start>[0-9]*)-(?P<end>[0-9]*)$")
+CHUNK = 64 * 1024
+UNAUTHENTICATED_METHODS = frozenset({"IntrospectToken"})
+# An unread request body makes the kernel reset the connection on close, which can destroy
+# the error reply; bodies up to this size are read and thrown away first.
+DISCARD_LIMIT = 256 * 1024 * 1024
+
+
+class _Dropped(Exception):
+    """Raised to abandon a request without replying, closing the connection."""
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: Emulator):
+        self.app = app
+        super().__init__(address, RequestHandler)
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: EmulatorHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "KaggleEmulator/1.0"
+
+    @property
+    def app(self) -> Emulator:
+        return self.server.app
+
+    def log_message(self, format: str, *args: object) -> None:
+        LOGGER.debug("%s " + format, self.address_string(), *args)
+
+    # Plumbing --------------------------------------------------------------------------
+
+    def _guarded(self, handler: object) -> None:
+        raw_length = self.headers.get("Content-Length", "0") or "0"
+        self._unread = int(raw_length) if raw_length.isdigit() else 0
+        host = self.headers.get("Host")
+        self.app.set_request_base_url(f"http://{host}" if host else None)
+        try:
+            handler()  # type: ignore[operator]
+        except _Dropped:
+            self._discard_body()
+            self._drop()
+        except ApiError as error:
+            self._discard_body()
+            self._send_json(error.status, error.body(), error.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as error:
+            LOGGER.exception("internal error")
+            with contextlib.suppress(OSError):
+                self._send_json(500, {"code": 500, "message": f"Internal error: {error}"})
+
+    def _read(self, size: int) -> bytes:
+        chunk = self.rfile.read(min(size, self._unread))
+        self._unread -= len(chunk)
+        return chunk
+
+    def _discard_body(self) -> None:
+        if self._unread > DISCARD_LIMIT:
+            return
+        while self._unread > 0 and self._read(CHUNK):
+            pass
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send_json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if status >= 400:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _apply_fault(self, method: str, kinds_here: frozenset[str] | None = None) -> str | None:
+        """Inject a drawn fault that happens before handling; return any left for later."""
+        delay = self.app.latency.request_delay
+        if delay > 0:
+            time.sleep(delay)
+        fault = self.app.injector.draw(method)
+        if fault is None:
+            return None
+        self.app.record_fault(method, fault)
+        if fault == "drop":
+            raise _Dropped
+        if fault == "429":
+            retry_after = str(self.app.faults.retry_after_seconds)
+            raise ApiError(429, "Too many requests", {"Retry-After": retry_after})
+        if fault in ("500", "502", "503"):
+            raise ApiError(int(fault), f"Injected fault {fault}")
+        return fault
+
+    def _body_length(self, limit: int) -> int:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raise ApiError(411, "Chunked request bodies are not supported here")
+        raw = self.headers.get("Content-Length", "0") or "0"
+        if not raw.isdigit():
+            raise ApiError(400, "Invalid Content-Length")
+        length = int(raw)
+        if length > limit:
+            self.close_connection = True
+            raise ApiError(413, f"Request body of {length} bytes exceeds the {limit} byte limit")
+        return length
+
+    def _read_json(self) -> dict[str, object]:
+        length = self._body_length(self.app.config.limits.max_request_bytes)
+        raw = self._read(length) if length else b"{}"
+        try:
+            body = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ApiError(400, f"Request body is not valid JSON: {error}") from error
+        if not isinstance(body, dict):
+            raise ApiError(400, "Request body must be a JSON object")
+        return body
+
+    # Verbs -----------------------------------------------------------------------------
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self._guarded(self._post)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._guarded(self._get)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._guarded(lambda: self._get(head=True))
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._guarded(self._put)
+
+    def _post(self) -> None:
+        path = urlsplit(self.path).path
+        match = API_PATH.match(path)
+        if not match:
+            raise ApiError(404, f"No such endpoint: {path}")
+        service, method = match["service"], match["method"]
+        handler = self.app.api_handler(service, method)
+        if handler is None:
+            self._body_length(self.app.config.limits.max_request_bytes)
+            raise ApiError(404, f"Unknown method {service}/{method}")
+        body = self._read_json()
+        fault = self._apply_fault(method)
+        user = "" if method in UNAUTHENTICATED_METHODS else self._user()
+        self.app.record_call(method, user)
+        reply = handler(user, body)
+        if fault == "lost-reply":
+            raise _Dropped
+        self._send_json(200, reply)
+
+    def _user(self) -> str:
+        return self.app.auth.identify(self.headers.get("Authorization"))
+
+    def _get(self, head: bool = False) -> None:
+        url = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        if match := OUTPUT_PATH.match(url.path):
+            self._download(unquote(match["resource"]), query, head)
+        elif match := LOGS_PATH.match(url.path):
+            self._apply_fault(LOGS_STREAM)
+            user = self._user()
+            self.app.record_call(LOGS_STREAM, user)
+            self._stream_logs(user, match["owner"], match["slug"], query.get("versionLabel"))
+        elif url.path in ("/", "/_emulator/health"):
+            self._send_json(200, {"status": "ok"})
+        else:
+            raise ApiError(404, f"No such endpoint: {url.path}")
+
+    # Output downloads ------------------------------------------------------------------
+
+    def _download(self, resource: str, query: dict[str, str], head: bool) -> None:
+        fault = self._apply_fault(DOWNLOAD)
+        self.app.signer.verify(resource, query.get("expires"), query.get("sig"))
+        self.app.record_call(DOWNLOAD, "")
+        owner, slug, number, name = resource.split("/", 3)
+        kernel = self.app.store.kernels.get(f"{owner}/{slug}")
+        if kernel is None:
+            raise ApiError(404, "No such file")
+        output_dir = (self.app.store.version_dir(kernel, int(number)) / OUTPUT_DIR).resolve()
+        file = (output_dir / name).resolve()
+        if not file.is_relative_to(output_dir) or not file.is_file():
+            raise ApiError(404, "No such file")
+        self._send_file(file, resource, head, truncate=fault == "truncate")
+
+    def _send_file(self, file: Path, resource: str, head: bool, truncate: bool) -> None:
+        info = file.stat()
+        size = info.st_size
+        etag = (
+            '"'
+            + hashlib.sha256(f"{resource}:{size}:{info.st_mtime_ns}".encode()).hexdigest()[:32]
+            + '"'
+        )
+        start, end = 0, size - 1
+        status = 200
+        requested = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if requested and (if_range is None or if_range == etag):
+            match = RANGE.match(requested.strip())
+            if not match or (not match["start"] and not match["end"]):
+                raise ApiError(416, "Malformed Range", {"Content-Range": f"bytes */{size}"})
+            if match["start"]:
+                start = int(match["start"])
+                end = min(int(match["end"]), size - 1) if match["end"] else size - 1
+            else:
+                start = max(0, size - int(match["end"]))
+            if start >= size or start > end:
+                raise ApiError(416, "Range not satisfiable", {"Content-Range": f"bytes */{size}"})
+            status = 206
+        length = end - start + 1 if size else 0
+        self.send_response(status)
+        self.send_header(
+            "Content-Type", mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        )
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", email.utils.formatdate(info.st_mtime, usegmt=True))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if head:
+            return
+        budget = length // 2 if truncate else length
+        with file.open("rb") as handle:
+            handle.seek(start)
+            while budget > 0:
+                chunk = handle.read(min(CHUNK, budget))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                budget -= len(chunk)
+        if truncate:
+            self.wfile.flush()
+            raise _Dropped
+
+    # Uploads (the blob store behind StartBlobUpload) ----------------------------------
+
+    def _put(self) -> None:
+        url = urlsplit(self.path)
+        match = UPLOAD_PATH.match(url.path)
+        if not match:
+            raise ApiError(404, f"No such endpoint: {url.path}")
+        self._apply_fault(UPLOAD)
+        length = self._body_length(self.app.config.limits.max_upload_bytes)
+        status, headers = self.app.uploads.receive(
+            match["token"], self._read, length, self.headers.get("Content-Range")
+        )
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # Log streaming ---------------------------------------------------------------------
+
+    def _stream_logs(self, user: str, owner: str, slug: str, label: str | None) -> None:
+        kernel = self.app.store.kernels.get(f"{owner}/{slug}")
+        if kernel is None or (kernel.is_private and kernel.owner != user):
+            raise permission_denied("kernels.get")
+        number = parse_version_label(label)
+        version = kernel.version(number) if number else kernel.latest
+        if version is None:
+            raise ApiError(404, "No such version")
+        live = self.app.sessions.live_log(version.session_id)
+        if live is None or live.finished.is_set():
+            log_file = self.app.store.version_dir(kernel, version.number) / LOG_FILE
+            payload = log_file.read_bytes() if log_file.exists() else b"[]"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        sent = 0
+        while True:
+            done = live.finished.is_set()
+            entries = live.snapshot()
+            for entry in entries[sent:]:
+                self.wfile.write(f"data: {json.dumps(entry)}\n\n".encode())
+            sent = len(entries)
+            self.wfile.flush()
+            if done:
+                break
+            live.finished.wait(0.2)
+        self.wfile.write(b"data: END_OF_LOG\n\n")
+        self.wfile.flush()

@@ -1,0 +1,43 @@
+"""Fixtures for the emulator tests: the plugin's emulator and official clients aimed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulator_helpers import KEYS
+
+from kaggletts.emulator import Emulator
+
+pytest_plugins = ["kaggletts.emulator.pytest_plugin"]
+
+
+@pytest.fixture
+def official_api(
+    kaggle_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], Any]]:
+    """Build unchanged `KaggleApi` clients for a user, pointed at the emulator."""
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    monkeypatch.setenv("KAGGLE_KEY", KEYS["alice"])
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    class EmulatorKaggleApi(KaggleApi):
+        # KaggleApi builds a fresh KaggleClient per call; only its endpoint changes.
+        def build_kaggle_client(self):  # type: ignore[no-untyped-def]
+            client = super().build_kaggle_client()
+            client._http_client._endpoint = kaggle_emulator.url
+            return client
+
+    def build(user: str = "alice") -> KaggleApi:
+        monkeypatch.setenv("KAGGLE_USERNAME", user)
+        monkeypatch.setenv("KAGGLE_KEY", KEYS[user])
+        api = EmulatorKaggleApi()
+        api.authenticate()
+        return api
+
+    yield build

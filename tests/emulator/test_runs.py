@@ -1,0 +1,135 @@
+"""Session life cycles: failures, cancel, timeout, the cap, versions, quirks and restarts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emulator_helpers import call, outputs, push, status, wait_until
+
+from kaggletts.emulator import Emulator, Quirks
+from kaggletts.emulator.processes import descendants, is_alive
+
+SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(300)"
+
+
+def _running_tree(emulator: Emulator, slug: str) -> list[int]:
+    wait_until(lambda: emulator.status("alice", slug) == "RUNNING")
+    version = emulator.version("alice", slug)
+    assert version.pid is not None
+    # Wait for the Jupyter kernel too, so the test proves it is stopped as well.
+    wait_until(lambda: len(descendants(version.pid)) >= 1)
+    return [version.pid, *descendants(version.pid)]
+
+
+def test_failing_notebook_ends_in_error(kaggle_emulator: Emulator):
+    assert push(kaggle_emulator, "boom-notebook", "raise ValueError('kaboom')").ok
+    version = kaggle_emulator.wait_for("alice", "boom-notebook")
+    assert version.status == "ERROR"
+    reply = status(kaggle_emulator, "boom-notebook")
+    assert reply["status"] == "ERROR" and "ValueError" in reply["failureMessage"]
+    listing = outputs(kaggle_emulator, "boom-notebook")
+    assert "kaboom" in "".join(entry["data"] for entry in json.loads(listing["log"]))
+    assert "__notebook__.ipynb" in [item["fileName"] for item in listing["files"]]
+
+
+def test_cancel_stops_the_process_tree(kaggle_emulator: Emulator):
+    assert push(kaggle_emulator, "cancel-me", SLEEPER).ok
+    tree = _running_tree(kaggle_emulator, "cancel-me")
+    session_id = kaggle_emulator.session_id("alice", "cancel-me")
+    reply = call(kaggle_emulator, "CancelKernelSession", {"kernelSessionId": session_id})
+    assert reply.ok and "errorMessage" not in reply.json()
+    assert status(kaggle_emulator, "cancel-me")["status"] in (
+        "CANCEL_REQUESTED",
+        "CANCEL_ACKNOWLEDGED",
+    )
+    kaggle_emulator.wait_for("alice", "cancel-me", statuses=["CANCEL_ACKNOWLEDGED"])
+    wait_until(lambda: not any(is_alive(pid) for pid in tree), timeout=15)
+
+
+def test_timeout_kills_and_reports(kaggle_emulator: Emulator):
+    assert push(kaggle_emulator, "slow-notebook", SLEEPER, sessionTimeoutSeconds=4).ok
+    tree = _running_tree(kaggle_emulator, "slow-notebook")
+    version = kaggle_emulator.wait_for("alice", "slow-notebook")
+    assert version.status == "ERROR" and "timeout" in (version.failure_message or "")
+    wait_until(lambda: not any(is_alive(pid) for pid in tree), timeout=15)
+
+
+def test_session_cap_rejects_without_starting(kaggle_emulator: Emulator):
+    kaggle_emulator.gpu_sessions = 1
+    assert push(kaggle_emulator, "first-session", SLEEPER).json()["versionNumber"] == 1
+    refused = push(kaggle_emulator, "second-session", SLEEPER)
+    assert refused.status_code == 200
+    assert refused.json()["error"] == "Maximum batch GPU session count of 1 reached"
+    assert kaggle_emulator.push_count("alice", "second-session") == 0
+    assert push(kaggle_emulator, "cap-for-bob", user="bob").json().get("error") is None
+    session_id = kaggle_emulator.session_id("alice", "first-session")
+    call(kaggle_emulator, "CancelKernelSession", {"kernelSessionId": session_id})
+    kaggle_emulator.wait_for("alice", "first-session", statuses=["CANCEL_ACKNOWLEDGED"])
+    assert push(kaggle_emulator, "second-session").json().get("error") is None
+
+
+def test_pinned_versions_and_stale_status(kaggle_emulator: Emulator):
+    first = "open('which.txt', 'w').write('one')"
+    assert push(kaggle_emulator, "two-versions", first).ok
+    kaggle_emulator.wait_for("alice", "two-versions", 1)
+    kaggle_emulator.quirks = Quirks(stale_status_seconds=3600)
+    second = "open('which.txt', 'w').write('two')\nraise RuntimeError('v2 fails')"
+    assert push(kaggle_emulator, "two-versions", second).json()["versionNumber"] == 2
+    kaggle_emulator.wait_for("alice", "two-versions", 2)
+    assert status(kaggle_emulator, "two-versions")["status"] == "COMPLETE"  # stale: v1
+    assert status(kaggle_emulator, "two-versions", version=2)["status"] == "ERROR"
+    kaggle_emulator.quirks = Quirks()
+    assert status(kaggle_emulator, "two-versions")["status"] == "ERROR"
+    v1 = {f["fileName"]: f["url"] for f in outputs(kaggle_emulator, "two-versions", 1)["files"]}
+    import requests
+
+    assert requests.get(v1["which.txt"], timeout=10).text == "one"
+    bare = call(
+        kaggle_emulator,
+        "GetKernelSessionStatus",
+        {"userName": "alice", "kernelSlug": "two-versions", "versionLabel": "1"},
+    )
+    assert bare.status_code == 404
+
+
+def test_late_outputs(kaggle_emulator: Emulator):
+    kaggle_emulator.quirks = Quirks(late_outputs_seconds=3600)
+    assert push(kaggle_emulator, "late-outputs").ok
+    kaggle_emulator.wait_for("alice", "two-versions" if False else "late-outputs")
+    assert outputs(kaggle_emulator, "late-outputs")["files"] == []
+    kaggle_emulator.quirks = Quirks()
+    assert outputs(kaggle_emulator, "late-outputs")["files"]
+
+
+def test_output_pages(kaggle_emulator: Emulator):
+    writer = "for i in range(5):\n    open(f'file{i}.txt', 'w').write(str(i))"
+    assert push(kaggle_emulator, "many-outputs", writer).ok
+    kaggle_emulator.wait_for("alice", "many-outputs")
+    names, token = [], None
+    while True:
+        page = outputs(
+            kaggle_emulator, "many-outputs", pageSize=2, **({"pageToken": token} if token else {})
+        )
+        assert len(page["files"]) <= 2
+        names += [item["fileName"] for item in page["files"]]
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert len(names) == 7 and len(set(names)) == 7
+
+
+def test_restart_keeps_state_and_fails_running_sessions(tmp_path: Path):
+    users = {"alice": "alice-key"}
+    with Emulator(state_dir=tmp_path, users=users) as emulator:
+        assert push(emulator, "kept-notebook").ok
+        emulator.wait_for("alice", "kept-notebook")
+        assert push(emulator, "interrupted", SLEEPER).ok
+        wait_until(lambda: emulator.status("alice", "interrupted") == "RUNNING")
+        pid = emulator.version("alice", "interrupted").pid
+    assert pid is not None and not is_alive(pid)
+    with Emulator(state_dir=tmp_path, users=users) as emulator:
+        assert status(emulator, "kept-notebook")["status"] == "COMPLETE"
+        assert outputs(emulator, "kept-notebook")["files"]
+        assert emulator.status("alice", "interrupted") in ("ERROR", "CANCEL_ACKNOWLEDGED")
+        assert push(emulator, "kept-notebook").json()["versionNumber"] == 2
