@@ -61,6 +61,45 @@ def cli(verbose: bool) -> None:
         logging.getLogger("papermill").setLevel(logging.INFO)
 
 
+def kaggle_options(command: Any) -> Any:
+    """Options of the Kaggle backend, shared by `run` and `attach`."""
+    options = [
+        click.option("--shards", type=click.IntRange(1, 64),
+                     help="Split the batch over this many Kaggle sessions."),
+        click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS",
+                     help="Cancel the run on Kaggle after this long."),
+        click.option("--machine-shape", metavar="SHAPE",
+                     help="Kaggle accelerator [default: NvidiaTeslaT4 for GPU notebooks]."),
+        click.option("--endpoint", metavar="URL", envvar="KAGGLETTS_KAGGLE_ENDPOINT",
+                     help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def backend_options(backend: str, shards: int | None, timeout: float | None,
+                    machine_shape: str | None, endpoint: str | None) -> dict[str, Any]:
+    if backend != "kaggle":
+        return {}
+    from kaggletts.backends.kaggle.kernel import KernelOptions
+
+    return {"shards": shards, "timeout": timeout, "endpoint": endpoint,
+            "kernel": KernelOptions(machine_shape=machine_shape)}
+
+
+def report(result: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({key: result.to_json()[key]
+                               for key in ("job_id", "status", "audio", "scraps", "notebook")}))
+        return
+    seconds = sum(result.timings.values())
+    audio_seconds = sum(clip.get("duration", 0) for clip in result.clips)
+    origin = "stored result" if result.cached else f"{result.backend} run in {seconds:.1f}s"
+    click.echo(f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) "
+               f"in {result.directory}")
+
+
 @cli.command()
 @click.argument("notebook")
 @click.option("-p", "--param", "pairs", multiple=True, type=(str, str), metavar="NAME VALUE",
@@ -72,22 +111,102 @@ def cli(verbose: bool) -> None:
 @click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@kaggle_options
 def run(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], backend: str,
-        output_dir: str | None, force: bool, as_json: bool) -> None:
+        output_dir: str | None, force: bool, as_json: bool, **kaggle: Any) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters."""
     from kaggletts import api, parameters
 
     sources = [*files, parameters.from_cli_pairs(list(pairs))]
-    result = api.execute(notebook, sources, backend=backend, output_dir=output_dir, force=force)
+    result = api.execute(notebook, sources, backend=backend, output_dir=output_dir, force=force,
+                         **backend_options(backend, **kaggle))
+    report(result, as_json)
+
+
+@cli.command()
+@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+def jobs(output_dir: str | None, as_json: bool) -> None:
+    """List recorded jobs, newest first."""
+    from kaggletts.jobs import list_records
+
+    records = list_records(output_dir)
     if as_json:
-        click.echo(json.dumps({key: result.to_json()[key]
-                               for key in ("job_id", "status", "audio", "scraps", "notebook")}))
+        click.echo(json.dumps(records, indent=2))
         return
-    seconds = sum(result.timings.values())
-    audio_seconds = sum(clip.get("duration", 0) for clip in result.clips)
-    origin = "stored result" if result.cached else f"{backend} run in {seconds:.1f}s"
-    click.echo(f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) "
-               f"in {result.directory}")
+    for record in records:
+        count = len(record.get("params", {}).get("utterances", []))
+        click.echo(f"{record['job_id']}  {record['notebook']:<10} {record['backend']:<6} "
+                   f"{record.get('state', '?'):<10} {count:>5} lines  {record['directory']}")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+def status(job_id: str, output_dir: str | None) -> None:
+    """Show a job's record; for Kaggle jobs, each session's live state."""
+    from kaggletts.jobs import find_job
+
+    job = find_job(job_id, output_dir)
+    record = job.read_record()
+    click.echo(f"job {job.id}: {job.spec.name} on {job.backend}, {record.get('state')}")
+    if record.get("error"):
+        click.echo(f"  error: {record['error']}")
+    if job.backend == "kaggle" and record.get("state") not in ("complete", "cancelled"):
+        from kaggletts.backends.kaggle import KaggleBackend
+
+        remote = KaggleBackend(endpoint=record.get("endpoint")).remote()
+        for shard in record.get("shards", []):
+            live = (remote.status(shard["slug"], shard["version"])[0].lower()
+                    if shard.get("version") else "not pushed")
+            click.echo(f"  {shard['slug']} v{shard.get('version')}: {shard['state']} "
+                       f"(on Kaggle: {live})")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@kaggle_options
+def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
+    """Pick a job up where it stopped: wait for its run, download, verify."""
+    from kaggletts.backends import get_backend
+    from kaggletts.jobs import find_job
+
+    job = find_job(job_id, output_dir)
+    stored = job.stored_result()
+    if stored is None:
+        kaggle["endpoint"] = kaggle["endpoint"] or job.read_record().get("endpoint")
+        stored = get_backend(job.backend, **backend_options(job.backend, **kaggle)).run(job)
+    report(stored, as_json)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+def cancel(job_id: str, output_dir: str | None) -> None:
+    """Cancel a Kaggle job's running sessions so they stop using GPU quota."""
+    from kaggletts.backends.kaggle import KaggleBackend
+    from kaggletts.errors import UsageError
+    from kaggletts.jobs import find_job
+
+    job = find_job(job_id, output_dir)
+    if job.backend != "kaggle":
+        raise UsageError(f"job {job.id} ran locally; there is nothing to cancel on Kaggle")
+    count = KaggleBackend(endpoint=job.read_record().get("endpoint")).cancel(job)
+    click.echo(f"cancelled {count} Kaggle session(s) of job {job.id}")
+
+
+@cli.command()
+@click.option("--endpoint", metavar="URL", envvar="KAGGLETTS_KAGGLE_ENDPOINT",
+              help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.")
+def quota(endpoint: str | None) -> None:
+    """GPU hours used and left this week on Kaggle."""
+    from kaggletts.backends.kaggle import KaggleBackend
+
+    left = KaggleBackend(endpoint=endpoint).quota()
+    click.echo(f"GPU: {left.used_seconds / 3600:.1f} h used, {left.remaining_seconds / 3600:.1f} h "
+               f"left of {left.allowed_seconds / 3600:.1f} h (refreshes {left.refresh_time})")
 
 
 @cli.command()

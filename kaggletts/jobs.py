@@ -52,6 +52,15 @@ class Job:
     def utterance_count(self) -> int:
         return len(self.params.get("utterances", [])) + (1 if self.params.get("text") else 0)
 
+    @classmethod
+    def from_record(cls, directory: Path) -> Job:
+        """The job whose record is in `directory`, as it was requested."""
+        from kaggletts.notebook import find_notebook
+
+        record = json.loads((directory / RECORD_FILE).read_text(encoding="utf-8"))
+        spec = find_notebook(record["notebook"])
+        return cls(record["job_id"], spec, record["params"], record["backend"], directory)
+
     def stored_result(self) -> Result | None:
         return Result.load(self.directory)
 
@@ -71,6 +80,18 @@ class Job:
         record.update(changes, updated=time.time())
         write_json_atomic(self.directory / RECORD_FILE, record)
         return record
+
+
+def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
+    """A recorded job by its id or a unique prefix of it."""
+    from kaggletts.errors import UsageError
+
+    matches = [r for r in list_records(output_dir) if r["job_id"].startswith(job_id)]
+    if len(matches) != 1:
+        found = "no job" if not matches else f"{len(matches)} jobs"
+        raise UsageError(f"{found} under {output_root(output_dir)} matches {job_id!r}; "
+                         "`kaggletts jobs` lists them")
+    return Job.from_record(Path(matches[0]["directory"]))
 
 
 def list_records(output_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:

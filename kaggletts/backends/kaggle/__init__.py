@@ -7,6 +7,7 @@ second time for a push that reached Kaggle but whose reply was lost."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -28,6 +29,7 @@ from kaggletts.backends.kaggle.kernel import KernelOptions, kernel_slug, write_k
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.remote import KaggleRemote, PushRejected, Quota
 from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient
+from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.errors import RunFailed
 from kaggletts.jobs import Job
 from kaggletts.notebook import find_failure, parameterize
@@ -40,6 +42,8 @@ SESSION_CAP_ERROR = "Maximum batch GPU session count"
 COLD_START_SECONDS = 180
 LOG_FILE = "kernel.log"
 TERMINAL = {"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED", "CANCEL_REQUESTED"}
+# A job in one of these states is run afresh by the same request; any other is resumed.
+FINISHED_UNSUCCESSFULLY = {"error", "cancelled", "rejected"}
 
 
 @dataclass
@@ -76,7 +80,7 @@ class KaggleBackend:
     def run(self, job: Job, *, force: bool = False) -> Result:
         remote = self.remote()
         record = job.read_record()
-        if force or not record.get("shards"):
+        if force or not record.get("shards") or record.get("state") in FINISHED_UNSUCCESSFULLY:
             record = self._plan(job, remote)
         shards = record["shards"]
         self._warn_about_quota(job, remote, len(shards))
@@ -105,14 +109,15 @@ class KaggleBackend:
 
     def _plan(self, job: Job, remote: KaggleRemote) -> dict[str, Any]:
         """Split the batch into shards and record them before anything is pushed."""
-        lines: list[Any] = ([job.params["text"]] if job.params.get("text") else []) + list(
-            job.params.get("utterances", []))
+        params, dataset_sources = attach_voices(job.spec, job.params, remote)
+        lines: list[Any] = ([params["text"]] if params.get("text") else []) + list(
+            params.get("utterances", []))
         count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
         count = max(1, min(count, len(lines) or 1))
         size = math.ceil(len(lines) / count) if lines else 0
         shards = []
         for index in range(1, count + 1):
-            part = dict(job.params)
+            part = dict(params)
             if count > 1:
                 part.pop("text", None)
                 part["utterances"] = lines[(index - 1) * size:index * size]
@@ -120,7 +125,7 @@ class KaggleBackend:
             shards.append({"index": index, "slug": kernel_slug(job.spec.name, index),
                            "params": part, "directory": str(directory), "state": "planned"})
         return job.write_record(state="planned", owner=remote.username, shards=shards,
-                                endpoint=remote.endpoint, pushes=0)
+                                endpoint=remote.endpoint, dataset_sources=dataset_sources)
 
     def _time_allowed(self, job: Job) -> float:
         if self.timeout is not None:
@@ -148,8 +153,10 @@ class KaggleBackend:
         slug = shard["slug"]
         directory = Path(shard["directory"])
         nb = parameterize(job.spec, shard["params"])
+        sources = (*self.kernel.dataset_sources, *job.read_record().get("dataset_sources", []))
         folder = write_kernel_folder(directory / "kernel", remote.username, slug, nb, job.spec,
-                                     self.kernel, int(deadline - time.monotonic()) + 60)
+                                     dataclasses.replace(self.kernel, dataset_sources=sources),
+                                     int(deadline - time.monotonic()) + 60)
         attempts = 0
         with _slug_lock(job.directory.parent.parent, slug):
             while True:
@@ -169,6 +176,7 @@ class KaggleBackend:
                     if SESSION_CAP_ERROR not in str(rejection):
                         self._update_shard(job, shard["index"], state="rejected",
                                            error=str(rejection))
+                        self._update(job, state="rejected", error=str(rejection))
                         raise RunFailed(f"Kaggle refused to run {slug}: {rejection}") from None
                     shard = self._update_shard(job, shard["index"], state="planned")
                     if time.monotonic() + self.cap_wait > deadline or self._stop.is_set():
@@ -190,7 +198,6 @@ class KaggleBackend:
                     log.warning("warning: Kaggle did not attach dataset %s", source)
                 self._update_shard(job, shard["index"], state="pushed", version=reply.version,
                                    session_id=reply.session_id, url=reply.url)
-                self._update(job, pushes=job.read_record().get("pushes", 0) + 1)
                 log.info("pushed %s version %d: %s", slug, reply.version, reply.url)
                 return
 

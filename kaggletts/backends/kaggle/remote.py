@@ -208,3 +208,59 @@ class KaggleRemote:
         return Quota(seconds(gpu.time_used) if gpu else 0.0,
                      seconds(gpu.total_time_allowed) if gpu else 0.0,
                      reply.quota_refresh_time.isoformat() if reply.quota_refresh_time else "")
+
+    # -- datasets (reference voices) ----------------------------------------------
+
+    def dataset_status(self, slug: str) -> str | None:
+        """`READY`, another processing state, or None if the dataset does not exist."""
+        from kagglesdk.datasets.types.dataset_api_service import ApiGetDatasetStatusRequest
+
+        request = ApiGetDatasetStatusRequest()
+        request.owner_slug, request.dataset_slug = self.username, slug
+        try:
+            reply = self._call(f"status of dataset {slug}",
+                               self._client.datasets.dataset_api_client.get_dataset_status, request)
+        except requests.HTTPError as error:
+            if error.response is not None and error.response.status_code in (403, 404):
+                return None
+            raise
+        return reply.status.name
+
+    def upload_blob(self, path: Path) -> str:
+        """Upload one file for a new dataset; returns the token that names it."""
+        from kagglesdk.blobs.types.blob_api_service import ApiBlobType, ApiStartBlobUploadRequest
+
+        request = ApiStartBlobUploadRequest()
+        request.type = ApiBlobType.DATASET
+        request.name = path.name
+        request.content_length = path.stat().st_size
+        request.last_modified_epoch_seconds = int(path.stat().st_mtime)
+        start = self._call(f"start upload of {path.name}",
+                           self._client.blobs.blob_api_client.start_blob_upload, request)
+
+        def put() -> None:
+            with path.open("rb") as body:
+                requests.put(start.create_url, data=body, timeout=REQUEST_TIMEOUT).raise_for_status()
+
+        self.policy.retrying(f"upload {path.name}")(put)
+        return start.token
+
+    def create_private_dataset(self, slug: str, title: str, tokens: list[str]) -> None:
+        from kagglesdk.datasets.types.dataset_api_service import (
+            ApiCreateDatasetRequest,
+            ApiDatasetNewFile,
+        )
+
+        request = ApiCreateDatasetRequest()
+        request.owner_slug, request.slug, request.title = self.username, slug, title
+        request.license_name = "unknown"
+        request.is_private = True
+        request.files = []
+        for token in tokens:
+            new_file = ApiDatasetNewFile()
+            new_file.token = token
+            request.files.append(new_file)
+        reply = self._call(f"create dataset {slug}",
+                           self._client.datasets.dataset_api_client.create_dataset, request)
+        if reply.error:
+            raise PushRejected(f"dataset {slug}: {reply.error}")
