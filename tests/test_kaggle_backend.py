@@ -295,3 +295,16 @@ def test_polling_is_quick_at_first_and_sparse_later():
         checks += 1
     assert checks <= 20, "no more calls than fixed 3 s polling in the first minute"
     assert schedule.interval(5) <= 2 and schedule.interval(3600) == schedule.cap
+
+
+def test_a_wrong_key_is_a_clear_error_with_exit_code_2(emulator, tmp_path):
+    env = {**os.environ, "KAGGLE_USERNAME": USER, "KAGGLE_KEY": "not-the-key",
+           "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url}
+    env.pop("KAGGLE_API_TOKEN", None)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("kaggletts")), "run", "espeak", "-p", "text", "Hi",
+         "--backend", "kaggle", "--out", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "refused these credentials" in done.stderr and "HTTP 401" in done.stderr
+    assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr

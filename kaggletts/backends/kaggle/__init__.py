@@ -27,7 +27,7 @@ from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.kernel import KernelOptions, kernel_slug, write_kernel_folder
 from kaggletts.backends.kaggle.polling import PollSchedule
-from kaggletts.backends.kaggle.remote import KaggleRemote, PushRejected, Quota
+from kaggletts.backends.kaggle.remote import KaggleRemote, PushRejected, Quota, explain
 from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient
 from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.errors import RunFailed
@@ -189,7 +189,7 @@ class KaggleBackend:
                 except (requests.RequestException, ValueError) as error:
                     attempts += 1
                     if not is_transient(error) or attempts >= self.retry.attempts:
-                        raise
+                        raise explain(error, remote.endpoint) from None
                     log.debug("%s: push failed in transit (%s); checking whether it landed",
                               slug, type(error).__name__)
                     self._stop.wait(min(self.retry.first_wait * 2 ** attempts, self.retry.max_wait))

@@ -19,7 +19,8 @@ from typing import Any
 import requests
 
 from kaggletts.backends.kaggle.credentials import Credentials
-from kaggletts.backends.kaggle.retry import RetryPolicy
+from kaggletts.backends.kaggle.retry import RetryPolicy, status_of
+from kaggletts.errors import KaggleTTSError, RunFailed, UsageError
 
 log = logging.getLogger("kaggletts")
 
@@ -57,6 +58,17 @@ class PushRejected(Exception):
     """Kaggle answered the push with an error string (HTTP 200, `error` set)."""
 
 
+def explain(error: Exception, endpoint: str) -> KaggleTTSError:
+    """A remote failure that retries could not get past, as an error for the user."""
+    status = status_of(error)
+    if status in (401, 403):
+        return UsageError(f"Kaggle at {endpoint} refused these credentials or this kernel "
+                          f"(HTTP {status}: {error}); check the username and key or token")
+    if status is not None:
+        return RunFailed(f"Kaggle at {endpoint} answered HTTP {status}: {error}")
+    return RunFailed(f"cannot reach Kaggle at {endpoint}: {type(error).__name__}")
+
+
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
     """kagglesdk sends without a timeout; a hung connection must not hang a run."""
 
@@ -91,8 +103,15 @@ class KaggleRemote:
         self._kernels = self._client.kernels.kernels_api_client
         self.username = credentials.username or self._introspect_username(credentials)
 
-    def _call(self, what: str, method: Any, request: Any) -> Any:
-        return self.policy.retrying(what)(method, request)
+    def _call(self, what: str, method: Any, request: Any, *, missing_ok: bool = False) -> Any:
+        """`method(request)` under the retry policy; None for a missing resource when
+        `missing_ok` (Kaggle answers 403, not 404, for what does not exist yet)."""
+        try:
+            return self.policy.retrying(what)(method, request)
+        except (requests.RequestException, ValueError) as error:
+            if missing_ok and status_of(error) in (403, 404):
+                return None
+            raise explain(error, self.endpoint) from None
 
     def _introspect_username(self, credentials: Credentials) -> str:
         from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
@@ -102,8 +121,6 @@ class KaggleRemote:
         reply = self._call("introspect token", self._client.security.oauth_client.introspect_token,
                            request)
         if not reply.active or not reply.username:
-            from kaggletts.errors import UsageError
-
             raise UsageError(f"the Kaggle access token from {credentials.source} is not active")
         return reply.username
 
@@ -143,14 +160,8 @@ class KaggleRemote:
 
         request = ApiGetKernelRequest()
         request.user_name, request.kernel_slug = self.username, slug
-        try:
-            reply = self._call(f"get kernel {slug}", self._kernels.get_kernel, request)
-        except requests.HTTPError as error:
-            # Kaggle answers 403, not 404, for a kernel that does not exist (yet).
-            if error.response is not None and error.response.status_code in (403, 404):
-                return None
-            raise
-        return reply.metadata.current_version_number if reply.metadata else None
+        reply = self._call(f"get kernel {slug}", self._kernels.get_kernel, request, missing_ok=True)
+        return reply.metadata.current_version_number if reply and reply.metadata else None
 
     def status(self, slug: str, version: int) -> tuple[str, str | None]:
         """The state of one pinned version (never an older one) and its failure message."""
@@ -217,14 +228,10 @@ class KaggleRemote:
 
         request = ApiGetDatasetStatusRequest()
         request.owner_slug, request.dataset_slug = self.username, slug
-        try:
-            reply = self._call(f"status of dataset {slug}",
-                               self._client.datasets.dataset_api_client.get_dataset_status, request)
-        except requests.HTTPError as error:
-            if error.response is not None and error.response.status_code in (403, 404):
-                return None
-            raise
-        return reply.status.name
+        reply = self._call(f"status of dataset {slug}",
+                           self._client.datasets.dataset_api_client.get_dataset_status, request,
+                           missing_ok=True)
+        return reply.status.name if reply else None
 
     def upload_blob(self, path: Path) -> str:
         """Upload one file for a new dataset; returns the token that names it."""
