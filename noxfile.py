@@ -31,8 +31,9 @@ def lint(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job, offline: speak the espeak demo batch and say where the WAVs are."""
     session.install(".")
-    session.run("kaggletts", "run", "espeak", "-f", DEMO_PARAMS, "--out", "demo-output",
-                *session.posargs)
+    session.run(
+        "kaggletts", "run", "espeak", "-f", DEMO_PARAMS, "--out", "demo-output", *session.posargs
+    )
 
 
 @nox.session

@@ -1,8 +1,8 @@
 """kaggletts: open text-to-speech notebooks, run on Kaggle's free GPUs or locally.
 
-    import kaggletts
-    result = kaggletts.execute("espeak", {"text": "Hello"})
-    result.audio  # absolute paths of the WAV files, in input order
+import kaggletts
+result = kaggletts.execute("espeak", {"text": "Hello"})
+result.audio  # absolute paths of the WAV files, in input order
 """
 
 from kaggletts.api import execute

@@ -15,8 +15,12 @@ from kaggletts.result import Result
 ParamSource = Mapping[str, Any] | str | os.PathLike | parameters.ParameterSet
 
 
-def prepare(notebook: str | os.PathLike, params: ParamSource | Sequence[ParamSource] | None,
-            backend: str, output_dir: str | os.PathLike | None) -> Job:
+def prepare(
+    notebook: str | os.PathLike,
+    params: ParamSource | Sequence[ParamSource] | None,
+    backend: str,
+    output_dir: str | os.PathLike | None,
+) -> Job:
     """Validate the request and name its job, without running anything."""
     spec = find_notebook(notebook)
     if params is None:

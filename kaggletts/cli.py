@@ -23,8 +23,10 @@ class LazyGroup(click.Group):
     """Subcommands named here as `module:attribute`, imported when first needed."""
 
     lazy_commands = {
-        "emulator": ("kaggletts.emulator.cli:emulator",
-                     "Serve a local Kaggle emulator that really runs pushed notebooks."),
+        "emulator": (
+            "kaggletts.emulator.cli:emulator",
+            "Serve a local Kaggle emulator that really runs pushed notebooks.",
+        ),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -38,8 +40,10 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list, with the lazy commands' help taken from the table above."""
-        rows = [(name, self.commands[name].get_short_help_str(formatter.width - 20))
-                for name in super().list_commands(ctx)]
+        rows = [
+            (name, self.commands[name].get_short_help_str(formatter.width - 20))
+            for name in super().list_commands(ctx)
+        ]
         rows += [(name, help_text) for name, (_, help_text) in self.lazy_commands.items()]
         with formatter.section("Commands"):
             formatter.write_dl(sorted(rows))
@@ -61,70 +65,137 @@ def cli(verbose: bool) -> None:
         logging.getLogger("papermill").setLevel(logging.INFO)
 
 
+output_option = click.option(
+    "--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output]."
+)
+
+
 def kaggle_options(command: Any) -> Any:
     """Options of the Kaggle backend, shared by `run` and `attach`."""
     options = [
-        click.option("--shards", type=click.IntRange(1, 64),
-                     help="Split the batch over this many Kaggle sessions."),
-        click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS",
-                     help="Cancel the run on Kaggle after this long."),
-        click.option("--machine-shape", metavar="SHAPE",
-                     help="Kaggle accelerator [default: NvidiaTeslaT4 for GPU notebooks]."),
-        click.option("--endpoint", metavar="URL", envvar="KAGGLETTS_KAGGLE_ENDPOINT",
-                     help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL."),
+        click.option(
+            "--shards",
+            type=click.IntRange(1, 64),
+            help="Split the batch over this many Kaggle sessions.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1),
+            metavar="SECONDS",
+            help="Cancel the run on Kaggle after this long.",
+        ),
+        click.option(
+            "--machine-shape",
+            metavar="SHAPE",
+            help="Kaggle accelerator [default: NvidiaTeslaT4 for GPU notebooks].",
+        ),
+        click.option(
+            "--endpoint",
+            metavar="URL",
+            envvar="KAGGLETTS_KAGGLE_ENDPOINT",
+            help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def backend_options(backend: str, shards: int | None, timeout: float | None,
-                    machine_shape: str | None, endpoint: str | None) -> dict[str, Any]:
+def backend_options(
+    backend: str,
+    shards: int | None,
+    timeout: float | None,
+    machine_shape: str | None,
+    endpoint: str | None,
+) -> dict[str, Any]:
     if backend != "kaggle":
         return {}
     from kaggletts.backends.kaggle.kernel import KernelOptions
 
-    return {"shards": shards, "timeout": timeout, "endpoint": endpoint,
-            "kernel": KernelOptions(machine_shape=machine_shape)}
+    return {
+        "shards": shards,
+        "timeout": timeout,
+        "endpoint": endpoint,
+        "kernel": KernelOptions(machine_shape=machine_shape),
+    }
 
 
 def report(result: Any, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({key: result.to_json()[key]
-                               for key in ("job_id", "status", "audio", "scraps", "notebook")}))
+        click.echo(
+            json.dumps(
+                {
+                    key: result.to_json()[key]
+                    for key in ("job_id", "status", "audio", "scraps", "notebook")
+                }
+            )
+        )
         return
     seconds = sum(result.timings.values())
     audio_seconds = sum(clip.get("duration", 0) for clip in result.clips)
     origin = "stored result" if result.cached else f"{result.backend} run in {seconds:.1f}s"
-    click.echo(f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) "
-               f"in {result.directory}")
+    click.echo(
+        f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) in {result.directory}"
+    )
 
 
 @cli.command()
 @click.argument("notebook")
-@click.option("-p", "--param", "pairs", multiple=True, type=(str, str), metavar="NAME VALUE",
-              help="A parameter; the value is read as YAML (3, true, [a, b]). Repeatable.")
-@click.option("-f", "--file", "files", multiple=True, metavar="PARAMS.yaml",
-              help="A YAML parameter file; later files and -p win. Repeatable.")
-@click.option("--backend", type=click.Choice(["local", "kaggle"]), default="local",
-              show_default=True, help="Where the notebook runs.")
-@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@click.option(
+    "-p",
+    "--param",
+    "pairs",
+    multiple=True,
+    type=(str, str),
+    metavar="NAME VALUE",
+    help="A parameter; the value is read as YAML (3, true, [a, b]). Repeatable.",
+)
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    metavar="PARAMS.yaml",
+    help="A YAML parameter file; later files and -p win. Repeatable.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "kaggle"]),
+    default="local",
+    show_default=True,
+    help="Where the notebook runs.",
+)
+@output_option
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
-def run(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], backend: str,
-        output_dir: str | None, force: bool, as_json: bool, **kaggle: Any) -> None:
+def run(
+    notebook: str,
+    pairs: tuple[tuple[str, str], ...],
+    files: tuple[str, ...],
+    backend: str,
+    output_dir: str | None,
+    force: bool,
+    as_json: bool,
+    **kaggle: Any,
+) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters."""
     from kaggletts import api, parameters
 
     sources = [*files, parameters.from_cli_pairs(list(pairs))]
-    result = api.execute(notebook, sources, backend=backend, output_dir=output_dir, force=force,
-                         **backend_options(backend, **kaggle))
+    result = api.execute(
+        notebook,
+        sources,
+        backend=backend,
+        output_dir=output_dir,
+        force=force,
+        **backend_options(backend, **kaggle),
+    )
     report(result, as_json)
 
 
 @cli.command()
-@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@output_option
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def jobs(output_dir: str | None, as_json: bool) -> None:
     """List recorded jobs, newest first."""
@@ -136,13 +207,15 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
         return
     for record in records:
         count = len(record.get("params", {}).get("utterances", []))
-        click.echo(f"{record['job_id']}  {record['notebook']:<10} {record['backend']:<6} "
-                   f"{record.get('state', '?'):<10} {count:>5} lines  {record['directory']}")
+        click.echo(
+            f"{record['job_id']}  {record['notebook']:<10} {record['backend']:<6} "
+            f"{record.get('state', '?'):<10} {count:>5} lines  {record['directory']}"
+        )
 
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@output_option
 def status(job_id: str, output_dir: str | None) -> None:
     """Show a job's record; for Kaggle jobs, each session's live state."""
     from kaggletts.jobs import find_job
@@ -157,15 +230,19 @@ def status(job_id: str, output_dir: str | None) -> None:
 
         remote = KaggleBackend(endpoint=record.get("endpoint")).remote()
         for shard in record.get("shards", []):
-            live = (remote.status(shard["slug"], shard["version"])[0].lower()
-                    if shard.get("version") else "not pushed")
-            click.echo(f"  {shard['slug']} v{shard.get('version')}: {shard['state']} "
-                       f"(on Kaggle: {live})")
+            live = (
+                remote.status(shard["slug"], shard["version"])[0].lower()
+                if shard.get("version")
+                else "not pushed"
+            )
+            click.echo(
+                f"  {shard['slug']} v{shard.get('version')}: {shard['state']} (on Kaggle: {live})"
+            )
 
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@output_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
 def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
@@ -183,7 +260,7 @@ def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) ->
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--out", "output_dir", metavar="DIR", help="Output folder [default: ./kaggletts-output].")
+@output_option
 def cancel(job_id: str, output_dir: str | None) -> None:
     """Cancel a Kaggle job's running sessions so they stop using GPU quota."""
     from kaggletts.backends.kaggle import KaggleBackend
@@ -198,15 +275,21 @@ def cancel(job_id: str, output_dir: str | None) -> None:
 
 
 @cli.command()
-@click.option("--endpoint", metavar="URL", envvar="KAGGLETTS_KAGGLE_ENDPOINT",
-              help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.")
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    envvar="KAGGLETTS_KAGGLE_ENDPOINT",
+    help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.",
+)
 def quota(endpoint: str | None) -> None:
     """GPU hours used and left this week on Kaggle."""
     from kaggletts.backends.kaggle import KaggleBackend
 
     left = KaggleBackend(endpoint=endpoint).quota()
-    click.echo(f"GPU: {left.used_seconds / 3600:.1f} h used, {left.remaining_seconds / 3600:.1f} h "
-               f"left of {left.allowed_seconds / 3600:.1f} h (refreshes {left.refresh_time})")
+    click.echo(
+        f"GPU: {left.used_seconds / 3600:.1f} h used, {left.remaining_seconds / 3600:.1f} h "
+        f"left of {left.allowed_seconds / 3600:.1f} h (refreshes {left.refresh_time})"
+    )
 
 
 @cli.command()
@@ -220,8 +303,10 @@ def notebooks(as_json: bool) -> None:
         spec.name: {
             "path": str(spec.path),
             "per_utterance": list(spec.per_utterance),
-            "parameters": {p.name: {"type": p.type_name, "default": p.default, "help": p.help}
-                           for p in spec.parameters.values()},
+            "parameters": {
+                p.name: {"type": p.type_name, "default": p.default, "help": p.help}
+                for p in spec.parameters.values()
+            },
         }
         for spec in specs
     }

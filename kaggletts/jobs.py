@@ -26,7 +26,9 @@ def job_id_for(spec: NotebookSpec, params: dict[str, Any], backend: str) -> str:
     """The same notebook, parameters and backend give the same id, hence the stored result."""
     request = json.dumps(
         {"notebook": spec.sha256, "params": params, "backend": backend},
-        sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
     return hashlib.sha256(request.encode("utf-8")).hexdigest()[:16]
 
@@ -42,8 +44,13 @@ class Job:
     directory: Path
 
     @classmethod
-    def create(cls, spec: NotebookSpec, params: dict[str, Any], backend: str,
-               output_dir: str | os.PathLike | None) -> Job:
+    def create(
+        cls,
+        spec: NotebookSpec,
+        params: dict[str, Any],
+        backend: str,
+        output_dir: str | os.PathLike | None,
+    ) -> Job:
         job_id = job_id_for(spec, params, backend)
         directory = (output_root(output_dir) / spec.name / job_id).resolve()
         return cls(job_id, spec, params, backend, directory)
@@ -74,8 +81,11 @@ class Job:
         """Merge `changes` into the job record on disk, atomically, and return it."""
         self.directory.mkdir(parents=True, exist_ok=True)
         record = self.read_record() or {
-            "job_id": self.id, "notebook": self.spec.name, "backend": self.backend,
-            "params": self.params, "created": time.time(),
+            "job_id": self.id,
+            "notebook": self.spec.name,
+            "backend": self.backend,
+            "params": self.params,
+            "created": time.time(),
         }
         record.update(changes, updated=time.time())
         write_json_atomic(self.directory / RECORD_FILE, record)
@@ -89,8 +99,10 @@ def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
     matches = [r for r in list_records(output_dir) if r["job_id"].startswith(job_id)]
     if len(matches) != 1:
         found = "no job" if not matches else f"{len(matches)} jobs"
-        raise UsageError(f"{found} under {output_root(output_dir)} matches {job_id!r}; "
-                         "`kaggletts jobs` lists them")
+        raise UsageError(
+            f"{found} under {output_root(output_dir)} matches {job_id!r}; "
+            "`kaggletts jobs` lists them"
+        )
     return Job.from_record(Path(matches[0]["directory"]))
 
 

@@ -146,8 +146,10 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise UsageError(f"{where}: {name!r} is not a valid parameter name")
         if name not in spec.parameters:
-            raise UsageError(f"{where}: unknown parameter {name!r} for notebook "
-                             f"{spec.name!r}{_suggest(name, spec.parameters)}")
+            raise UsageError(
+                f"{where}: unknown parameter {name!r} for notebook "
+                f"{spec.name!r}{_suggest(name, spec.parameters)}"
+            )
         declared = spec.parameters[name].type_name
         if declared == "str" and name in params.cli_raw and not isinstance(value, str):
             value = values[name] = params.cli_raw[name]
@@ -156,27 +158,35 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
         _check_utterances(spec, values["utterances"], params)
     if "text" in values and not str(values["text"]).strip():
         raise UsageError(f"{params.where(('text',))}: `text` is empty")
-    if {"text", "utterances"} <= spec.parameters.keys():
-        if not values.get("text") and not values.get("utterances"):
-            raise UsageError(f"{params.where(())}: nothing to speak: give `text` or `utterances`")
+    speaks = {"text", "utterances"} <= spec.parameters.keys()
+    if speaks and not values.get("text") and not values.get("utterances"):
+        raise UsageError(f"{params.where(())}: nothing to speak: give `text` or `utterances`")
     return values
 
 
 def _check_value(spec: NotebookSpec, name: str, value: Any, declared: str, where: str) -> None:
     if not _has_type(value, declared):
-        raise UsageError(f"{where}: {name} must be {_article(declared)}, "
-                         f"not {type(value).__name__} {_short(value)}")
+        raise UsageError(
+            f"{where}: {name} must be {_article(declared)}, "
+            f"not {type(value).__name__} {_short(value)}"
+        )
     if name in spec.choices and value not in spec.choices[name]:
-        raise UsageError(f"{where}: {name} {value!r} is not one of "
-                         f"{', '.join(spec.choices[name])}{_suggest(str(value), spec.choices[name])}")
+        raise UsageError(
+            f"{where}: {name} {value!r} is not one of "
+            f"{', '.join(spec.choices[name])}{_suggest(str(value), spec.choices[name])}"
+        )
 
 
 def _check_utterances(spec: NotebookSpec, utterances: list, params: ParameterSet) -> None:
     if len(utterances) > MAX_UTTERANCES:
-        raise UsageError(f"{params.where(('utterances',))}: {len(utterances)} utterances "
-                         f"is over the limit of {MAX_UTTERANCES}")
-    allowed = {**ALWAYS_PER_UTTERANCE,
-               **{n: spec.parameters[n].type_name for n in spec.per_utterance}}
+        raise UsageError(
+            f"{params.where(('utterances',))}: {len(utterances)} utterances "
+            f"is over the limit of {MAX_UTTERANCES}"
+        )
+    allowed = {
+        **ALWAYS_PER_UTTERANCE,
+        **{n: spec.parameters[n].type_name for n in spec.per_utterance},
+    }
     for index, item in enumerate(utterances):
         where = params.where(("utterances", index))
         label = f"utterance {index + 1}"
@@ -185,14 +195,18 @@ def _check_utterances(spec: NotebookSpec, utterances: list, params: ParameterSet
                 raise UsageError(f"{where}: {label} is empty")
             continue
         if not isinstance(item, dict):
-            raise UsageError(f"{where}: {label} must be a string or a mapping with `text`, "
-                             f"not {type(item).__name__}")
+            raise UsageError(
+                f"{where}: {label} must be a string or a mapping with `text`, "
+                f"not {type(item).__name__}"
+            )
         for key, value in item.items():
             key_where = params.where(("utterances", index, key))
             if key not in allowed:
-                raise UsageError(f"{key_where}: {label}: {key!r} cannot be set per utterance"
-                                 f"{_suggest(str(key), allowed)}; per-utterance settings are: "
-                                 f"{', '.join(sorted(allowed))}")
+                raise UsageError(
+                    f"{key_where}: {label}: {key!r} cannot be set per utterance"
+                    f"{_suggest(str(key), allowed)}; per-utterance settings are: "
+                    f"{', '.join(sorted(allowed))}"
+                )
             _check_value(spec, key, value, allowed[key], key_where)
         if not str(item.get("text", "")).strip():
             raise UsageError(f"{where}: {label} has no `text`")
@@ -212,7 +226,8 @@ def _has_type(value: Any, declared: str) -> bool:
             return isinstance(value, int | float) and not isinstance(value, bool)
         case "list":
             return isinstance(value, list) and (
-                not inner or all(_has_type(v, inner) for v in value))
+                not inner or all(_has_type(v, inner) for v in value)
+            )
         case "dict":
             return isinstance(value, dict)
         case _:
@@ -226,14 +241,17 @@ def _check_plain(params: ParameterSet) -> None:
     def walk(value: Any, location: Location) -> None:
         budget[0] -= 1
         if budget[0] < 0:
-            raise UsageError(f"{params.where(())}: the parameters are too large "
-                             f"(over {MAX_NODES} values)")
+            raise UsageError(
+                f"{params.where(())}: the parameters are too large (over {MAX_NODES} values)"
+            )
         if len(location) > MAX_DEPTH:
             raise UsageError(f"{params.where(location)}: nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, str):
             if len(value) > MAX_STRING_CHARS:
-                raise UsageError(f"{params.where(location)}: a string of {len(value)} characters "
-                                 f"is over the limit of {MAX_STRING_CHARS}")
+                raise UsageError(
+                    f"{params.where(location)}: a string of {len(value)} characters "
+                    f"is over the limit of {MAX_STRING_CHARS}"
+                )
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise UsageError(f"{params.where(location)}: {value} is not a finite number")
@@ -246,8 +264,10 @@ def _check_plain(params: ParameterSet) -> None:
                     raise UsageError(f"{params.where(location)}: key {key!r} is not a string")
                 walk(item, (*location, key))
         elif value is not None and not isinstance(value, bool | int):
-            raise UsageError(f"{params.where(location)}: {type(value).__name__} values are not "
-                             "allowed; use strings, numbers, booleans, lists and mappings")
+            raise UsageError(
+                f"{params.where(location)}: {type(value).__name__} values are not "
+                "allowed; use strings, numbers, booleans, lists and mappings"
+            )
 
     for name, value in params.values.items():
         walk(value, (name,))

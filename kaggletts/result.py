@@ -95,8 +95,14 @@ def verify_clip(path: Path, clip: dict[str, Any]) -> None:
         raise RunFailed(f"{path}: sha256 differs from what the notebook recorded")
 
 
-def build_result(job_id: str, notebook_name: str, backend: str, directory: Path,
-                 timings: dict[str, float], parts: list[Path] | None = None) -> Result:
+def build_result(
+    job_id: str,
+    notebook_name: str,
+    backend: str,
+    directory: Path,
+    timings: dict[str, float],
+    parts: list[Path] | None = None,
+) -> Result:
     """Read the scraps of each executed notebook (one per part of a sharded run, else the
     one in `directory`), check every clip against its record, and store the result."""
     parts = parts or [directory]
@@ -119,8 +125,16 @@ def build_result(job_id: str, notebook_name: str, backend: str, directory: Path,
     scraps = {"clips": clips, "run": runs[0]}
     if len(parts) > 1:
         scraps["shards"] = runs
-    result = Result(job_id, notebook_name, backend, directory.resolve(), audio, scraps,
-                    (parts[0] / EXECUTED_NOTEBOOK).resolve(), timings)
+    result = Result(
+        job_id,
+        notebook_name,
+        backend,
+        directory.resolve(),
+        audio,
+        scraps,
+        (parts[0] / EXECUTED_NOTEBOOK).resolve(),
+        timings,
+    )
     result.save()
     return result
 

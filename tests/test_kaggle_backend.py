@@ -41,15 +41,22 @@ def lines(count: int, tag: str = "") -> list[str]:
 
 
 def backend(emulator: Emulator, **overrides) -> KaggleBackend:
-    return KaggleBackend(endpoint=emulator.url, credentials=Credentials(USER, key=KEY),
-                         **{**FAST, **overrides})
+    return KaggleBackend(
+        endpoint=emulator.url, credentials=Credentials(USER, key=KEY), **{**FAST, **overrides}
+    )
 
 
 def run_kaggle(emulator: Emulator, out: Path, params: dict, **overrides) -> kaggletts.Result:
     options = {**FAST, **overrides}
-    return kaggletts.execute("espeak", params, backend="kaggle", output_dir=out,
-                             endpoint=emulator.url, credentials=Credentials(USER, key=KEY),
-                             **options)
+    return kaggletts.execute(
+        "espeak",
+        params,
+        backend="kaggle",
+        output_dir=out,
+        endpoint=emulator.url,
+        credentials=Credentials(USER, key=KEY),
+        **options,
+    )
 
 
 def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
@@ -65,8 +72,9 @@ def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
 
 @pytest.fixture
 def emulator(tmp_path: Path):
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY, "bob": OTHER_KEY},
-                  seed=1) as running:
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY, "bob": OTHER_KEY}, seed=1
+    ) as running:
         yield running
 
 
@@ -86,14 +94,32 @@ def test_twenty_line_batch_runs_on_the_emulator_with_one_push(emulator, tmp_path
 
 
 def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
-    env = {**os.environ, "KAGGLE_USERNAME": USER, "KAGGLE_KEY": KEY,
-           "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url}
+    env = {
+        **os.environ,
+        "KAGGLE_USERNAME": USER,
+        "KAGGLE_KEY": KEY,
+        "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
+    }
     batch = tmp_path / "batch.yaml"
     batch.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("kaggletts")), "run", "espeak", "-f", str(batch),
-         "--backend", "kaggle", "--out", str(tmp_path / "out"), "--json"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(Path(sys.executable).with_name("kaggletts")),
+            "run",
+            "espeak",
+            "-f",
+            str(batch),
+            "--backend",
+            "kaggle",
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["status"] == "complete" and len(document["audio"]) == 20
@@ -106,13 +132,29 @@ def test_papermill_engine_runs_on_the_emulator(emulator, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
     out = tmp_path / "executed.ipynb"
-    env = {**os.environ, "KAGGLE_USERNAME": USER, "KAGGLE_KEY": KEY,
-           "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url, "KAGGLETTS_OUTPUT": str(tmp_path / "jobs")}
+    env = {
+        **os.environ,
+        "KAGGLE_USERNAME": USER,
+        "KAGGLE_KEY": KEY,
+        "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
+        "KAGGLETTS_OUTPUT": str(tmp_path / "jobs"),
+    }
     notebook = kaggletts.find_notebook("espeak").path
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("papermill")), str(notebook), str(out),
-         "-f", str(params), "--engine", "kaggle"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(Path(sys.executable).with_name("papermill")),
+            str(notebook),
+            str(out),
+            "-f",
+            str(params),
+            "--engine",
+            "kaggle",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
     import scrapbook
@@ -124,11 +166,16 @@ def test_papermill_engine_runs_on_the_emulator(emulator, tmp_path):
         assert sha256_of(job_dir / clip["file"]) == clip["sha256"]
 
 
-@pytest.mark.parametrize("kinds", [("500", "502", "503"), ("429",), ("drop", "lost-reply"),
-                                   ("truncate",)])
+@pytest.mark.parametrize(
+    "kinds", [("500", "502", "503"), ("429",), ("drop", "lost-reply"), ("truncate",)]
+)
 def test_each_fault_kind_is_ridden_out(tmp_path, kinds):
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY}, seed=7,
-                  faults=Faults(rate=0.3, kinds=kinds, retry_after_seconds=0)) as emulator:
+    with Emulator(
+        state_dir=tmp_path / "state",
+        users={USER: KEY},
+        seed=7,
+        faults=Faults(rate=0.3, kinds=kinds, retry_after_seconds=0),
+    ) as emulator:
         texts = lines(3, "-".join(kinds) + " ")
         result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
         assert_verified(result, texts)
@@ -137,11 +184,15 @@ def test_each_fault_kind_is_ridden_out(tmp_path, kinds):
 
 
 def test_twenty_runs_under_rough_edges_each_push_once(tmp_path):
-    faults = Faults(rate=0.2, kinds=("500", "503", "429", "drop", "lost-reply", "truncate"),
-                    retry_after_seconds=0)
+    faults = Faults(
+        rate=0.2,
+        kinds=("500", "503", "429", "drop", "lost-reply", "truncate"),
+        retry_after_seconds=0,
+    )
     quirks = Quirks(stale_status_seconds=1.0, late_outputs_seconds=0.5)
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY}, seed=3, faults=faults,
-                  quirks=quirks) as emulator:
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, seed=3, faults=faults, quirks=quirks
+    ) as emulator:
         for run in range(20):
             texts = lines(2, f"run {run} ")
             result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
@@ -172,8 +223,12 @@ CLIENT = textwrap.dedent("""
 
 
 def start_client(emulator: Emulator, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CLIENT, emulator.url, str(out), KEY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLIENT, emulator.url, str(out), KEY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_push(emulator: Emulator, slug: str = "kaggletts-espeak-1") -> None:
@@ -184,8 +239,9 @@ def wait_for_push(emulator: Emulator, slug: str = "kaggletts-espeak-1") -> None:
 
 
 def test_a_killed_client_resumes_without_a_second_push(tmp_path):
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY},
-                  latency=Latency(cold_start=3.0)) as emulator:
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=3.0)
+    ) as emulator:
         client = start_client(emulator, tmp_path / "out")
         wait_for_push(emulator)
         client.send_signal(signal.SIGKILL)
@@ -199,8 +255,9 @@ def test_a_killed_client_resumes_without_a_second_push(tmp_path):
 
 
 def test_ctrl_c_cancels_the_session_on_kaggle(tmp_path):
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY},
-                  latency=Latency(cold_start=60.0)) as emulator:
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=60.0)
+    ) as emulator:
         client = start_client(emulator, tmp_path / "out")
         wait_for_push(emulator)
         time.sleep(0.5)
@@ -214,8 +271,9 @@ def test_ctrl_c_cancels_the_session_on_kaggle(tmp_path):
 
 
 def test_the_deadline_cancels_the_session(tmp_path):
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY},
-                  latency=Latency(cold_start=60.0)) as emulator:
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=60.0)
+    ) as emulator:
         with pytest.raises(kaggletts.RunFailed, match="deadline"):
             run_kaggle(emulator, tmp_path / "out", {"text": "Too slow."}, timeout=3.0)
         version = emulator.wait_for(USER, "kaggletts-espeak-1", timeout=30)
@@ -223,11 +281,16 @@ def test_the_deadline_cancels_the_session(tmp_path):
 
 
 def test_a_full_session_cap_is_waited_out(tmp_path):
-    with Emulator(state_dir=tmp_path / "state", users={USER: KEY}, gpu_sessions=1,
-                  latency=Latency(cold_start=2.0)) as emulator:
+    with Emulator(
+        state_dir=tmp_path / "state",
+        users={USER: KEY},
+        gpu_sessions=1,
+        latency=Latency(cold_start=2.0),
+    ) as emulator:
         other = backend(emulator)
-        blocker = kaggletts.api.prepare("espeak", {"text": "I hold the only session."},
-                                        "kaggle", tmp_path / "blocker")
+        blocker = kaggletts.api.prepare(
+            "espeak", {"text": "I hold the only session."}, "kaggle", tmp_path / "blocker"
+        )
         other._plan(blocker, other.remote())
         other._push(blocker, other.remote(), other._shard(blocker, 1), time.monotonic() + 60)
 
@@ -249,8 +312,11 @@ def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
 
 def test_a_failing_notebook_names_its_cell_and_exception(emulator, tmp_path):
     with pytest.raises(kaggletts.RunFailed) as failure:
-        run_kaggle(emulator, tmp_path / "out",
-                   {"utterances": ["Fine.", {"text": "Broken.", "voice": "xx-nowhere"}]})
+        run_kaggle(
+            emulator,
+            tmp_path / "out",
+            {"utterances": ["Fine.", {"text": "Broken.", "voice": "xx-nowhere"}]},
+        )
     assert failure.value.cell and "synthesize" in failure.value.cell
     assert "unknown eSpeak NG voice 'xx-nowhere'" in str(failure.value)
 
@@ -282,8 +348,9 @@ def test_credentials_follow_the_clients_lookup_order(tmp_path, caplog):
     assert "readable by other users" in caplog.text
 
     assert find_credentials({"KAGGLE_USERNAME": "dan", "KAGGLE_KEY": "k2"}, home).username == "dan"
-    token = find_credentials({"KAGGLE_API_TOKEN": "tok", "KAGGLE_USERNAME": "dan",
-                              "KAGGLE_KEY": "k2"}, home)
+    token = find_credentials(
+        {"KAGGLE_API_TOKEN": "tok", "KAGGLE_USERNAME": "dan", "KAGGLE_KEY": "k2"}, home
+    )
     assert token.token == "tok" and token.key is None
 
 
@@ -298,13 +365,31 @@ def test_polling_is_quick_at_first_and_sparse_later():
 
 
 def test_a_wrong_key_is_a_clear_error_with_exit_code_2(emulator, tmp_path):
-    env = {**os.environ, "KAGGLE_USERNAME": USER, "KAGGLE_KEY": "not-the-key",
-           "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url}
+    env = {
+        **os.environ,
+        "KAGGLE_USERNAME": USER,
+        "KAGGLE_KEY": "not-the-key",
+        "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
+    }
     env.pop("KAGGLE_API_TOKEN", None)
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("kaggletts")), "run", "espeak", "-p", "text", "Hi",
-         "--backend", "kaggle", "--out", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=120)
+        [
+            str(Path(sys.executable).with_name("kaggletts")),
+            "run",
+            "espeak",
+            "-p",
+            "text",
+            "Hi",
+            "--backend",
+            "kaggle",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "refused these credentials" in done.stderr and "HTTP 401" in done.stderr
     assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr

@@ -49,25 +49,35 @@ class LocalBackend:
         job.directory.mkdir(parents=True, exist_ok=True)
         nbformat.write(parameterize(job.spec, job.params), job.directory / PARAMETERIZED_NOTEBOOK)
         job.write_record(state="running", utterances=job.utterance_count)
-        log.info("running %s locally: %d utterances, job %s",
-                 job.spec.name, job.utterance_count, job.id)
+        log.info(
+            "running %s locally: %d utterances, job %s", job.spec.name, job.utterance_count, job.id
+        )
 
         started = time.perf_counter()
         executed = job.directory / EXECUTED_NOTEBOOK
         try:
             papermill.execute_notebook(
-                str(job.directory / PARAMETERIZED_NOTEBOOK), str(executed),
-                cwd=str(job.directory), kernel_name="python3", progress_bar=False,
-                stdout_file=_LineLogger(logging.INFO), stderr_file=_LineLogger(logging.DEBUG),
+                str(job.directory / PARAMETERIZED_NOTEBOOK),
+                str(executed),
+                cwd=str(job.directory),
+                kernel_name="python3",
+                progress_bar=False,
+                stdout_file=_LineLogger(logging.INFO),
+                stderr_file=_LineLogger(logging.DEBUG),
             )
         except PapermillExecutionError as error:
             failure = find_failure(nbformat.read(executed, as_version=4))
-            message = (failure.describe(job.spec.name) if failure else
-                       f"notebook {job.spec.name!r} failed: {error.ename}: {error.evalue}")
+            message = (
+                failure.describe(job.spec.name)
+                if failure
+                else f"notebook {job.spec.name!r} failed: {error.ename}: {error.evalue}"
+            )
             job.write_record(state="error", error=message)
-            raise RunFailed(f"{message}\n  executed notebook: {executed}",
-                            cell=failure.cell if failure else None,
-                            exception=failure.exception if failure else None) from None
+            raise RunFailed(
+                f"{message}\n  executed notebook: {executed}",
+                cell=failure.cell if failure else None,
+                exception=failure.exception if failure else None,
+            ) from None
         seconds = round(time.perf_counter() - started, 3)
         result = build_result(job.id, job.spec.name, self.name, job.directory, {"run": seconds})
         job.write_record(state="complete")

@@ -88,8 +88,10 @@ class KaggleBackend:
         deadline = started + self._time_allowed(job)
         self._stop.clear()
         with ThreadPoolExecutor(max_workers=max(1, min(self.gpu_sessions, len(shards)))) as pool:
-            futures = [pool.submit(self._run_shard, job, remote, shard["index"], deadline)
-                       for shard in shards]
+            futures = [
+                pool.submit(self._run_shard, job, remote, shard["index"], deadline)
+                for shard in shards
+            ]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 for future in done:
@@ -99,11 +101,19 @@ class KaggleBackend:
             except KeyboardInterrupt:
                 self._stop.set()
                 self.cancel(job, remote, reason="interrupted")
-                raise RunFailed(f"interrupted: job {job.id}'s Kaggle sessions were cancelled so "
-                                "they stop using quota") from None
+                raise RunFailed(
+                    f"interrupted: job {job.id}'s Kaggle sessions were cancelled so "
+                    "they stop using quota"
+                ) from None
         parts = [Path(s["directory"]) for s in sorted(self._shards(job), key=lambda s: s["index"])]
-        result = build_result(job.id, job.spec.name, self.name, job.directory,
-                              {"run": round(time.monotonic() - started, 3)}, parts)
+        result = build_result(
+            job.id,
+            job.spec.name,
+            self.name,
+            job.directory,
+            {"run": round(time.monotonic() - started, 3)},
+            parts,
+        )
         self._update(job, state="complete")
         return result
 
@@ -111,7 +121,8 @@ class KaggleBackend:
         """Split the batch into shards and record them before anything is pushed."""
         params, dataset_sources = attach_voices(job.spec, job.params, remote)
         lines: list[Any] = ([params["text"]] if params.get("text") else []) + list(
-            params.get("utterances", []))
+            params.get("utterances", [])
+        )
         count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
         count = max(1, min(count, len(lines) or 1))
         size = math.ceil(len(lines) / count) if lines else 0
@@ -120,12 +131,24 @@ class KaggleBackend:
             part = dict(params)
             if count > 1:
                 part.pop("text", None)
-                part["utterances"] = lines[(index - 1) * size:index * size]
+                part["utterances"] = lines[(index - 1) * size : index * size]
             directory = job.directory / f"shard-{index}" if count > 1 else job.directory
-            shards.append({"index": index, "slug": kernel_slug(job.spec.name, index),
-                           "params": part, "directory": str(directory), "state": "planned"})
-        return job.write_record(state="planned", owner=remote.username, shards=shards,
-                                endpoint=remote.endpoint, dataset_sources=dataset_sources)
+            shards.append(
+                {
+                    "index": index,
+                    "slug": kernel_slug(job.spec.name, index),
+                    "params": part,
+                    "directory": str(directory),
+                    "state": "planned",
+                }
+            )
+        return job.write_record(
+            state="planned",
+            owner=remote.username,
+            shards=shards,
+            endpoint=remote.endpoint,
+            dataset_sources=dataset_sources,
+        )
 
     def _time_allowed(self, job: Job) -> float:
         if self.timeout is not None:
@@ -154,57 +177,88 @@ class KaggleBackend:
         directory = Path(shard["directory"])
         nb = parameterize(job.spec, shard["params"])
         sources = (*self.kernel.dataset_sources, *job.read_record().get("dataset_sources", []))
-        folder = write_kernel_folder(directory / "kernel", remote.username, slug, nb, job.spec,
-                                     dataclasses.replace(self.kernel, dataset_sources=sources),
-                                     int(deadline - time.monotonic()) + 60)
+        folder = write_kernel_folder(
+            directory / "kernel",
+            remote.username,
+            slug,
+            nb,
+            job.spec,
+            dataclasses.replace(self.kernel, dataset_sources=sources),
+            int(deadline - time.monotonic()) + 60,
+        )
         attempts = 0
         with _slug_lock(job.directory.parent.parent, slug):
             while True:
                 if shard["state"] == "pushing":
                     landed = remote.current_version(slug)
                     if landed is not None and landed > (shard.get("before_version") or 0):
-                        log.info("%s: the push reached Kaggle as version %d although its reply "
-                                 "was lost; attaching to it", slug, landed)
+                        log.info(
+                            "%s: the push reached Kaggle as version %d although its reply "
+                            "was lost; attaching to it",
+                            slug,
+                            landed,
+                        )
                         self._update_shard(job, shard["index"], state="pushed", version=landed)
                         return
                 else:
-                    shard = self._update_shard(job, shard["index"], state="pushing",
-                                               before_version=remote.current_version(slug))
+                    shard = self._update_shard(
+                        job,
+                        shard["index"],
+                        state="pushing",
+                        before_version=remote.current_version(slug),
+                    )
                 try:
                     reply = remote.push(folder)
                 except PushRejected as rejection:
                     if SESSION_CAP_ERROR not in str(rejection):
-                        self._update_shard(job, shard["index"], state="rejected",
-                                           error=str(rejection))
+                        self._update_shard(
+                            job, shard["index"], state="rejected", error=str(rejection)
+                        )
                         self._update(job, state="rejected", error=str(rejection))
                         raise RunFailed(f"Kaggle refused to run {slug}: {rejection}") from None
                     shard = self._update_shard(job, shard["index"], state="planned")
                     if time.monotonic() + self.cap_wait > deadline or self._stop.is_set():
-                        raise RunFailed(f"Kaggle's GPU session cap stayed full until the deadline;"
-                                        f" job {job.id} was not pushed") from None
-                    log.info("%s: %s; waiting %.0fs for a session to free up", slug, rejection,
-                             self.cap_wait)
+                        raise RunFailed(
+                            f"Kaggle's GPU session cap stayed full until the deadline;"
+                            f" job {job.id} was not pushed"
+                        ) from None
+                    log.info(
+                        "%s: %s; waiting %.0fs for a session to free up",
+                        slug,
+                        rejection,
+                        self.cap_wait,
+                    )
                     self._stop.wait(self.cap_wait)
                     continue
                 except (requests.RequestException, ValueError) as error:
                     attempts += 1
                     if not is_transient(error) or attempts >= self.retry.attempts:
                         raise explain(error, remote.endpoint) from None
-                    log.debug("%s: push failed in transit (%s); checking whether it landed",
-                              slug, type(error).__name__)
-                    self._stop.wait(min(self.retry.first_wait * 2 ** attempts, self.retry.max_wait))
+                    log.debug(
+                        "%s: push failed in transit (%s); checking whether it landed",
+                        slug,
+                        type(error).__name__,
+                    )
+                    self._stop.wait(min(self.retry.first_wait * 2**attempts, self.retry.max_wait))
                     continue
                 for source in reply.invalid_sources:
                     log.warning("warning: Kaggle did not attach dataset %s", source)
-                self._update_shard(job, shard["index"], state="pushed", version=reply.version,
-                                   session_id=reply.session_id, url=reply.url)
+                self._update_shard(
+                    job,
+                    shard["index"],
+                    state="pushed",
+                    version=reply.version,
+                    session_id=reply.session_id,
+                    url=reply.url,
+                )
                 log.info("pushed %s version %d: %s", slug, reply.version, reply.url)
                 return
 
     # -- wait --------------------------------------------------------------------
 
-    def _wait_until_finished(self, job: Job, remote: KaggleRemote, shard: dict[str, Any],
-                             deadline: float) -> str:
+    def _wait_until_finished(
+        self, job: Job, remote: KaggleRemote, shard: dict[str, Any], deadline: float
+    ) -> str:
         slug, version = shard["slug"], shard["version"]
         started = time.monotonic()
         last_state, last_log_at, latest_line = None, started, ""
@@ -215,8 +269,9 @@ class KaggleBackend:
                 latest_line = _last_line(remote.outputs(slug, version)[1]) or latest_line
                 last_log_at = time.monotonic()
             if state != last_state or latest_line:
-                log.info("%s v%d: %s after %.0fs %s", slug, version, state.lower(), elapsed,
-                         latest_line)
+                log.info(
+                    "%s v%d: %s after %.0fs %s", slug, version, state.lower(), elapsed, latest_line
+                )
                 last_state = state
             if state in TERMINAL:
                 self._update_shard(job, shard["index"], state=state.lower())
@@ -224,21 +279,23 @@ class KaggleBackend:
             if time.monotonic() >= deadline or self._stop.is_set():
                 if time.monotonic() >= deadline:
                     self.cancel(job, remote, reason="deadline")
-                    raise RunFailed(f"job {job.id} passed its deadline; its Kaggle sessions were "
-                                    "cancelled so they stop using quota")
+                    raise RunFailed(
+                        f"job {job.id} passed its deadline; its Kaggle sessions were "
+                        "cancelled so they stop using quota"
+                    )
                 return "STOPPED"
             self._stop.wait(min(self.poll.interval(elapsed), max(deadline - time.monotonic(), 0)))
 
     # -- outputs -------------------------------------------------------------------
 
-    def _download(self, job: Job, remote: KaggleRemote, shard: dict[str, Any],
-                  deadline: float) -> None:
+    def _download(
+        self, job: Job, remote: KaggleRemote, shard: dict[str, Any], deadline: float
+    ) -> None:
         slug, version = shard["slug"], shard["version"]
         directory = Path(shard["directory"])
         listing = _Listing(remote, slug, version, self.outputs_wait, self._stop)
         downloader = Downloader(requests.Session(), self.retry, self.download_workers)
-        downloader.fetch(Wanted(EXECUTED_NOTEBOOK), directory,
-                         listing.url_for)
+        downloader.fetch(Wanted(EXECUTED_NOTEBOOK), directory, listing.url_for)
         clips = read_scraps(directory / EXECUTED_NOTEBOOK).get("clips", [])
         wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
         downloader.fetch_all(wanted, directory, listing.url_for)
@@ -246,8 +303,9 @@ class KaggleBackend:
         self.downloaded_bytes += downloader.bytes_fetched
         log.info("%s v%d: downloaded and verified %d files", slug, version, len(wanted) + 1)
 
-    def _raise_failure(self, job: Job, remote: KaggleRemote, shard: dict[str, Any],
-                       state: str) -> None:
+    def _raise_failure(
+        self, job: Job, remote: KaggleRemote, shard: dict[str, Any], state: str
+    ) -> None:
         import nbformat
 
         slug, version = shard["slug"], shard["version"]
@@ -261,20 +319,28 @@ class KaggleBackend:
         failure = None
         with contextlib.suppress(RunFailed, requests.RequestException):
             Downloader(requests.Session(), self.retry).fetch(
-                Wanted(EXECUTED_NOTEBOOK), directory, listing.url_for)
+                Wanted(EXECUTED_NOTEBOOK), directory, listing.url_for
+            )
             failure = find_failure(nbformat.read(directory / EXECUTED_NOTEBOOK, as_version=4))
         (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
-        message = (failure.describe(job.spec.name) if failure else
-                   f"notebook {job.spec.name!r} failed on Kaggle: "
-                   f"{failure_message or _last_line(listing.log) or 'no message'}")
+        message = (
+            failure.describe(job.spec.name)
+            if failure
+            else f"notebook {job.spec.name!r} failed on Kaggle: "
+            f"{failure_message or _last_line(listing.log) or 'no message'}"
+        )
         self._update(job, state="error", error=message)
-        raise RunFailed(f"{message}\n  log: {directory / LOG_FILE}",
-                        cell=failure.cell if failure else None,
-                        exception=failure.exception if failure else None)
+        raise RunFailed(
+            f"{message}\n  log: {directory / LOG_FILE}",
+            cell=failure.cell if failure else None,
+            exception=failure.exception if failure else None,
+        )
 
     # -- cancel, quota ---------------------------------------------------------------
 
-    def cancel(self, job: Job, remote: KaggleRemote | None = None, reason: str = "cancelled") -> int:
+    def cancel(
+        self, job: Job, remote: KaggleRemote | None = None, reason: str = "cancelled"
+    ) -> int:
         """Cancel every session of the job still queued or running; returns how many."""
         remote = remote or self.remote()
         cancelled = 0
@@ -285,9 +351,12 @@ class KaggleBackend:
             if state not in ("QUEUED", "RUNNING"):
                 continue
             if shard.get("session_id") is None:
-                log.warning("warning: cannot cancel %s v%d: its session id is unknown (its push "
-                            "reply was lost); stop it on kaggle.com", shard["slug"],
-                            shard["version"])
+                log.warning(
+                    "warning: cannot cancel %s v%d: its session id is unknown (its push "
+                    "reply was lost); stop it on kaggle.com",
+                    shard["slug"],
+                    shard["version"],
+                )
                 continue
             remote.cancel(shard["session_id"])
             self._update_shard(job, shard["index"], state="cancelled")
@@ -305,9 +374,13 @@ class KaggleBackend:
         quota = remote.quota()
         need = job.utterance_count * job.spec.seconds_per_utterance + shards * COLD_START_SECONDS
         if quota.allowed_seconds and need > quota.remaining_seconds:
-            log.warning("warning: this batch needs about %.1f GPU hours; %.1f are left this week "
-                        "(refresh %s)", need / 3600, quota.remaining_seconds / 3600,
-                        quota.refresh_time)
+            log.warning(
+                "warning: this batch needs about %.1f GPU hours; %.1f are left this week "
+                "(refresh %s)",
+                need / 3600,
+                quota.remaining_seconds / 3600,
+                quota.refresh_time,
+            )
 
     # -- the job record ----------------------------------------------------------------
 
@@ -336,8 +409,9 @@ class _Listing:
     """The output listing of one version, fetched again when a file is missing (Kaggle
     lists outputs a little after COMPLETE) or its signed URL has expired."""
 
-    def __init__(self, remote: KaggleRemote, slug: str, version: int, patience: float,
-                 stop: threading.Event):
+    def __init__(
+        self, remote: KaggleRemote, slug: str, version: int, patience: float, stop: threading.Event
+    ):
         self.remote, self.slug, self.version = remote, slug, version
         self.patience, self.stop = patience, stop
         self.urls: dict[str, str] = {}
@@ -359,8 +433,10 @@ class _Listing:
             if name in self.urls:
                 return
             if time.monotonic() >= give_up or self.stop.is_set():
-                raise RunFailed(f"{self.slug} v{self.version} finished but its output "
-                                f"{name!r} was not listed within {self.patience:.0f}s")
+                raise RunFailed(
+                    f"{self.slug} v{self.version} finished but its output "
+                    f"{name!r} was not listed within {self.patience:.0f}s"
+                )
             self.stop.wait(wait_seconds)
             wait_seconds = min(wait_seconds * 2, 10)
 

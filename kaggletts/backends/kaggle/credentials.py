@@ -35,7 +35,9 @@ class Credentials:
         return tuple(s for s in (self.key, self.token) if s)
 
 
-def find_credentials(environ: dict[str, str] | None = None, home: Path | None = None) -> Credentials:
+def find_credentials(
+    environ: dict[str, str] | None = None, home: Path | None = None
+) -> Credentials:
     env = os.environ if environ is None else environ
     home = home or Path.home()
     username = env.get("KAGGLE_USERNAME")
@@ -53,7 +55,9 @@ def find_credentials(environ: dict[str, str] | None = None, home: Path | None = 
     if username and env.get("KAGGLE_KEY"):
         return Credentials(username, key=env["KAGGLE_KEY"], source="KAGGLE_USERNAME/KAGGLE_KEY")
 
-    config_dir = Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
+    config_dir = (
+        Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
+    )
     kaggle_json = config_dir / "kaggle.json"
     if kaggle_json.is_file():
         _warn_if_readable_by_others(kaggle_json)
@@ -67,5 +71,6 @@ def find_credentials(environ: dict[str, str] | None = None, home: Path | None = 
 
 def _warn_if_readable_by_others(path: Path) -> None:
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("warning: %s is readable by other users of this machine; run: chmod 600 %s",
-                    path, path)
+        log.warning(
+            "warning: %s is readable by other users of this machine; run: chmod 600 %s", path, path
+        )

@@ -44,8 +44,9 @@ class Downloader:
     bytes_fetched: int = 0
     _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def fetch_all(self, wanted: list[Wanted], directory: Path,
-                  url_for: Callable[[str, bool], str]) -> list[Path]:
+    def fetch_all(
+        self, wanted: list[Wanted], directory: Path, url_for: Callable[[str, bool], str]
+    ) -> list[Path]:
         """Download `wanted` into `directory`; `url_for(name, refresh)` gives each URL."""
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(lambda item: self.fetch(item, directory, url_for), wanted))
@@ -89,7 +90,9 @@ class Downloader:
         if announced is not None and written != int(announced):
             raise TransientError(f"{item.name}: got {written} of {announced} bytes")
         if item.size is not None and written != item.size:
-            raise TransientError(f"{item.name}: got {written} bytes, the notebook wrote {item.size}")
+            raise TransientError(
+                f"{item.name}: got {written} bytes, the notebook wrote {item.size}"
+            )
         if item.sha256 is not None and digest.hexdigest() != item.sha256:
             raise TransientError(f"{item.name}: sha256 differs from the notebook's record")
         os.replace(partial, target)

@@ -50,12 +50,20 @@ def push_text(nb: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def write_kernel_folder(folder: Path, owner: str, slug: str, nb: Any, spec: NotebookSpec,
-                        options: KernelOptions, session_timeout: int) -> Path:
+def write_kernel_folder(
+    folder: Path,
+    owner: str,
+    slug: str,
+    nb: Any,
+    spec: NotebookSpec,
+    options: KernelOptions,
+    session_timeout: int,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CODE_FILE).write_text(push_text(nb), encoding="utf-8")
-    enable_internet = (spec.kernel.enable_internet if options.enable_internet is None
-                       else options.enable_internet)
+    enable_internet = (
+        spec.kernel.enable_internet if options.enable_internet is None else options.enable_internet
+    )
     shape = options.machine_shape or spec.kernel.machine_shape
     metadata = {
         "id": f"{owner}/{slug}",

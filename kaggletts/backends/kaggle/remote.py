@@ -62,8 +62,10 @@ def explain(error: Exception, endpoint: str) -> KaggleTTSError:
     """A remote failure that retries could not get past, as an error for the user."""
     status = status_of(error)
     if status in (401, 403):
-        return UsageError(f"Kaggle at {endpoint} refused these credentials or this kernel "
-                          f"(HTTP {status}: {error}); check the username and key or token")
+        return UsageError(
+            f"Kaggle at {endpoint} refused these credentials or this kernel "
+            f"(HTTP {status}: {error}); check the username and key or token"
+        )
     if status is not None:
         return RunFailed(f"Kaggle at {endpoint} answered HTTP {status}: {error}")
     return RunFailed(f"cannot reach Kaggle at {endpoint}: {type(error).__name__}")
@@ -81,17 +83,23 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
 class KaggleRemote:
     """The calls a kernel run needs, each retried per `policy`."""
 
-    def __init__(self, credentials: Credentials, endpoint: str | None = None,
-                 policy: RetryPolicy = RetryPolicy()):
+    def __init__(
+        self,
+        credentials: Credentials,
+        endpoint: str | None = None,
+        policy: RetryPolicy | None = None,
+    ):
         from kagglesdk import KaggleClient, KaggleEnv
 
         self.endpoint = (endpoint or PRODUCTION).rstrip("/")
-        self.policy = policy
+        self.policy = policy or RetryPolicy()
         production = self.endpoint == PRODUCTION
         self._client = KaggleClient(
             env=KaggleEnv.PROD if production else KaggleEnv.LOCAL,
-            username=credentials.username, password=credentials.key,
-            api_token=credentials.token, user_agent="kaggletts",
+            username=credentials.username,
+            password=credentials.key,
+            api_token=credentials.token,
+            user_agent="kaggletts",
         )
         http = self._client._http_client
         http._endpoint = self.endpoint
@@ -118,8 +126,9 @@ class KaggleRemote:
 
         request = IntrospectTokenRequest()
         request.token = credentials.token
-        reply = self._call("introspect token", self._client.security.oauth_client.introspect_token,
-                           request)
+        reply = self._call(
+            "introspect token", self._client.security.oauth_client.introspect_token, request
+        )
         if not reply.active or not reply.username:
             raise UsageError(f"the Kaggle access token from {credentials.source} is not active")
         return reply.username
@@ -170,8 +179,9 @@ class KaggleRemote:
         request = ApiGetKernelSessionStatusRequest()
         request.user_name, request.kernel_slug = self.username, slug
         request.version_label = f"v{version}"  # a bare number gets 404
-        reply = self._call(f"status of {slug} v{version}",
-                           self._kernels.get_kernel_session_status, request)
+        reply = self._call(
+            f"status of {slug} v{version}", self._kernels.get_kernel_session_status, request
+        )
         return reply.status.name, reply.failure_message
 
     def outputs(self, slug: str, version: int) -> tuple[list[OutputFile], str]:
@@ -187,8 +197,9 @@ class KaggleRemote:
             request.version_label = f"v{version}"  # a bare number gets 404
             request.page_size = 200
             request.page_token = token
-            reply = self._call(f"outputs of {slug} v{version}",
-                               self._kernels.list_kernel_session_output, request)
+            reply = self._call(
+                f"outputs of {slug} v{version}", self._kernels.list_kernel_session_output, request
+            )
             files += [OutputFile(f.file_name, f.url) for f in reply.files or [] if f.file_name]
             log_text = reply.log or log_text
             token = reply.next_page_token
@@ -200,8 +211,9 @@ class KaggleRemote:
 
         request = ApiCancelKernelSessionRequest()
         request.kernel_session_id = session_id
-        reply = self._call(f"cancel session {session_id}",
-                           self._kernels.cancel_kernel_session, request)
+        reply = self._call(
+            f"cancel session {session_id}", self._kernels.cancel_kernel_session, request
+        )
         return reply.error_message
 
     def quota(self) -> Quota:
@@ -209,16 +221,21 @@ class KaggleRemote:
             ApiGetAcceleratorQuotaStatisticsRequest,
         )
 
-        reply = self._call("GPU quota", self._kernels.get_accelerator_quota_statistics,
-                           ApiGetAcceleratorQuotaStatisticsRequest())
+        reply = self._call(
+            "GPU quota",
+            self._kernels.get_accelerator_quota_statistics,
+            ApiGetAcceleratorQuotaStatisticsRequest(),
+        )
         gpu = reply.gpu_quota
 
         def seconds(value: timedelta | None) -> float:
             return value.total_seconds() if value else 0.0
 
-        return Quota(seconds(gpu.time_used) if gpu else 0.0,
-                     seconds(gpu.total_time_allowed) if gpu else 0.0,
-                     reply.quota_refresh_time.isoformat() if reply.quota_refresh_time else "")
+        return Quota(
+            seconds(gpu.time_used) if gpu else 0.0,
+            seconds(gpu.total_time_allowed) if gpu else 0.0,
+            reply.quota_refresh_time.isoformat() if reply.quota_refresh_time else "",
+        )
 
     # -- datasets (reference voices) ----------------------------------------------
 
@@ -228,9 +245,12 @@ class KaggleRemote:
 
         request = ApiGetDatasetStatusRequest()
         request.owner_slug, request.dataset_slug = self.username, slug
-        reply = self._call(f"status of dataset {slug}",
-                           self._client.datasets.dataset_api_client.get_dataset_status, request,
-                           missing_ok=True)
+        reply = self._call(
+            f"status of dataset {slug}",
+            self._client.datasets.dataset_api_client.get_dataset_status,
+            request,
+            missing_ok=True,
+        )
         return reply.status.name if reply else None
 
     def upload_blob(self, path: Path) -> str:
@@ -242,12 +262,17 @@ class KaggleRemote:
         request.name = path.name
         request.content_length = path.stat().st_size
         request.last_modified_epoch_seconds = int(path.stat().st_mtime)
-        start = self._call(f"start upload of {path.name}",
-                           self._client.blobs.blob_api_client.start_blob_upload, request)
+        start = self._call(
+            f"start upload of {path.name}",
+            self._client.blobs.blob_api_client.start_blob_upload,
+            request,
+        )
 
         def put() -> None:
             with path.open("rb") as body:
-                requests.put(start.create_url, data=body, timeout=REQUEST_TIMEOUT).raise_for_status()
+                requests.put(
+                    start.create_url, data=body, timeout=REQUEST_TIMEOUT
+                ).raise_for_status()
 
         self.policy.retrying(f"upload {path.name}")(put)
         return start.token
@@ -267,7 +292,10 @@ class KaggleRemote:
             new_file = ApiDatasetNewFile()
             new_file.token = token
             request.files.append(new_file)
-        reply = self._call(f"create dataset {slug}",
-                           self._client.datasets.dataset_api_client.create_dataset, request)
+        reply = self._call(
+            f"create dataset {slug}",
+            self._client.datasets.dataset_api_client.create_dataset,
+            request,
+        )
         if reply.error:
             raise PushRejected(f"dataset {slug}: {reply.error}")

@@ -24,9 +24,14 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, requests.HTTPError):
         return status_of(error) in TRANSIENT_STATUS
     # A reply cut off mid-body parses as broken JSON: the call itself may be repeated.
-    return isinstance(error, requests.ConnectionError | requests.Timeout
-                      | requests.exceptions.ChunkedEncodingError
-                      | requests.exceptions.JSONDecodeError | TransientError)
+    return isinstance(
+        error,
+        requests.ConnectionError
+        | requests.Timeout
+        | requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.JSONDecodeError
+        | TransientError,
+    )
 
 
 class TransientError(Exception):
@@ -41,8 +46,9 @@ class RetryPolicy:
     max_total: float = 600.0
 
     def scaled(self, factor: float) -> RetryPolicy:
-        return RetryPolicy(self.attempts, self.first_wait * factor, self.max_wait * factor,
-                           self.max_total * factor)
+        return RetryPolicy(
+            self.attempts, self.first_wait * factor, self.max_wait * factor, self.max_total * factor
+        )
 
     def retrying(self, what: str) -> tenacity.Retrying:
         backoff = tenacity.wait_random_exponential(multiplier=self.first_wait, max=self.max_wait)
@@ -54,13 +60,19 @@ class RetryPolicy:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            log.debug("%s: %s; retry %d in %.1fs", what, _describe(error),
-                      state.attempt_number, state.upcoming_sleep)
+            log.debug(
+                "%s: %s; retry %d in %.1fs",
+                what,
+                _describe(error),
+                state.attempt_number,
+                state.upcoming_sleep,
+            )
 
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_transient),
             wait=wait,
-            stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.max_total),
+            stop=tenacity.stop_after_attempt(self.attempts)
+            | tenacity.stop_after_delay(self.max_total),
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -32,8 +32,9 @@ def local_inputs(spec: NotebookSpec, params: dict[str, Any]) -> dict[str, Path]:
     return found
 
 
-def attach_voices(spec: NotebookSpec, params: dict[str, Any],
-                  remote: KaggleRemote) -> tuple[dict[str, Any], list[str]]:
+def attach_voices(
+    spec: NotebookSpec, params: dict[str, Any], remote: KaggleRemote
+) -> tuple[dict[str, Any], list[str]]:
     """The parameters with local reference files replaced by their dataset copies, and
     the dataset sources to attach; unchanged when no local file is named."""
     files = local_inputs(spec, params)
@@ -41,8 +42,10 @@ def attach_voices(spec: NotebookSpec, params: dict[str, Any],
         return params, []
     names = {path.name for path in files.values()}
     if len(names) != len(set(files.values())):
-        raise UsageError("reference files must have distinct file names: "
-                         + ", ".join(sorted(str(p) for p in files.values())))
+        raise UsageError(
+            "reference files must have distinct file names: "
+            + ", ".join(sorted(str(p) for p in files.values()))
+        )
     digest = hashlib.sha256()
     for path in sorted(set(files.values())):
         digest.update(f"{path.name}:{sha256_of(path)}\n".encode())
@@ -62,8 +65,9 @@ def _replace(spec: NotebookSpec, params: dict[str, Any], mapping: dict[str, str]
 
     replaced = swap(params)
     if "utterances" in params:
-        replaced["utterances"] = [swap(u) if isinstance(u, dict) else u
-                                  for u in params["utterances"]]
+        replaced["utterances"] = [
+            swap(u) if isinstance(u, dict) else u for u in params["utterances"]
+        ]
     return replaced
 
 
