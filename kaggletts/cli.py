@@ -230,14 +230,14 @@ def status(job_id: str, output_dir: str | None) -> None:
 
         remote = KaggleBackend(endpoint=record.get("endpoint")).remote()
         for shard in record.get("shards", []):
-            live = (
-                remote.status(shard["slug"], shard["version"])[0].lower()
-                if shard.get("version")
-                else "not pushed"
-            )
-            click.echo(
-                f"  {shard['slug']} v{shard.get('version')}: {shard['state']} (on Kaggle: {live})"
-            )
+            slug, version = shard["slug"], shard.get("version")
+            if version:
+                live = remote.status(slug, version)[0].lower()
+            elif (landed := remote.current_version(slug) or 0) > (shard.get("before_version") or 0):
+                live = f"v{landed} landed, its reply was not recorded; attach adopts it"
+            else:
+                live = "not pushed"
+            click.echo(f"  {slug} v{version or '?'}: {shard['state']} (on Kaggle: {live})")
 
 
 @cli.command()

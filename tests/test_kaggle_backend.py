@@ -214,28 +214,44 @@ CLIENT = textwrap.dedent("""
     import kaggletts
     from kaggletts.backends.kaggle.credentials import Credentials
     from kaggletts.backends.kaggle.polling import PollSchedule
-    url, out = sys.argv[1], sys.argv[2]
-    texts = [f"Crash test line {n}." for n in range(3)]
+    url, out, key, texts = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     kaggletts.execute("espeak", {"utterances": texts}, backend="kaggle", output_dir=out,
-                      endpoint=url, credentials=Credentials("alice", key=sys.argv[3]),
+                      endpoint=url, credentials=Credentials("alice", key=key),
                       poll=PollSchedule(first=0.2, fraction=0.1, cap=1.0))
 """)
+CRASH_TEXTS = [f"Crash test line {n}." for n in range(3)]
 
 
-def start_client(emulator: Emulator, out: Path) -> subprocess.Popen:
+def start_client_with(emulator: Emulator, out: Path, *texts: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CLIENT, emulator.url, str(out), KEY],
+        [sys.executable, "-c", CLIENT, emulator.url, str(out), KEY, *texts],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def wait_for_push(emulator: Emulator, slug: str = "kaggletts-espeak-1") -> None:
+def start_client(emulator: Emulator, out: Path) -> subprocess.Popen:
+    return start_client_with(emulator, out, *CRASH_TEXTS)
+
+
+def wait_for_version(emulator: Emulator, count: int, slug: str = "kaggletts-espeak-1") -> None:
     deadline = time.monotonic() + 60
-    while emulator.push_count(USER, slug) == 0:
+    while emulator.push_count(USER, slug) < count:
         assert time.monotonic() < deadline, "the client never pushed"
         time.sleep(0.05)
+
+
+def wait_for_record(out: Path, ready) -> None:
+    """Until some job record under `out` satisfies `ready`: the client wrote it to disk."""
+    deadline = time.monotonic() + 60
+    while not any(ready(json.loads(p.read_text())) for p in out.rglob("job.json")):
+        assert time.monotonic() < deadline, "no job record got there"
+        time.sleep(0.05)
+
+
+def wait_for_push(emulator: Emulator) -> None:
+    wait_for_version(emulator, 1)
 
 
 def test_a_killed_client_resumes_without_a_second_push(tmp_path):
@@ -248,9 +264,8 @@ def test_a_killed_client_resumes_without_a_second_push(tmp_path):
         client.wait(timeout=30)
         assert not list((tmp_path / "out").rglob("*.wav")), "killed before the download"
 
-        texts = [f"Crash test line {n}." for n in range(3)]
-        result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
-        assert_verified(result, texts)
+        result = run_kaggle(emulator, tmp_path / "out", {"utterances": CRASH_TEXTS})
+        assert_verified(result, CRASH_TEXTS)
         assert emulator.push_count(USER, "kaggletts-espeak-1") == 1
 
 
@@ -393,3 +408,61 @@ def test_a_wrong_key_is_a_clear_error_with_exit_code_2(emulator, tmp_path):
     assert done.returncode == 2
     assert "refused these credentials" in done.stderr and "HTTP 401" in done.stderr
     assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr
+
+
+def kaggletts_cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("kaggletts")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_job_commands_status_attach_cancel_and_quota(tmp_path):
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=2.0)
+    ) as emulator:
+        env = {
+            **os.environ,
+            "KAGGLE_USERNAME": USER,
+            "KAGGLE_KEY": KEY,
+            "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
+            "KAGGLETTS_OUTPUT": str(tmp_path / "o"),
+        }
+        client = start_client(emulator, tmp_path / "o")
+        wait_for_push(emulator)
+        client.send_signal(signal.SIGKILL)
+        client.wait(timeout=30)
+
+        listed = kaggletts_cli("jobs", env=env)
+        job_id = listed.stdout.split()[0]
+        assert listed.returncode == 0 and "kaggle" in listed.stdout
+        status = kaggletts_cli("status", job_id[:6], env=env)
+        assert status.returncode == 0, status.stderr
+        assert "kaggletts-espeak-1 v1" in status.stdout or "v1 landed" in status.stdout
+
+        attached = kaggletts_cli("attach", job_id, "--json", env=env)
+        assert attached.returncode == 0, attached.stderr
+        assert len(json.loads(attached.stdout)["audio"]) == 3
+        assert emulator.push_count(USER, "kaggletts-espeak-1") == 1
+
+        quota = kaggletts_cli("quota", env=env)
+        assert quota.returncode == 0 and "h left of 30.0 h" in quota.stdout
+
+        unknown = kaggletts_cli("status", "ffffffff", env=env)
+        assert unknown.returncode == 2 and "no job" in unknown.stderr
+
+        emulator.latency = Latency(cold_start=60.0)
+        second = start_client_with(emulator, tmp_path / "o", "A second job.")
+        wait_for_version(emulator, 2)
+        wait_for_record(tmp_path / "o", lambda r: r.get("shards", [{}])[0].get("version") == 2)
+        second.send_signal(signal.SIGKILL)
+        second.wait(timeout=30)
+        job_two = kaggletts_cli("jobs", env=env).stdout.split()[0]
+        cancelled = kaggletts_cli("cancel", job_two, env=env)
+        assert cancelled.returncode == 0 and "cancelled 1" in cancelled.stdout
+        assert emulator.wait_for(USER, "kaggletts-espeak-1", 2, timeout=30).status.startswith(
+            "CANCEL"
+        )

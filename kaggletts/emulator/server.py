@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import contextlib
 import email.utils
 import hashlib
@@ -47,6 +49,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: Emulator):
         self.app = app
         super().__init__(address, RequestHandler)
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A client that goes away mid-request (killed, timed out) is routine, not a fault."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class RequestHandler(BaseHTTPRequestHandler):
