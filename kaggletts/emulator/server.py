@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import contextlib
 import email.utils
 import hashlib
@@ -12,6 +10,7 @@ import logging
 import mimetypes
 import re
 import socket
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
