@@ -45,12 +45,17 @@ class ParameterSet:
         return self.origins.get((), "parameters")
 
     def update(self, other: ParameterSet) -> None:
+        if not other.values:
+            return
         for name in other.values:
             self.cli_raw.pop(name, None)
             for location in [loc for loc in self.origins if loc and loc[0] == name]:
                 del self.origins[location]
+        mine = self.origins.get(())
+        self.origins.update(other.origins)
+        if self.values and mine:
+            self.origins[()] = f"{mine} + {other.origins[()]}"
         self.values.update(other.values)
-        self.origins.update({loc: src for loc, src in other.origins.items() if loc})
         self.cli_raw.update(other.cli_raw)
 
 
@@ -71,41 +76,66 @@ def from_yaml_file(path: str | os.PathLike) -> ParameterSet:
         raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise UsageError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    loader = yaml.SafeLoader(path.read_text(encoding="utf-8", errors="replace"))
+    origins: dict[Location, str] = {(): str(path)}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        values = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is not None:
+            _record_lines(loader, root, (), str(path), origins, [MAX_NODES])
+        values = loader.construct_document(root) if root is not None else {}
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}{line}: invalid YAML: {error.problem or error.context}") from None
+        raise UsageError(f"{path}:{_describe_yaml_error(error)}") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path}: invalid YAML: {error}") from None
-    if values is None:
-        values = {}
+    finally:
+        loader.dispose()
     if not isinstance(values, dict):
         raise UsageError(f"{path}:1: expected a mapping of parameter names to values")
-    origins: dict[Location, str] = {(): str(path)}
-    _record_lines(root, (), str(path), origins)
     return ParameterSet(values, origins)
 
 
-def _record_lines(node, location: Location, path: str, origins: dict[Location, str]) -> None:
+def _describe_yaml_error(error: Any) -> str:
+    """`LINE: invalid YAML: problem`, naming where an unclosed construct began too."""
+    problem, context = error.problem_mark, error.context_mark
+    line = (problem or context).line + 1 if (problem or context) else 1
+    message = f"{line}: invalid YAML: {error.problem or error.context}"
+    if context and problem and context.line != problem.line:
+        message = (
+            f"{context.line + 1}: invalid YAML: {error.context} "
+            f"(line {context.line + 1}); {error.problem} (line {problem.line + 1})"
+        )
+    return message
+
+
+def _record_lines(
+    loader: Any,
+    node: Any,
+    location: Location,
+    path: str,
+    origins: dict[Location, str],
+    budget: list[int],
+) -> None:
+    """Map each value's location to its file and line; aliases count every time they
+    are used, so a small file that expands enormously is refused here."""
     import yaml
 
-    origins[location] = f"{path}:{node.start_mark.line + 1}"
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise UsageError(f"{path}: over {MAX_NODES} values once YAML aliases are expanded")
+    if location:
+        origins.setdefault(location, f"{path}:{node.start_mark.line + 1}")
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        seen: set[Any] = set()
         for key, value in node.value:
-            name = key.value
+            name = loader.construct_object(key) if isinstance(key, yaml.ScalarNode) else key.value
             if name in seen:
                 raise UsageError(f"{path}:{key.start_mark.line + 1}: {name!r} is given twice")
             seen.add(name)
-            _record_lines(value, (*location, name), path, origins)
             origins[(*location, name)] = f"{path}:{key.start_mark.line + 1}"
+            _record_lines(loader, value, (*location, name), path, origins, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(item, (*location, index), path, origins)
+            _record_lines(loader, item, (*location, index), path, origins, budget)
 
 
 def from_cli_pairs(pairs: list[tuple[str, str]]) -> ParameterSet:

@@ -11,9 +11,6 @@ from emulator_helpers import KEYS
 
 from kaggletts.emulator import Emulator
 
-pytest_plugins = ["kaggletts.emulator.pytest_plugin"]
-
-
 @pytest.fixture
 def official_api(
     kaggle_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

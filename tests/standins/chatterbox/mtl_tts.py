@@ -1,0 +1,44 @@
+"""Stand-in for chatterbox.mtl_tts (multilingual Chatterbox) used by tests; no model,
+synthetic audio."""
+
+from __future__ import annotations
+
+from chatterbox import SAMPLE_RATE, prompt_seconds, recorded, synthetic_wav
+
+SUPPORTED_LANGUAGES = {
+    "ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay", "nl": "Dutch",
+    "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "sv": "Swedish",
+    "sw": "Swahili", "tr": "Turkish", "zh": "Chinese",
+}
+
+
+class ChatterboxMultilingualTTS:
+    """Stand-in for `chatterbox.mtl_tts.ChatterboxMultilingualTTS`."""
+
+    sr = SAMPLE_RATE
+
+    def __init__(self, device):
+        self.device = device
+
+    @classmethod
+    def get_supported_languages(cls) -> dict[str, str]:
+        return dict(SUPPORTED_LANGUAGES)
+
+    @classmethod
+    @recorded("chatterbox.mtl_tts")
+    def from_pretrained(cls, device) -> ChatterboxMultilingualTTS:
+        return cls(device)
+
+    @recorded("chatterbox.mtl_tts")
+    def generate(self, text, language_id, audio_prompt_path=None, exaggeration=0.5,
+                 cfg_weight=0.5, temperature=0.8, repetition_penalty=2.0, min_p=0.05,
+                 top_p=1.0):
+        if language_id and language_id.lower() not in SUPPORTED_LANGUAGES:
+            supported = ", ".join(sorted(SUPPORTED_LANGUAGES))
+            raise ValueError(f"Unsupported language_id '{language_id}'. "
+                             f"Supported languages: {supported}")
+        if audio_prompt_path:
+            prompt_seconds(audio_prompt_path)
+        return synthetic_wav(text, language_id)

@@ -1,0 +1,163 @@
+"""Stand-in for qwen_tts (Qwen3-TTS) used by tests; no model, synthetic audio.
+
+It follows the real API of `qwen-tts` 0.1.1 as written down in /work/shared/models.md:
+`Qwen3TTSModel.from_pretrained(model_id, device_map=..., dtype=..., **kwargs)` and the three
+`generate_*` methods with their real parameter names and defaults, each returning
+`([1-D float32 numpy array, ...], 24000)`. The model kind comes from the model id
+(CustomVoice, VoiceDesign or Base) and a method of another kind raises ValueError, as the
+real one does. The audio is a tone whose length grows with the text.
+
+Test switches, read from the environment when called:
+- KAGGLETTS_STANDIN_CALLS: a file; every call is appended to it as one JSON line.
+- KAGGLETTS_STANDIN_FAULT: `nan-once` gives NaN audio for the first float16 generation
+  only; `silence` gives zeros for every generation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+STANDIN = True
+SAMPLE_RATE = 24000
+SPEAKERS = ("vivian", "serena", "uncle_fu", "dylan", "eric", "ryan", "aiden", "ono_anna", "sohee")
+LANGUAGES = ("chinese", "english", "japanese", "korean", "german", "french", "russian",
+             "portuguese", "spanish", "italian", "auto")
+_state = {"nan_given": False}
+
+
+def _plain(value):
+    """Call arguments as JSON: dtypes and other objects by their str()."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def _record(method: str, **arguments) -> None:
+    calls = os.environ.get("KAGGLETTS_STANDIN_CALLS")
+    if calls:
+        line = json.dumps({"module": "qwen_tts", "method": method, **_plain(arguments)},
+                          ensure_ascii=False)
+        with open(calls, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def _recorded(method):
+    """Record each call exactly as made (positional `args`, keyword `kwargs`, and the model's
+    id and dtype), then run it; inspect.signature still shows the real signature."""
+
+    @functools.wraps(method)
+    def call(self_or_cls, *args, **kwargs):
+        model = {}
+        if isinstance(self_or_cls, Qwen3TTSModel):
+            model = {"model_id": self_or_cls.model_id, "dtype": self_or_cls.dtype}
+        _record(method.__name__, **model, args=args, kwargs=kwargs)
+        return method(self_or_cls, *args, **kwargs)
+
+    return call
+
+
+def _tone(text: str, pitch_seed: str) -> np.ndarray:
+    """A sine tone: 0.2 s plus 50 ms per character, its pitch chosen by `pitch_seed`."""
+    seconds = 0.2 + 0.05 * len(text)
+    frequency = 180.0 + (sum(map(ord, pitch_seed)) % 200)
+    t = np.arange(int(seconds * SAMPLE_RATE), dtype=np.float64) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * math.pi * frequency * t)).astype(np.float32)
+
+
+def _check_language(language):
+    names = language if isinstance(language, list) else [language]
+    for name in names:
+        if name is not None and str(name).lower() not in LANGUAGES:
+            raise ValueError(f"Unsupported languages: {[name]}. Supported: {list(LANGUAGES)}")
+
+
+class Qwen3TTSModel:
+    """Stand-in for `qwen_tts.Qwen3TTSModel`."""
+
+    def __init__(self, model_id: str, device, dtype, kwargs: dict):
+        self.model_id = model_id
+        self.device = device
+        self.dtype = dtype
+        self.kwargs = kwargs
+        if "CustomVoice" in model_id:
+            self.tts_model_type = "custom_voice"
+        elif "VoiceDesign" in model_id:
+            self.tts_model_type = "voice_design"
+        elif model_id.endswith("-Base"):
+            self.tts_model_type = "base"
+        else:
+            raise OSError(f"{model_id} is not a Qwen3-TTS model id (stand-in knows "
+                          "CustomVoice, VoiceDesign and Base)")
+
+    @classmethod
+    @_recorded
+    def from_pretrained(cls, pretrained_model_name_or_path: str, device_map=None, dtype=None,
+                        **kwargs) -> Qwen3TTSModel:
+        if kwargs.get("attn_implementation") == "flash_attention_2":
+            raise ImportError("FlashAttention2 has been toggled on, but it cannot be used due "
+                              "to the following error: the package flash_attn seems to be not "
+                              "installed.")
+        return cls(pretrained_model_name_or_path, device_map, dtype, kwargs)
+
+    def get_supported_speakers(self) -> list[str]:
+        return list(SPEAKERS)
+
+    def get_supported_languages(self) -> list[str]:
+        return list(LANGUAGES)
+
+    def _require(self, kind: str, method: str) -> None:
+        if self.tts_model_type != kind:
+            raise ValueError(f"model with tts_model_type: {self.tts_model_type} does not "
+                             f"support {method}, please check the model card ({self.model_id})")
+
+    def _audio(self, texts, pitch_seed: str):
+        single = isinstance(texts, str)
+        wavs = [_tone(t, pitch_seed) for t in ([texts] if single else texts)]
+        fault = os.environ.get("KAGGLETTS_STANDIN_FAULT", "")
+        if fault == "silence":
+            wavs = [np.zeros_like(w) for w in wavs]
+        elif (fault == "nan-once" and "float16" in str(self.dtype)
+              and not _state["nan_given"]):
+            _state["nan_given"] = True
+            wavs = [np.full_like(w, np.nan) for w in wavs]
+        return wavs, SAMPLE_RATE
+
+    @_recorded
+    def generate_custom_voice(self, text, speaker, language=None, instruct=None, **kwargs):
+        self._require("custom_voice", "generate_custom_voice")
+        _check_language(language)
+        for name in speaker if isinstance(speaker, list) else [speaker]:
+            if str(name).lower() not in SPEAKERS:
+                raise ValueError(f"Unsupported speakers: {[name]}. Supported: {list(SPEAKERS)}")
+        return self._audio(text, str(speaker))
+
+    @_recorded
+    def generate_voice_design(self, text, instruct, language=None, **kwargs):
+        self._require("voice_design", "generate_voice_design")
+        _check_language(language)
+        return self._audio(text, str(instruct))
+
+    @_recorded
+    def generate_voice_clone(self, text, language=None, ref_audio=None, ref_text=None,
+                             x_vector_only_mode: bool = False, non_streaming_mode: bool = False,
+                             **kwargs):
+        self._require("base", "generate_voice_clone")
+        _check_language(language)
+        if ref_audio is None:
+            raise ValueError("ref_audio is required for voice clone")
+        local = isinstance(ref_audio, str) and not ref_audio.startswith(("http://", "https://"))
+        if local and not Path(ref_audio).is_file():
+            raise FileNotFoundError(ref_audio)
+        if not x_vector_only_mode and not ref_text:
+            raise ValueError("ref_text is required unless x_vector_only_mode=True")
+        return self._audio(text, str(ref_audio))

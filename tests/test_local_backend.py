@@ -1,0 +1,216 @@
+"""The local backend (papermill on this machine): the job folder, stable job ids, stored
+results returned without running, --force, failures that name the cell, the CLI's --json,
+and the promise that importing kaggletts (or `kaggletts --help`) loads no heavy modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import kaggletts
+from kaggletts import api
+
+PARAMS = {"utterances": ["First line.", {"text": "Second line.", "rate": 220}]}
+HEAVY = ("papermill", "kaggle", "scrapbook", "pandas", "nbclient", "jupyter_client", "yaml")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    result = kaggletts.execute("espeak", PARAMS, output_dir=out)
+    executed = result.notebook.stat().st_mtime_ns
+    return out, result, executed
+
+
+def test_result_layout(first_run):
+    out, result, _ = first_run
+    assert result.directory == (out / "espeak" / result.job_id).resolve()
+    names = {p.name for p in result.directory.iterdir()}
+    assert {"__notebook__.ipynb", "parameterized.ipynb", "result.json", "job.json"} <= names
+    assert sorted(n for n in names if n.endswith(".wav")) == ["001-first-line.wav",
+                                                              "002-second-line.wav"]
+    assert result.notebook == result.directory / "__notebook__.ipynb"
+    assert result.audio == [result.directory / "001-first-line.wav",
+                            result.directory / "002-second-line.wav"]
+    assert result.timings["run"] > 0
+    record = json.loads((result.directory / "job.json").read_text(encoding="utf-8"))
+    assert record["state"] == "complete"
+    assert record["job_id"] == result.job_id
+    assert record["params"] == PARAMS
+    assert (record["notebook"], record["backend"]) == ("espeak", "local")
+    stored = json.loads((result.directory / "result.json").read_text(encoding="utf-8"))
+    assert stored["job_id"] == result.job_id and stored["status"] == "complete"
+
+
+def test_job_id_is_stable_and_depends_on_the_request(first_run, tmp_path):
+    out, result, _ = first_run
+    same = api.prepare("espeak", dict(reversed(PARAMS.items())), "local", out)
+    assert same.id == result.job_id
+    assert len(result.job_id) == 16 and int(result.job_id, 16) >= 0
+    other_text = api.prepare("espeak", {"utterances": ["First line."]}, "local", out)
+    other_rate = api.prepare("espeak", {**PARAMS, "rate": 176}, "local", out)
+    other_backend = api.prepare("espeak", PARAMS, "kaggle", out)
+    ids = {result.job_id, other_text.id, other_rate.id, other_backend.id}
+    assert len(ids) == 4
+    # The output folder is not part of the request.
+    assert api.prepare("espeak", PARAMS, "local", tmp_path).id == result.job_id
+
+
+def test_the_same_request_returns_the_stored_result_without_running(first_run):
+    out, result, executed_mtime = first_run
+    again = kaggletts.execute("espeak", PARAMS, output_dir=out)
+    assert again.cached and not result.cached
+    assert again.job_id == result.job_id
+    assert again.audio == result.audio
+    assert again.scraps == result.scraps
+    assert again.timings == result.timings
+    assert result.notebook.stat().st_mtime_ns == executed_mtime  # no kernel ran
+
+
+def test_force_runs_again(first_run):
+    out, result, executed_mtime = first_run
+    time.sleep(0.01)
+    forced = kaggletts.execute("espeak", PARAMS, output_dir=out, force=True)
+    assert not forced.cached
+    assert forced.job_id == result.job_id
+    assert forced.notebook.stat().st_mtime_ns != executed_mtime
+    # eSpeak NG is deterministic: the same clips again.
+    assert [c["sha256"] for c in forced.clips] == [c["sha256"] for c in result.clips]
+
+
+def test_a_tampered_clip_is_detected_on_a_fresh_run(tmp_path):
+    from kaggletts.errors import RunFailed
+    from kaggletts.result import verify_clip
+
+    clip_file = tmp_path / "001-x.wav"
+    clip_file.write_bytes(b"RIFF....")
+    record = {"bytes": 8, "sha256": "0" * 64}
+    with pytest.raises(RunFailed, match="sha256 differs"):
+        verify_clip(clip_file, record)
+    with pytest.raises(RunFailed, match="8 bytes, the notebook recorded 9"):
+        verify_clip(clip_file, {**record, "bytes": 9})
+
+
+BAD_VOICE = {"text": "Hello.", "voice": "xx-nonexistent"}
+
+
+def test_a_failing_notebook_raises_run_failed_naming_the_cell(tmp_path):
+    with pytest.raises(kaggletts.RunFailed) as caught:
+        kaggletts.execute("espeak", BAD_VOICE, output_dir=tmp_path)
+    failure = caught.value
+    message = str(failure)
+    assert "notebook 'espeak' failed in cell 'synthesize'" in message
+    assert "ValueError: unknown eSpeak NG voice 'xx-nonexistent'" in message
+    assert failure.exception == "ValueError: unknown eSpeak NG voice 'xx-nonexistent'"
+    assert "'synthesize'" in failure.cell
+    assert failure.exit_code == 1
+    job = api.prepare("espeak", BAD_VOICE, "local", tmp_path)
+    record = json.loads((job.directory / "job.json").read_text(encoding="utf-8"))
+    assert record["state"] == "error" and "synthesize" in record["error"]
+    assert not (job.directory / "result.json").exists()
+    assert (job.directory / "__notebook__.ipynb").exists()  # kept for inspection
+
+
+def test_a_failing_run_exits_1_with_one_line_and_no_traceback(kaggletts_cmd, tmp_path):
+    done = kaggletts_cmd("run", "espeak", "-p", "text", "Hello.", "-p", "voice",
+                         "xx-nonexistent", "--out", str(tmp_path / "out"))
+    assert done.code == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    assert "failed in cell 'synthesize'" in errors[0]
+    assert "ValueError: unknown eSpeak NG voice 'xx-nonexistent'" in errors[0]
+
+
+def test_cli_json_prints_exactly_one_json_document(kaggletts_cmd, tmp_path):
+    done = kaggletts_cmd("run", "espeak", "-p", "text", "Hello there.", "-p", "rate", "200",
+                         "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    document = json.loads(done.stdout)  # the whole of stdout, nothing else
+    assert set(document) == {"job_id", "status", "audio", "scraps", "notebook"}
+    assert document["status"] == "complete"
+    [audio] = document["audio"]
+    assert Path(audio).is_file() and Path(audio).parent.name == document["job_id"]
+    assert Path(document["notebook"]).name == "__notebook__.ipynb"
+    assert document["scraps"]["clips"][0]["text"] == "Hello there."
+    assert document["scraps"]["clips"][0]["settings"]["rate"] == 200
+    # Asked again: the stored result, still one document.
+    again = kaggletts_cmd("run", "espeak", "-p", "text", "Hello there.", "-p", "rate", "200",
+                          "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert json.loads(again.stdout) == document
+
+
+def test_cli_plain_output_says_where_the_clips_are(first_run, kaggletts_cmd, tmp_path):
+    out, result, _ = first_run
+    params = tmp_path / "p.yaml"
+    params.write_text(json.dumps(PARAMS), encoding="utf-8")  # JSON is YAML
+    done = kaggletts_cmd("run", "espeak", "-f", str(params), "--out", str(out))
+    assert done.code == 0, done.stderr
+    assert done.stdout.startswith("2 clips, ")
+    assert "stored result" in done.stdout and str(result.directory) in done.stdout
+
+
+def test_notebooks_json_lists_the_three_notebooks(kaggletts_cmd):
+    done = kaggletts_cmd("notebooks", "--json")
+    assert done.code == 0, done.stderr
+    listing = json.loads(done.stdout)
+    assert sorted(listing) == ["chatterbox", "espeak", "qwen"]
+    for name, info in listing.items():
+        assert Path(info["path"]).name == f"{name}.ipynb"
+        assert {"text", "utterances"} <= set(info["parameters"])
+        for parameter in info["parameters"].values():
+            assert set(parameter) == {"type", "default", "help"}
+            assert parameter["help"].strip()
+    espeak = listing["espeak"]["parameters"]
+    assert espeak["rate"] == {"type": "int", "default": 175, "help": espeak["rate"]["help"]}
+    assert listing["qwen"]["parameters"]["x_vector_only"]["type"] == "bool"
+    assert listing["qwen"]["parameters"]["dtype"]["default"] == "float16"
+    assert "voice" in listing["espeak"]["per_utterance"]
+
+
+def loaded_after(code: str) -> list[str]:
+    """The heavy modules present in sys.modules after running `code` in a fresh interpreter."""
+    probe = (f"{code}\nimport json, sys\n"
+             f"print('LOADED=' + json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("LOADED=")]
+    return json.loads(line.removeprefix("LOADED="))
+
+
+def test_import_kaggletts_loads_no_heavy_modules():
+    assert loaded_after("import kaggletts") == []
+
+
+HELP = """
+import sys
+sys.argv = ["kaggletts", "--help"]
+from kaggletts.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+"""
+
+
+def test_kaggletts_help_loads_no_heavy_modules():
+    assert loaded_after(HELP) == []
+
+
+def test_the_probe_sees_a_heavy_import():
+    # The check above can fail: importing papermill does show up.
+    assert "papermill" in loaded_after("import papermill")
+
+
+def test_kaggletts_help_lists_the_commands(kaggletts_cmd):
+    done = kaggletts_cmd("--help")
+    assert done.code == 0
+    for command in ("run", "notebooks", "emulator"):
+        assert f"  {command}" in done.stdout
