@@ -11,6 +11,7 @@ from emulator_helpers import KEYS
 
 from kaggletts.emulator import Emulator
 
+
 @pytest.fixture
 def official_api(
     kaggle_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
