@@ -466,3 +466,45 @@ def test_job_commands_status_attach_cancel_and_quota(tmp_path):
         assert emulator.wait_for(USER, "kaggletts-espeak-1", 2, timeout=30).status.startswith(
             "CANCEL"
         )
+
+
+def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path):
+    from conftest import STANDINS, write_wav
+
+    voice = write_wav(tmp_path / "voices" / "narrator.wav", 1.5)
+    clone = {
+        "mode": "voice_clone",
+        "model_id": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
+        "ref_audio": str(voice),
+        "ref_text": "The reference transcript.",
+    }
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, image_paths=[STANDINS]
+    ) as emulator:
+
+        def clone_run(*texts: str) -> kaggletts.Result:
+            return kaggletts.execute(
+                "qwen",
+                {**clone, "utterances": list(texts)},
+                backend="kaggle",
+                output_dir=tmp_path / "out",
+                endpoint=emulator.url,
+                credentials=Credentials(USER, key=KEY),
+                **FAST,
+            )
+
+        first = clone_run("One.", "Two.")
+        assert [c["text"] for c in first.clips] == ["One.", "Two."]
+        [dataset] = emulator.store.datasets.values()
+        assert dataset.is_private and dataset.slug.startswith("kaggletts-voices-")
+        metadata = json.loads((first.directory / "kernel" / "kernel-metadata.json").read_text())
+        assert metadata["dataset_sources"] == [f"{USER}/{dataset.slug}"]
+        assert metadata["enable_gpu"] and metadata["machine_shape"] == "NvidiaTeslaT4"
+        assert first.clips[0]["settings"]["ref_audio"] == f"{dataset.slug}/narrator.wav"
+
+        clone_run("Three.")
+        assert len(emulator.store.datasets) == 1 and emulator.calls["StartBlobUpload"] == 1
+
+        write_wav(voice, 2.5)
+        clone_run("Four.")
+        assert len(emulator.store.datasets) == 2 and emulator.calls["StartBlobUpload"] == 2
