@@ -59,6 +59,23 @@ def run_kaggle(emulator: Emulator, out: Path, params: dict, **overrides) -> kagg
     )
 
 
+def kaggletts_cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("kaggletts")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_env(emulator: Emulator, **extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess that uses the emulator as alice."""
+    env = {k: v for k, v in os.environ.items() if k != "KAGGLE_API_TOKEN"}
+    env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, KAGGLETTS_KAGGLE_ENDPOINT=emulator.url)
+    return {**env, **extra}
+
+
 def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
     clips = result.scraps["clips"]
     assert [c["text"] for c in clips] == texts
@@ -94,30 +111,20 @@ def test_twenty_line_batch_runs_on_the_emulator_with_one_push(emulator, tmp_path
 
 
 def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
-    env = {
-        **os.environ,
-        "KAGGLE_USERNAME": USER,
-        "KAGGLE_KEY": KEY,
-        "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
-    }
     batch = tmp_path / "batch.yaml"
     batch.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("kaggletts")),
-            "run",
-            "espeak",
-            "-f",
-            str(batch),
-            "--backend",
-            "kaggle",
-            "--out",
-            str(tmp_path / "out"),
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    out = str(tmp_path / "out")
+    done = kaggletts_cli(
+        "run",
+        "espeak",
+        "-f",
+        str(batch),
+        "--backend",
+        "kaggle",
+        "--out",
+        out,
+        "--json",
+        env=cli_env(emulator),
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -132,13 +139,7 @@ def test_papermill_engine_runs_on_the_emulator(emulator, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
     out = tmp_path / "executed.ipynb"
-    env = {
-        **os.environ,
-        "KAGGLE_USERNAME": USER,
-        "KAGGLE_KEY": KEY,
-        "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
-        "KAGGLETTS_OUTPUT": str(tmp_path / "jobs"),
-    }
+    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
     notebook = kaggletts.find_notebook("espeak").path
     done = subprocess.run(
         [
@@ -380,57 +381,29 @@ def test_polling_is_quick_at_first_and_sparse_later():
 
 
 def test_a_wrong_key_is_a_clear_error_with_exit_code_2(emulator, tmp_path):
-    env = {
-        **os.environ,
-        "KAGGLE_USERNAME": USER,
-        "KAGGLE_KEY": "not-the-key",
-        "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
-    }
-    env.pop("KAGGLE_API_TOKEN", None)
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("kaggletts")),
-            "run",
-            "espeak",
-            "-p",
-            "text",
-            "Hi",
-            "--backend",
-            "kaggle",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = str(tmp_path / "out")
+    done = kaggletts_cli(
+        "run",
+        "espeak",
+        "-p",
+        "text",
+        "Hi",
+        "--backend",
+        "kaggle",
+        "--out",
+        out,
+        env=cli_env(emulator, KAGGLE_KEY="not-the-key"),
     )
     assert done.returncode == 2
     assert "refused these credentials" in done.stderr and "HTTP 401" in done.stderr
     assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr
 
 
-def kaggletts_cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("kaggletts")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_job_commands_status_attach_cancel_and_quota(tmp_path):
     with Emulator(
         state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=2.0)
     ) as emulator:
-        env = {
-            **os.environ,
-            "KAGGLE_USERNAME": USER,
-            "KAGGLE_KEY": KEY,
-            "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
-            "KAGGLETTS_OUTPUT": str(tmp_path / "o"),
-        }
+        env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "o"))
         client = start_client(emulator, tmp_path / "o")
         wait_for_push(emulator)
         client.send_signal(signal.SIGKILL)

@@ -18,35 +18,14 @@ This module holds the helpers the three model modules share.
 from __future__ import annotations
 
 import functools
-import json
-import math
 import os
 import wave
 from pathlib import Path
 
+from standin_support import record_call, tone
+
 STANDIN = True
-SAMPLE_RATE = 24000
 _state = {"nan_given": False}
-
-
-def _plain(value):
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
-
-
-def record_call(module: str, method: str, **arguments) -> None:
-    """Append one call as a JSON line to the file KAGGLETTS_STANDIN_CALLS names, if any."""
-    calls = os.environ.get("KAGGLETTS_STANDIN_CALLS")
-    if calls:
-        line = json.dumps({"module": module, "method": method, **_plain(arguments)},
-                          ensure_ascii=False)
-        with open(calls, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
 
 
 def recorded(module: str):
@@ -77,10 +56,7 @@ def synthetic_wav(text: str, pitch_seed: str = ""):
     """A (1, N) float32 tone: 0.2 s plus 50 ms per character, or the fault asked for."""
     import torch
 
-    seconds = 0.2 + 0.05 * len(text)
-    frequency = 180.0 + (sum(map(ord, pitch_seed)) % 200)
-    t = torch.arange(int(seconds * SAMPLE_RATE), dtype=torch.float64) / SAMPLE_RATE
-    wav = (0.3 * torch.sin(2 * math.pi * frequency * t)).to(torch.float32).unsqueeze(0)
+    wav = torch.from_numpy(tone(text, pitch_seed)).unsqueeze(0)
     fault = os.environ.get("KAGGLETTS_STANDIN_FAULT", "")
     if fault == "silence":
         wav = torch.zeros_like(wav)

@@ -3,7 +3,9 @@ synthetic audio."""
 
 from __future__ import annotations
 
-from chatterbox import SAMPLE_RATE, prompt_seconds, recorded, synthetic_wav
+from standin_support import SAMPLE_RATE
+
+from chatterbox import prompt_seconds, recorded, synthetic_wav
 
 SUPPORTED_LANGUAGES = {
     "ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English",

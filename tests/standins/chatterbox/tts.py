@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from chatterbox import SAMPLE_RATE, prompt_seconds, recorded, synthetic_wav
+from standin_support import SAMPLE_RATE
+
+from chatterbox import prompt_seconds, recorded, synthetic_wav
 
 
 class ChatterboxTTS:

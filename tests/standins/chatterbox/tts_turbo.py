@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from chatterbox import SAMPLE_RATE, prompt_seconds, recorded, synthetic_wav
+from standin_support import SAMPLE_RATE
+
+from chatterbox import prompt_seconds, recorded, synthetic_wav
 
 log = logging.getLogger(__name__)
 

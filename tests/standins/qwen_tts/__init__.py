@@ -16,39 +16,17 @@ Test switches, read from the environment when called:
 from __future__ import annotations
 
 import functools
-import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
+from standin_support import SAMPLE_RATE, record_call, tone
 
 STANDIN = True
-SAMPLE_RATE = 24000
 SPEAKERS = ("vivian", "serena", "uncle_fu", "dylan", "eric", "ryan", "aiden", "ono_anna", "sohee")
 LANGUAGES = ("chinese", "english", "japanese", "korean", "german", "french", "russian",
              "portuguese", "spanish", "italian", "auto")
 _state = {"nan_given": False}
-
-
-def _plain(value):
-    """Call arguments as JSON: dtypes and other objects by their str()."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
-
-
-def _record(method: str, **arguments) -> None:
-    calls = os.environ.get("KAGGLETTS_STANDIN_CALLS")
-    if calls:
-        line = json.dumps({"module": "qwen_tts", "method": method, **_plain(arguments)},
-                          ensure_ascii=False)
-        with open(calls, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
 
 
 def _recorded(method):
@@ -60,18 +38,10 @@ def _recorded(method):
         model = {}
         if isinstance(self_or_cls, Qwen3TTSModel):
             model = {"model_id": self_or_cls.model_id, "dtype": self_or_cls.dtype}
-        _record(method.__name__, **model, args=args, kwargs=kwargs)
+        record_call("qwen_tts", method.__name__, **model, args=args, kwargs=kwargs)
         return method(self_or_cls, *args, **kwargs)
 
     return call
-
-
-def _tone(text: str, pitch_seed: str) -> np.ndarray:
-    """A sine tone: 0.2 s plus 50 ms per character, its pitch chosen by `pitch_seed`."""
-    seconds = 0.2 + 0.05 * len(text)
-    frequency = 180.0 + (sum(map(ord, pitch_seed)) % 200)
-    t = np.arange(int(seconds * SAMPLE_RATE), dtype=np.float64) / SAMPLE_RATE
-    return (0.3 * np.sin(2 * math.pi * frequency * t)).astype(np.float32)
 
 
 def _check_language(language):
@@ -122,7 +92,7 @@ class Qwen3TTSModel:
 
     def _audio(self, texts, pitch_seed: str):
         single = isinstance(texts, str)
-        wavs = [_tone(t, pitch_seed) for t in ([texts] if single else texts)]
+        wavs = [tone(t, pitch_seed) for t in ([texts] if single else texts)]
         fault = os.environ.get("KAGGLETTS_STANDIN_FAULT", "")
         if fault == "silence":
             wavs = [np.zeros_like(w) for w in wavs]
