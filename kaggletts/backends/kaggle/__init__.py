@@ -30,7 +30,7 @@ from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.remote import KaggleRemote, PushRejected, Quota, explain
 from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient
 from kaggletts.backends.kaggle.voices import attach_voices
-from kaggletts.errors import RunFailed
+from kaggletts.errors import KaggleTTSError, RunFailed
 from kaggletts.jobs import Job
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result, read_scraps
@@ -371,7 +371,11 @@ class KaggleBackend:
     def _warn_about_quota(self, job: Job, remote: KaggleRemote, shards: int) -> None:
         if not job.spec.kernel.enable_gpu:
             return
-        quota = remote.quota()
+        try:
+            quota = remote.quota()
+        except KaggleTTSError as error:
+            log.debug("GPU quota unknown (%s); running anyway", error)
+            return
         need = job.utterance_count * job.spec.seconds_per_utterance + shards * COLD_START_SECONDS
         if quota.allowed_seconds and need > quota.remaining_seconds:
             log.warning(
