@@ -47,6 +47,7 @@ class NotebookSpec:
     parameters: dict[str, Parameter]
     per_utterance: tuple[str, ...]
     input_files: tuple[str, ...] = ()
+    rules: tuple[dict[str, Any], ...] = ()
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     kernel: KernelSettings = KernelSettings(False, False, None)
     seconds_per_utterance: float = 1.0
@@ -97,6 +98,7 @@ def _inspect(path: Path, _mtime: int) -> NotebookSpec:
         parameters=parameters,
         per_utterance=tuple(meta.get("per_utterance", ())),
         input_files=tuple(meta.get("input_files", ())),
+        rules=tuple(meta.get("rules", ())),
         choices={k: tuple(v) for k, v in meta.get("choices", {}).items()},
         kernel=KernelSettings(
             enable_gpu=bool(kernel.get("enable_gpu", False)),

@@ -188,10 +188,31 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
         _check_utterances(spec, values["utterances"], params)
     if "text" in values and not str(values["text"]).strip():
         raise UsageError(f"{params.where(('text',))}: `text` is empty")
+    _check_rules(spec, values, params)
     speaks = {"text", "utterances"} <= spec.parameters.keys()
     if speaks and not values.get("text") and not values.get("utterances"):
         raise UsageError(f"{params.where(())}: nothing to speak: give `text` or `utterances`")
     return values
+
+
+def _check_rules(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
+    """The notebook's own consistency rules (its metadata `kaggletts.rules`), checked here
+    so that a mismatch costs no GPU session: `{"when": {name: value}, "contains":
+    {other: substring}}` means that when `name` is `value`, `other` must contain it."""
+
+    def effective(name: str) -> Any:
+        return values.get(name, spec.parameters[name].default)
+
+    for rule in spec.rules:
+        if all(effective(name) == value for name, value in rule["when"].items()):
+            for name, part in rule["contains"].items():
+                if part not in str(effective(name)):
+                    condition = ", ".join(f"{k} {v!r}" for k, v in rule["when"].items())
+                    given = name if name in values else next(iter(rule["when"]))
+                    raise UsageError(
+                        f"{params.where((given,))}: {name} {effective(name)!r} does not fit "
+                        f"{condition}: it must contain {part!r}"
+                    )
 
 
 def _check_value(spec: NotebookSpec, name: str, value: Any, declared: str, where: str) -> None:

@@ -309,20 +309,16 @@ def test_qwen_silent_audio_fails_loudly_naming_the_cell(qwen_silence):
     assert not list(Path(message.split("executed notebook: ")[1]).parent.glob("*.wav"))
 
 
-@pytest.fixture(scope="module")
-def qwen_wrong_kind(standins, module_monkeypatch, tmp_path_factory):
-    return run_with_standins(standins, module_monkeypatch, tmp_path_factory.mktemp("qwen-kind"),
-                             "qwen", {"mode": "custom_voice",
-                                      "model_id": "Qwen/Qwen3-TTS-12Hz-0.6B-Base",
-                                      "text": "Hello."})
-
-
-def test_qwen_mode_that_does_not_fit_the_model_fails_naming_the_cell(qwen_wrong_kind):
-    failure, calls = qwen_wrong_kind
-    assert isinstance(failure, kaggletts.RunFailed), failure
-    assert "'synthesize'" in str(failure)
-    assert failure.exception.startswith("ValueError: ")
-    assert "does not support generate_custom_voice" in failure.exception
+def test_qwen_mode_that_does_not_fit_the_model_is_refused_before_any_run(out_dir):
+    """The notebook's rules catch it at validation, so no GPU session is spent on it."""
+    with pytest.raises(kaggletts.UsageError) as refused:
+        kaggletts.execute("qwen", {"mode": "custom_voice", "text": "Hello.",
+                                   "model_id": "Qwen/Qwen3-TTS-12Hz-0.6B-Base"},
+                          output_dir=out_dir)
+    assert "model_id 'Qwen/Qwen3-TTS-12Hz-0.6B-Base' does not fit mode 'custom_voice'" in str(
+        refused.value)
+    assert "'CustomVoice'" in str(refused.value)
+    assert not out_dir.exists() or not any(out_dir.rglob("*.ipynb"))
 
 
 def test_standins_follow_the_real_signatures(standins, monkeypatch):
