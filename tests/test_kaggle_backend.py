@@ -441,10 +441,8 @@ def test_job_commands_status_attach_cancel_and_quota(tmp_path):
         )
 
 
-def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path):
-    from conftest import STANDINS, write_wav
-
-    voice = write_wav(tmp_path / "voices" / "narrator.wav", 1.5)
+def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, standins):
+    voice = standins.wav(tmp_path / "voices" / "narrator.wav", 1.5)
     clone = {
         "mode": "voice_clone",
         "model_id": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
@@ -452,7 +450,7 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path):
         "ref_text": "The reference transcript.",
     }
     with Emulator(
-        state_dir=tmp_path / "state", users={USER: KEY}, image_paths=[STANDINS]
+        state_dir=tmp_path / "state", users={USER: KEY}, image_paths=[standins.dir]
     ) as emulator:
 
         def clone_run(*texts: str) -> kaggletts.Result:
@@ -478,6 +476,6 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path):
         clone_run("Three.")
         assert len(emulator.store.datasets) == 1 and emulator.calls["StartBlobUpload"] == 1
 
-        write_wav(voice, 2.5)
+        standins.wav(voice, 2.5)
         clone_run("Four.")
         assert len(emulator.store.datasets) == 2 and emulator.calls["StartBlobUpload"] == 2
