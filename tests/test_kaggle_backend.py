@@ -318,7 +318,7 @@ def test_a_full_session_cap_is_waited_out(tmp_path):
 
 
 def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
-    texts = lines(7)
+    texts = lines(4)  # uneven on purpose: 2 + 1 + 1, no empty shard
     result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts}, shards=3)
     assert_verified(result, texts)
     assert len(result.scraps["shards"]) == 3

@@ -94,10 +94,13 @@ class KaggleBackend:
             ]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    if future.exception() is not None:
-                        self._stop.set()
-                        raise future.exception()  # type: ignore[misc]
+                failures = [f.exception() for f in done if f.exception() is not None]
+                if failures:
+                    # The job has failed: its other sessions would only burn quota.
+                    self._stop.set()
+                    self.cancel(job, remote, reason="another shard failed")
+                    self._update(job, state="error")
+                    raise failures[0]
             except KeyboardInterrupt:
                 self._stop.set()
                 self.cancel(job, remote, reason="interrupted")
@@ -125,13 +128,14 @@ class KaggleBackend:
         )
         count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
         count = max(1, min(count, len(lines) or 1))
-        size = math.ceil(len(lines) / count) if lines else 0
+        base, extra = divmod(len(lines), count)
+        bounds = [index * base + min(index, extra) for index in range(count + 1)]
         shards = []
         for index in range(1, count + 1):
             part = dict(params)
             if count > 1:
                 part.pop("text", None)
-                part["utterances"] = lines[(index - 1) * size : index * size]
+                part["utterances"] = lines[bounds[index - 1] : bounds[index]]
             directory = job.directory / f"shard-{index}" if count > 1 else job.directory
             shards.append(
                 {
