@@ -53,7 +53,15 @@ def synth(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks as ratios against baselines run in the same invocation; writes
-    benchmarks/RESULTS.md."""
+    """Benchmarks as ratios against baselines run in the same invocation, and the
+    reliability checks; writes benchmarks/RESULTS.md (`-- --quick` for a smoke run)."""
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Reliability against the emulator: jobs under mixed faults, killed clients resumed,
+    the bad-input corpus (`-- soak`, `-- crash`, `-- bad-input` or `-- --quick`)."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/reliability.py", *session.posargs)

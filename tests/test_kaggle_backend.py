@@ -479,3 +479,21 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
         standins.wav(voice, 2.5)
         clone_run("Four.")
         assert len(emulator.store.datasets) == 2 and emulator.calls["StartBlobUpload"] == 2
+
+
+def test_a_resumed_push_never_adopts_another_jobs_version(emulator, tmp_path):
+    """A client killed after recording `pushing` but before its request left: meanwhile
+    another job pushes to the same kernel slug. Resuming must push its own version."""
+    out = tmp_path / "out"
+    own = {"utterances": ["Job A line one.", "Job A line two."]}
+    job = kaggletts.api.prepare("espeak", own, "kaggle", out)
+    killed = backend(emulator)
+    killed._plan(job, killed.remote())
+    killed._update_shard(job, 1, state="pushing", before_version=None)
+
+    other = run_kaggle(emulator, out, {"utterances": ["Job B says something else."]})
+    assert [c["text"] for c in other.clips] == ["Job B says something else."]
+
+    resumed = run_kaggle(emulator, out, own)
+    assert_verified(resumed, own["utterances"])
+    assert emulator.push_count(USER, "kaggletts-espeak-1") == 2

@@ -25,7 +25,13 @@ import requests
 
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.download import Downloader, Wanted
-from kaggletts.backends.kaggle.kernel import KernelOptions, kernel_slug, write_kernel_folder
+from kaggletts.backends.kaggle.kernel import (
+    CODE_FILE,
+    KernelOptions,
+    injected_parameters,
+    kernel_slug,
+    write_kernel_folder,
+)
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.remote import KaggleRemote, PushRejected, Quota, explain
 from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient
@@ -194,8 +200,8 @@ class KaggleBackend:
         with _slug_lock(job.directory.parent.parent, slug):
             while True:
                 if shard["state"] == "pushing":
-                    landed = remote.current_version(slug)
-                    if landed is not None and landed > (shard.get("before_version") or 0):
+                    landed = self._find_own_push(remote, shard, folder)
+                    if landed is not None:
                         log.info(
                             "%s: the push reached Kaggle as version %d although its reply "
                             "was lost; attaching to it",
@@ -257,6 +263,20 @@ class KaggleBackend:
                 )
                 log.info("pushed %s version %d: %s", slug, reply.version, reply.url)
                 return
+
+    def _find_own_push(
+        self, remote: KaggleRemote, shard: dict[str, Any], folder: Path
+    ) -> int | None:
+        """The version of the kernel that this shard's push created, if one did: a version
+        newer than the one seen before pushing whose injected parameters are this shard's.
+        Another job may have pushed to the same slug since."""
+        newest = remote.current_version(shard["slug"]) or 0
+        ours = injected_parameters((folder / CODE_FILE).read_text(encoding="utf-8"))
+        for version in range(newest, (shard.get("before_version") or 0), -1):
+            source = remote.version_source(shard["slug"], version)
+            if source is not None and injected_parameters(source) == ours:
+                return version
+        return None
 
     # -- wait --------------------------------------------------------------------
 

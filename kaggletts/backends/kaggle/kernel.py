@@ -50,6 +50,19 @@ def push_text(nb: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+def injected_parameters(notebook_text: str) -> str | None:
+    """The source of the cell papermill injected: what tells one job's push from another's."""
+    try:
+        cells = json.loads(notebook_text).get("cells", [])
+    except (ValueError, AttributeError):
+        return None
+    for cell in cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            return "".join(source) if isinstance(source, list) else source
+    return None
+
+
 def write_kernel_folder(
     folder: Path,
     owner: str,

@@ -172,6 +172,18 @@ class KaggleRemote:
         reply = self._call(f"get kernel {slug}", self._kernels.get_kernel, request, missing_ok=True)
         return reply.metadata.current_version_number if reply and reply.metadata else None
 
+    def version_source(self, slug: str, version: int) -> str | None:
+        """The notebook text a version was pushed with, or None if there is no such version."""
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = self.username, slug
+        request.version_label = f"v{version}"
+        reply = self._call(
+            f"source of {slug} v{version}", self._kernels.get_kernel, request, missing_ok=True
+        )
+        return reply.blob.source if reply and reply.blob else None
+
     def status(self, slug: str, version: int) -> tuple[str, str | None]:
         """The state of one pinned version (never an older one) and its failure message."""
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
