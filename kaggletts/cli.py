@@ -109,6 +109,19 @@ def backend_options(
     endpoint: str | None,
 ) -> dict[str, Any]:
     if backend != "kaggle":
+        given = [
+            name
+            for name, value in (
+                ("--shards", shards),
+                ("--timeout", timeout),
+                ("--machine-shape", machine_shape),
+            )
+            if value
+        ]
+        if given:
+            from kaggletts.errors import UsageError
+
+            raise UsageError(f"{', '.join(given)} only apply to --backend kaggle")
         return {}
     from kaggletts.backends.kaggle.kernel import KernelOptions
 
