@@ -108,6 +108,9 @@ def test_twenty_line_batch_runs_on_the_emulator_with_one_push(emulator, tmp_path
     again = run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
     assert again.cached and again.audio == result.audio
     assert emulator.push_count(USER, "kaggletts-espeak-1") == 1
+    metadata = json.loads((result.directory / "kernel" / "kernel-metadata.json").read_text())
+    assert not metadata["enable_gpu"] and metadata["machine_shape"] is None
+    assert backend(emulator).quota().used_seconds == 0, "a CPU kernel uses no GPU quota"
 
 
 def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
@@ -479,6 +482,9 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
         standins.wav(voice, 2.5)
         clone_run("Four.")
         assert len(emulator.store.datasets) == 2 and emulator.calls["StartBlobUpload"] == 2
+
+        quota = backend(emulator).quota()
+        assert 0 < quota.used_seconds < quota.allowed_seconds == 30 * 3600, "GPU runs count"
 
 
 def test_a_resumed_push_never_adopts_another_jobs_version(emulator, tmp_path):
