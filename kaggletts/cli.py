@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -219,7 +220,8 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
         click.echo(json.dumps(records, indent=2))
         return
     for record in records:
-        count = len(record.get("params", {}).get("utterances", []))
+        params = record.get("params", {})
+        count = len(params.get("utterances", [])) + (1 if params.get("text") else 0)
         click.echo(
             f"{record['job_id']}  {record['notebook']:<10} {record['backend']:<6} "
             f"{record.get('state', '?'):<10} {count:>5} lines  {record['directory']}"
@@ -277,14 +279,16 @@ def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) ->
 def cancel(job_id: str, output_dir: str | None) -> None:
     """Cancel a Kaggle job's running sessions so they stop using GPU quota."""
     from kaggletts.backends.kaggle import KaggleBackend
-    from kaggletts.errors import UsageError
+    from kaggletts.errors import RunFailed, UsageError
     from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_dir)
     if job.backend != "kaggle":
         raise UsageError(f"job {job.id} ran locally; there is nothing to cancel on Kaggle")
-    count = KaggleBackend(endpoint=job.read_record().get("endpoint")).cancel(job)
-    click.echo(f"cancelled {count} Kaggle session(s) of job {job.id}")
+    cancelled, left = KaggleBackend(endpoint=job.read_record().get("endpoint")).cancel(job)
+    click.echo(f"cancelled {cancelled} Kaggle session(s) of job {job.id}")
+    if left:
+        raise RunFailed(f"could not cancel {', '.join(left)}: stop them on kaggle.com")
 
 
 @cli.command()
@@ -346,3 +350,12 @@ def main() -> None:
     except KaggleTTSError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
+    except Exception as error:
+        if os.environ.get("KAGGLETTS_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(error).__name__}: {error}\n"
+            "  this is a bug in kaggletts; set KAGGLETTS_DEBUG=1 to see the traceback",
+            err=True,
+        )
+        sys.exit(1)

@@ -15,6 +15,7 @@ import wave
 from pathlib import Path
 
 import pytest
+import requests
 
 import kaggletts
 from kaggletts.backends.kaggle import KaggleBackend
@@ -502,4 +503,51 @@ def test_a_resumed_push_never_adopts_another_jobs_version(emulator, tmp_path):
 
     resumed = run_kaggle(emulator, out, own)
     assert_verified(resumed, own["utterances"])
+    assert emulator.push_count(USER, "kaggletts-espeak-1") == 2
+
+
+def test_a_download_outage_is_picked_up_again_without_a_second_push(
+    emulator, tmp_path, monkeypatch
+):
+    from kaggletts.backends.kaggle import download
+
+    def network_down(*_args, **_kwargs):
+        raise requests.ConnectionError("network down, see http://signed.example/?sig=SECRET")
+
+    texts = lines(2)
+    with monkeypatch.context() as patch:
+        patch.setattr(download.Downloader, "_stream", network_down)
+        with pytest.raises(kaggletts.RunFailed) as failure:
+            run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
+    assert "could not download __notebook__.ipynb" in str(failure.value)
+    assert "SECRET" not in str(failure.value)
+    assert not list((tmp_path / "out").rglob("*.part"))
+
+    result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
+    assert_verified(result, texts)
+    assert emulator.push_count(USER, "kaggletts-espeak-1") == 1
+
+
+def test_a_landed_push_is_told_apart_from_another_jobs_with_the_same_parameters(
+    emulator, tmp_path
+):
+    """Job X's push lands but its reply is lost and X dies; job Y then pushes the same
+    shard parameters to the same slug. X must resume on its own version, not Y's."""
+    out = tmp_path / "out"
+    x_lines, y_lines = lines(4, "shared "), lines(2, "shared ") + ["Y's own line three."]
+    job_x = kaggletts.api.prepare("espeak", {"utterances": x_lines}, "kaggle", out)
+    dying = backend(emulator, shards=2, retry=RetryPolicy(attempts=1, first_wait=0.01))
+    dying._plan(job_x, dying.remote())
+    emulator.fail_next("SaveKernel", "lost-reply")
+    with pytest.raises(kaggletts.KaggleTTSError):
+        dying._push(job_x, dying.remote(), dying._shard(job_x, 1), time.monotonic() + 60)
+    assert dying._shard(job_x, 1)["state"] == "pushing"
+    assert emulator.push_count(USER, "kaggletts-espeak-1") == 1
+
+    y = run_kaggle(emulator, out, {"utterances": y_lines}, shards=2)
+    assert [c["text"] for c in y.clips] == y_lines
+
+    x = run_kaggle(emulator, out, {"utterances": x_lines}, shards=2)
+    assert_verified(x, x_lines)
+    assert dying._shard(job_x, 1)["version"] == 1, "X adopted its own landed push"
     assert emulator.push_count(USER, "kaggletts-espeak-1") == 2

@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -26,10 +27,9 @@ import requests
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.kernel import (
-    CODE_FILE,
     KernelOptions,
-    injected_parameters,
     kernel_slug,
+    push_token_of,
     write_kernel_folder,
 )
 from kaggletts.backends.kaggle.polling import PollSchedule
@@ -48,8 +48,12 @@ SESSION_CAP_ERROR = "Maximum batch GPU session count"
 COLD_START_SECONDS = 180
 LOG_FILE = "kernel.log"
 TERMINAL = {"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED", "CANCEL_REQUESTED"}
-# A job in one of these states is run afresh by the same request; any other is resumed.
-FINISHED_UNSUCCESSFULLY = {"error", "cancelled", "rejected"}
+# Shards that ended without a result run again when the same request comes back.
+RUN_AGAIN = {"error", "cancelled", "cancel_acknowledged", "cancel_requested", "rejected"}
+
+
+class DeadlinePassed(RunFailed):
+    """The job ran out of its time; its sessions are cancelled."""
 
 
 @dataclass
@@ -86,8 +90,10 @@ class KaggleBackend:
     def run(self, job: Job, *, force: bool = False) -> Result:
         remote = self.remote()
         record = job.read_record()
-        if force or not record.get("shards") or record.get("state") in FINISHED_UNSUCCESSFULLY:
+        if force or not record.get("shards"):
             record = self._plan(job, remote)
+        else:
+            record = self._reset_failed_shards(job)
         shards = record["shards"]
         self._warn_about_quota(job, remote, len(shards))
         started = time.monotonic()
@@ -101,18 +107,30 @@ class KaggleBackend:
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 failures = [f.exception() for f in done if f.exception() is not None]
-                if failures:
-                    # The job has failed: its other sessions would only burn quota.
-                    self._stop.set()
-                    self.cancel(job, remote, reason="another shard failed")
-                    self._update(job, state="error")
-                    raise failures[0]
             except KeyboardInterrupt:
                 self._stop.set()
-                self.cancel(job, remote, reason="interrupted")
+                wait(futures)
+                stopped = self._stop_sessions(job, remote, "interrupted")
+                if not stopped:
+                    self._update(job, state="interrupted")
                 raise RunFailed(
-                    f"interrupted: job {job.id}'s Kaggle sessions were cancelled so "
-                    "they stop using quota"
+                    f"interrupted; {stopped or 'nothing was running on Kaggle'}"
+                ) from None
+            if failures:
+                # The job has failed: its other sessions would only burn quota.
+                self._stop.set()
+                wait(futures)
+                first = failures[0]
+                reason = "deadline" if isinstance(first, DeadlinePassed) else "failed"
+                stopped = self._stop_sessions(job, remote, reason)
+                if job.read_record().get("state") != "running":
+                    self._update(job, state="error", error=str(first).splitlines()[0])
+                if not stopped:
+                    raise first
+                raise RunFailed(
+                    f"{first}\n  {stopped}",
+                    cell=getattr(first, "cell", None),
+                    exception=getattr(first, "exception", None),
                 ) from None
         parts = [Path(s["directory"]) for s in sorted(self._shards(job), key=lambda s: s["index"])]
         result = build_result(
@@ -125,6 +143,30 @@ class KaggleBackend:
         )
         self._update(job, state="complete")
         return result
+
+    def _reset_failed_shards(self, job: Job) -> dict[str, Any]:
+        """The same request after a failure runs again only the shards that ended without
+        a result; shards with a run still on Kaggle, or finished, are picked up as they are."""
+        with self._record_lock:
+            record = job.read_record()
+            for shard in record["shards"]:
+                if shard["state"] in RUN_AGAIN:
+                    shard.update(state="planned", version=None, session_id=None)
+            return job.write_record(shards=record["shards"], state="resumed")
+
+    def _stop_sessions(self, job: Job, remote: KaggleRemote, reason: str) -> str:
+        """Cancel what still runs on Kaggle and say exactly what happened to it ("" when
+        nothing was running)."""
+        cancelled, left = self.cancel(job, remote, reason=reason)
+        if not (cancelled or left):
+            return ""
+        said = f"cancelled {cancelled} Kaggle session(s) of job {job.id} so they stop using quota"
+        if left:
+            said += (
+                f"; {len(left)} could not be cancelled and may still run: "
+                f"{', '.join(left)} (stop them on kaggle.com)"
+            )
+        return said
 
     def _plan(self, job: Job, remote: KaggleRemote) -> dict[str, Any]:
         """Split the batch into shards and record them before anything is pushed."""
@@ -150,6 +192,7 @@ class KaggleBackend:
                     "params": part,
                     "directory": str(directory),
                     "state": "planned",
+                    "push_token": f"{job.id}-{index}-{uuid.uuid4().hex[:12]}",
                 }
             )
         return job.write_record(
@@ -173,11 +216,13 @@ class KaggleBackend:
         if shard["state"] in ("planned", "pushing"):
             self._push(job, remote, shard, deadline)
             shard = self._shard(job, index)
+            if shard["state"] != "pushed":
+                return
         state = self._wait_until_finished(job, remote, shard, deadline)
         if state == "COMPLETE":
-            self._download(job, remote, shard, deadline)
+            self._download(job, remote, shard)
             self._update_shard(job, index, state="downloaded")
-        else:
+        elif state != "STOPPED":
             self._raise_failure(job, remote, shard, state)
 
     # -- push, exactly once ----------------------------------------------------
@@ -195,12 +240,13 @@ class KaggleBackend:
             job.spec,
             dataclasses.replace(self.kernel, dataset_sources=sources),
             int(deadline - time.monotonic()) + 60,
+            shard["push_token"],
         )
         attempts = 0
         with _slug_lock(job.directory.parent.parent, slug):
-            while True:
+            while not self._stop.is_set():
                 if shard["state"] == "pushing":
-                    landed = self._find_own_push(remote, shard, folder)
+                    landed = self._find_own_push(remote, shard)
                     if landed is not None:
                         log.info(
                             "%s: the push reached Kaggle as version %d although its reply "
@@ -227,8 +273,8 @@ class KaggleBackend:
                         self._update(job, state="rejected", error=str(rejection))
                         raise RunFailed(f"Kaggle refused to run {slug}: {rejection}") from None
                     shard = self._update_shard(job, shard["index"], state="planned")
-                    if time.monotonic() + self.cap_wait > deadline or self._stop.is_set():
-                        raise RunFailed(
+                    if time.monotonic() + self.cap_wait > deadline:
+                        raise DeadlinePassed(
                             f"Kaggle's GPU session cap stayed full until the deadline;"
                             f" job {job.id} was not pushed"
                         ) from None
@@ -251,6 +297,16 @@ class KaggleBackend:
                     )
                     self._stop.wait(min(self.retry.first_wait * 2**attempts, self.retry.max_wait))
                     continue
+                if self._stop.is_set():
+                    # The job was stopped while this push was in flight: undo it at once.
+                    self._update_shard(
+                        job,
+                        shard["index"],
+                        state="pushed",
+                        version=reply.version,
+                        session_id=reply.session_id,
+                    )
+                    return
                 for source in reply.invalid_sources:
                     log.warning("warning: Kaggle did not attach dataset %s", source)
                 self._update_shard(
@@ -264,17 +320,14 @@ class KaggleBackend:
                 log.info("pushed %s version %d: %s", slug, reply.version, reply.url)
                 return
 
-    def _find_own_push(
-        self, remote: KaggleRemote, shard: dict[str, Any], folder: Path
-    ) -> int | None:
-        """The version of the kernel that this shard's push created, if one did: a version
-        newer than the one seen before pushing whose injected parameters are this shard's.
-        Another job may have pushed to the same slug since."""
+    def _find_own_push(self, remote: KaggleRemote, shard: dict[str, Any]) -> int | None:
+        """The version this shard's push created, if one did: a version newer than the one
+        seen before pushing that carries this shard's push token. Other jobs may push to
+        the same slug, even with the same parameters."""
         newest = remote.current_version(shard["slug"]) or 0
-        ours = injected_parameters((folder / CODE_FILE).read_text(encoding="utf-8"))
         for version in range(newest, (shard.get("before_version") or 0), -1):
             source = remote.version_source(shard["slug"], version)
-            if source is not None and injected_parameters(source) == ours:
+            if source is not None and push_token_of(source) == shard["push_token"]:
                 return version
         return None
 
@@ -285,36 +338,30 @@ class KaggleBackend:
     ) -> str:
         slug, version = shard["slug"], shard["version"]
         started = time.monotonic()
-        last_state, last_log_at, latest_line = None, started, ""
+        last_said, last_log_at, latest_line = "", started, ""
         while True:
             state, _failure = remote.status(slug, version)
             elapsed = time.monotonic() - started
             if state == "RUNNING" and time.monotonic() - last_log_at >= self.log_every:
                 latest_line = _last_line(remote.outputs(slug, version)[1]) or latest_line
                 last_log_at = time.monotonic()
-            if state != last_state or latest_line:
+            if f"{state} {latest_line}" != last_said:
                 log.info(
                     "%s v%d: %s after %.0fs %s", slug, version, state.lower(), elapsed, latest_line
                 )
-                last_state = state
+                last_said = f"{state} {latest_line}"
             if state in TERMINAL:
                 self._update_shard(job, shard["index"], state=state.lower())
                 return state
-            if time.monotonic() >= deadline or self._stop.is_set():
-                if time.monotonic() >= deadline:
-                    self.cancel(job, remote, reason="deadline")
-                    raise RunFailed(
-                        f"job {job.id} passed its deadline; its Kaggle sessions were "
-                        "cancelled so they stop using quota"
-                    )
+            if self._stop.is_set():
                 return "STOPPED"
+            if time.monotonic() >= deadline:
+                raise DeadlinePassed(f"job {job.id} passed its deadline")
             self._stop.wait(min(self.poll.interval(elapsed), max(deadline - time.monotonic(), 0)))
 
     # -- outputs -------------------------------------------------------------------
 
-    def _download(
-        self, job: Job, remote: KaggleRemote, shard: dict[str, Any], deadline: float
-    ) -> None:
+    def _download(self, job: Job, remote: KaggleRemote, shard: dict[str, Any]) -> None:
         slug, version = shard["slug"], shard["version"]
         directory = Path(shard["directory"])
         listing = _Listing(remote, slug, version, self.outputs_wait, self._stop)
@@ -324,7 +371,8 @@ class KaggleBackend:
         wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
         downloader.fetch_all(wanted, directory, listing.url_for)
         (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
-        self.downloaded_bytes += downloader.bytes_fetched
+        with self._record_lock:
+            self.downloaded_bytes += downloader.bytes_fetched
         log.info("%s v%d: downloaded and verified %d files", slug, version, len(wanted) + 1)
 
     def _raise_failure(
@@ -333,8 +381,6 @@ class KaggleBackend:
         import nbformat
 
         slug, version = shard["slug"], shard["version"]
-        if state == "STOPPED":
-            raise RunFailed(f"job {job.id} stopped")
         _, failure_message = remote.status(slug, version)
         if state != "ERROR":
             raise RunFailed(f"{slug} v{version} was cancelled on Kaggle ({state.lower()})")
@@ -364,30 +410,38 @@ class KaggleBackend:
 
     def cancel(
         self, job: Job, remote: KaggleRemote | None = None, reason: str = "cancelled"
-    ) -> int:
-        """Cancel every session of the job still queued or running; returns how many."""
+    ) -> tuple[int, list[str]]:
+        """Cancel every session of the job still queued or running. Returns how many were
+        cancelled and the ones that could not be (their session id was never learned)."""
         remote = remote or self.remote()
-        cancelled = 0
+        cancelled, left = 0, []
         for shard in self._shards(job):
+            if shard["state"] == "pushing":
+                landed = self._find_own_push(remote, shard)
+                if landed is None:
+                    continue
+                shard = self._update_shard(job, shard["index"], state="pushed", version=landed)
             if shard.get("version") is None or shard["state"] in ("downloaded", "complete"):
                 continue
             state, _ = remote.status(shard["slug"], shard["version"])
             if state not in ("QUEUED", "RUNNING"):
                 continue
             if shard.get("session_id") is None:
-                log.warning(
-                    "warning: cannot cancel %s v%d: its session id is unknown (its push "
-                    "reply was lost); stop it on kaggle.com",
-                    shard["slug"],
-                    shard["version"],
-                )
+                left.append(f"{shard['slug']} v{shard['version']}")
                 continue
             remote.cancel(shard["session_id"])
             self._update_shard(job, shard["index"], state="cancelled")
             cancelled += 1
-        self._update(job, state="cancelled", cancel_reason=reason)
+        if cancelled or left:
+            self._update(job, state="running" if left else "cancelled", cancel_reason=reason)
         log.info("cancelled %d Kaggle session(s) of job %s (%s)", cancelled, job.id, reason)
-        return cancelled
+        for session in left:
+            log.warning(
+                "warning: cannot cancel %s: Kaggle never told its session id; stop it "
+                "on kaggle.com",
+                session,
+            )
+        return cancelled, left
 
     def quota(self) -> Quota:
         return self.remote().quota()

@@ -21,6 +21,7 @@ from kaggletts.result import sha256_of
 
 log = logging.getLogger("kaggletts")
 CHUNK_BYTES = 1 << 20
+MAX_MISMATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class Wanted:
     name: str
     size: int | None = None
     sha256: str | None = None
+
+
+class Mismatch(TransientError):
+    """The bytes arrived whole but are not what the notebook recorded."""
 
 
 class StaleUrl(TransientError):
@@ -57,7 +62,7 @@ class Downloader:
             raise RunFailed(f"refusing output name outside the job folder: {item.name!r}")
         if target.is_file() and _matches(target, item):
             return target
-        refresh = [False]
+        refresh, mismatches = [False], [0]
 
         def attempt() -> Path:
             try:
@@ -65,8 +70,24 @@ class Downloader:
             except StaleUrl:
                 refresh[0] = True
                 raise
+            except Mismatch:
+                # A transfer can be garbled once; the same wrong bytes twice are what
+                # Kaggle holds, and fetching them again will not change them.
+                mismatches[0] += 1
+                if mismatches[0] >= MAX_MISMATCHES:
+                    raise RunFailed(
+                        f"{item.name} on Kaggle does not match the size and sha256 the notebook "
+                        f"recorded ({mismatches[0]} downloads)"
+                    ) from None
+                raise
 
-        return self.policy.retrying(f"download {item.name}")(attempt)
+        try:
+            return self.policy.retrying(f"download {item.name}")(attempt)
+        except (TransientError, requests.RequestException) as error:
+            # The message names the file only: a request error would show the signed URL.
+            raise RunFailed(
+                f"could not download {item.name} from Kaggle: {_reason(error)}"
+            ) from None
 
     def _stream(self, url: str, item: Wanted, target: Path) -> Path:
         partial = target.with_name(f".{target.name}.part")
@@ -76,7 +97,7 @@ class Downloader:
         try:
             with self.session.get(url, stream=True, timeout=(10, 120)) as response:
                 if response.status_code in (401, 403, 404):
-                    raise StaleUrl(f"HTTP {response.status_code} for {item.name}")
+                    raise StaleUrl(f"HTTP {response.status_code}")
                 response.raise_for_status()
                 announced = response.headers.get("Content-Length")
                 with partial.open("wb") as out:
@@ -84,19 +105,25 @@ class Downloader:
                         out.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
+            if announced is not None and written != int(announced):
+                raise TransientError(f"got {written} of {announced} bytes")
+            if item.size is not None and written != item.size:
+                raise Mismatch(f"got {written} bytes, the notebook wrote {item.size}")
+            if item.sha256 is not None and digest.hexdigest() != item.sha256:
+                raise Mismatch("sha256 differs from the notebook's record")
+            os.replace(partial, target)
+            return target
         finally:
+            partial.unlink(missing_ok=True)
             with self._count_lock:
                 self.bytes_fetched += written
-        if announced is not None and written != int(announced):
-            raise TransientError(f"{item.name}: got {written} of {announced} bytes")
-        if item.size is not None and written != item.size:
-            raise TransientError(
-                f"{item.name}: got {written} bytes, the notebook wrote {item.size}"
-            )
-        if item.sha256 is not None and digest.hexdigest() != item.sha256:
-            raise TransientError(f"{item.name}: sha256 differs from the notebook's record")
-        os.replace(partial, target)
-        return target
+
+
+def _reason(error: BaseException) -> str:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status:
+        return f"HTTP {status}"
+    return str(error) if isinstance(error, TransientError) else type(error).__name__
 
 
 def _matches(path: Path, item: Wanted) -> bool:

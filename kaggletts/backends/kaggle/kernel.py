@@ -50,17 +50,13 @@ def push_text(nb: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def injected_parameters(notebook_text: str) -> str | None:
-    """The source of the cell papermill injected: what tells one job's push from another's."""
+def push_token_of(notebook_text: str) -> str | None:
+    """The token a push carries in its notebook's metadata: what tells one push from
+    another, even between jobs with the same parameters."""
     try:
-        cells = json.loads(notebook_text).get("cells", [])
-    except (ValueError, AttributeError):
+        return json.loads(notebook_text)["metadata"]["kaggletts_push"]
+    except (ValueError, KeyError, TypeError):
         return None
-    for cell in cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            source = cell.get("source", "")
-            return "".join(source) if isinstance(source, list) else source
-    return None
 
 
 def write_kernel_folder(
@@ -71,8 +67,10 @@ def write_kernel_folder(
     spec: NotebookSpec,
     options: KernelOptions,
     session_timeout: int,
+    push_token: str,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    nb.metadata["kaggletts_push"] = push_token
     (folder / CODE_FILE).write_text(push_text(nb), encoding="utf-8")
     enable_internet = (
         spec.kernel.enable_internet if options.enable_internet is None else options.enable_internet
