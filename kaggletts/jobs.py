@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaggletts.errors import UsageError
 from kaggletts.notebook import NotebookSpec
 from kaggletts.result import Result, write_json_atomic
 
@@ -65,7 +66,13 @@ class Job:
         from kaggletts.notebook import find_notebook
 
         record = json.loads((directory / RECORD_FILE).read_text(encoding="utf-8"))
-        spec = find_notebook(record["notebook"])
+        path = record.get("notebook_path")
+        spec = find_notebook(path if path and Path(path).is_file() else record["notebook"])
+        if record.get("notebook_sha256") not in (None, spec.sha256):
+            raise UsageError(
+                f"job {record['job_id']}'s notebook {spec.path} has changed since the job was "
+                "recorded; run the request again instead"
+            )
         return cls(record["job_id"], spec, record["params"], record["backend"], directory)
 
     def stored_result(self) -> Result | None:
@@ -83,6 +90,8 @@ class Job:
         record = self.read_record() or {
             "job_id": self.id,
             "notebook": self.spec.name,
+            "notebook_path": str(self.spec.path),
+            "notebook_sha256": self.spec.sha256,
             "backend": self.backend,
             "params": self.params,
             "created": time.time(),
@@ -94,8 +103,6 @@ class Job:
 
 def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
     """A recorded job by its id or a unique prefix of it."""
-    from kaggletts.errors import UsageError
-
     matches = [r for r in list_records(output_dir) if r["job_id"].startswith(job_id)]
     if len(matches) != 1:
         found = "no job" if not matches else f"{len(matches)} jobs"

@@ -48,6 +48,8 @@ class NotebookSpec:
     per_utterance: tuple[str, ...]
     input_files: tuple[str, ...] = ()
     rules: tuple[dict[str, Any], ...] = ()
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    relative_paths: tuple[str, ...] = ()
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     kernel: KernelSettings = KernelSettings(False, False, None)
     seconds_per_utterance: float = 1.0
@@ -99,6 +101,8 @@ def _inspect(path: Path, _mtime: int) -> NotebookSpec:
         per_utterance=tuple(meta.get("per_utterance", ())),
         input_files=tuple(meta.get("input_files", ())),
         rules=tuple(meta.get("rules", ())),
+        ranges={k: (float(lo), float(hi)) for k, (lo, hi) in meta.get("ranges", {}).items()},
+        relative_paths=tuple(meta.get("relative_paths", ())),
         choices={k: tuple(v) for k, v in meta.get("choices", {}).items()},
         kernel=KernelSettings(
             enable_gpu=bool(kernel.get("enable_gpu", False)),

@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kaggletts.errors import UsageError
@@ -76,7 +76,11 @@ def from_yaml_file(path: str | os.PathLike) -> ParameterSet:
         raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise UsageError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
-    loader = yaml.SafeLoader(path.read_text(encoding="utf-8", errors="replace"))
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
+    loader = yaml.SafeLoader(text)
     origins: dict[Location, str] = {(): str(path)}
     try:
         root = loader.get_single_node()
@@ -127,7 +131,9 @@ def _record_lines(
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key, value in node.value:
-            name = loader.construct_object(key) if isinstance(key, yaml.ScalarNode) else key.value
+            if not isinstance(key, yaml.ScalarNode):
+                raise UsageError(f"{path}:{key.start_mark.line + 1}: keys must be plain names")
+            name = loader.construct_object(key)
             if name in seen:
                 raise UsageError(f"{path}:{key.start_mark.line + 1}: {name!r} is given twice")
             seen.add(name)
@@ -221,6 +227,13 @@ def _check_value(spec: NotebookSpec, name: str, value: Any, declared: str, where
             f"{where}: {name} must be {_article(declared)}, "
             f"not {type(value).__name__} {_short(value)}"
         )
+    if name in spec.ranges and not spec.ranges[name][0] <= value <= spec.ranges[name][1]:
+        low, high = spec.ranges[name]
+        raise UsageError(f"{where}: {name} {value} is out of range {low:g} to {high:g}")
+    if name in spec.relative_paths and (
+        PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts
+    ):
+        raise UsageError(f"{where}: {name} must be a folder inside the job's output, not {value!r}")
     if name in spec.choices and value not in spec.choices[name]:
         raise UsageError(
             f"{where}: {name} {value!r} is not one of "
@@ -298,6 +311,8 @@ def _check_plain(params: ParameterSet) -> None:
         if len(location) > MAX_DEPTH:
             raise UsageError(f"{params.where(location)}: nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, str):
+            if not _is_text(value):
+                raise UsageError(f"{params.where(location)}: not valid Unicode text")
             if len(value) > MAX_STRING_CHARS:
                 raise UsageError(
                     f"{params.where(location)}: a string of {len(value)} characters "
@@ -322,6 +337,15 @@ def _check_plain(params: ParameterSet) -> None:
 
     for name, value in params.values.items():
         walk(value, (name,))
+
+
+def _is_text(value: str) -> bool:
+    """False for strings with lone surrogates (undecodable bytes from the command line)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _suggest(word: str, candidates) -> str:

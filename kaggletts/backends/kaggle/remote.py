@@ -59,16 +59,27 @@ class PushRejected(Exception):
 
 
 def explain(error: Exception, endpoint: str) -> KaggleTTSError:
-    """A remote failure that retries could not get past, as an error for the user."""
+    """A remote failure that retries could not get past, as an error for the user. Only
+    the server's own message is quoted: requests' text would show URLs, signed ones too."""
     status = status_of(error)
+    said = _server_message(error)
     if status in (401, 403):
         return UsageError(
             f"Kaggle at {endpoint} refused these credentials or this kernel "
-            f"(HTTP {status}: {error}); check the username and key or token"
+            f"(HTTP {status}{said}); check the username and key or token"
         )
     if status is not None:
-        return RunFailed(f"Kaggle at {endpoint} answered HTTP {status}: {error}")
+        return RunFailed(f"Kaggle at {endpoint} answered HTTP {status}{said}")
     return RunFailed(f"cannot reach Kaggle at {endpoint}: {type(error).__name__}")
+
+
+def _server_message(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    try:
+        message = response.json().get("message") if response is not None else None
+    except ValueError:
+        message = None
+    return f": {str(message)[:200]}" if message else ""
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
@@ -105,6 +116,13 @@ class KaggleRemote:
         http._endpoint = self.endpoint
         http._init_session()
         session = http._session
+        # kagglesdk falls back to a token from the environment when given none; the
+        # credentials chosen here must be the ones used.
+        session.auth = (
+            http.BearerAuth(credentials.token)
+            if credentials.token
+            else (credentials.username, credentials.key)
+        )
         session.mount("http://", _TimeoutAdapter())
         session.mount("https://", _TimeoutAdapter())
         self.session = session
