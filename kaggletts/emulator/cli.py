@@ -36,6 +36,16 @@ def _parse_datasets(values: tuple[str, ...]) -> list[tuple[str, str, Path]]:
     return parsed
 
 
+def _parse_kernel_env(values: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for value in values:
+        name, separator, setting = value.partition("=")
+        if not separator or not name:
+            raise click.BadParameter(f"'{value}' is not NAME=VALUE", param_hint="--kernel-env")
+        parsed[name] = setting
+    return parsed
+
+
 def _parse_kinds(value: str) -> tuple[str, ...]:
     kinds = tuple(kind.strip() for kind in value.split(",") if kind.strip())
     unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
@@ -94,6 +104,14 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Extra PYTHONPATH entry for kernels, modelling the Kaggle image (repeatable).",
 )
+@click.option(
+    "--kernel-env",
+    "kernel_env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A variable every kernel sees, modelling the Kaggle image's variables and secrets "
+    "(repeatable). Of the emulator's own environment kernels see only an allow-list.",
+)
 def emulator(
     host: str,
     port: int,
@@ -110,6 +128,7 @@ def emulator(
     late_outputs: float,
     datasets: tuple[str, ...],
     image_paths: tuple[Path, ...],
+    kernel_env: tuple[str, ...],
 ) -> None:
     """Run a local Kaggle kernels API that really executes pushed notebooks."""
     try:
@@ -129,6 +148,7 @@ def emulator(
         faults=faults,
         quirks=Quirks(stale_status_seconds=stale_status, late_outputs_seconds=late_outputs),
         image_paths=image_paths,
+        kernel_env=_parse_kernel_env(kernel_env),
     )
     for owner, slug, folder in _parse_datasets(datasets):
         server.create_dataset(owner, slug, folder)

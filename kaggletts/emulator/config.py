@@ -52,10 +52,14 @@ class Limits:
     max_kernels_per_user: int = 200
     max_versions_per_kernel: int = 500
     max_output_bytes: int = 2 * 1024 * 1024 * 1024
+    # A session's log keeps its start and its end within this; it counts as output.
+    max_log_bytes: int = 16 * 1024 * 1024
     max_session_seconds: int = 12 * 3600
     url_ttl_seconds: int = 3600
     weekly_gpu_seconds: int = 30 * 3600
     outputs_page_size: int = 200
+    # A connection idle (or a body stalled) this long is closed, freeing its thread.
+    request_timeout_seconds: float = 60.0
 
 
 @dataclass
@@ -74,3 +78,4 @@ class EmulatorConfig:
     limits: Limits = field(default_factory=Limits)
     image_paths: tuple[Path, ...] = ()
     python: str | None = None
+    kernel_env: dict[str, str] = field(default_factory=dict)

@@ -30,8 +30,14 @@ class BlobUploads:
     def __init__(self, root: Path, max_bytes: int):
         self._root = root
         self._max_bytes = max_bytes
+        # One lock per upload: a slow or stalled body holds up only its own upload.
         self._lock = threading.Lock()
+        self._token_locks: dict[str, threading.Lock] = {}
         root.mkdir(parents=True, exist_ok=True)
+
+    def _token_lock(self, token: str) -> threading.Lock:
+        with self._lock:
+            return self._token_locks.setdefault(token, threading.Lock())
 
     def _meta_file(self, token: str) -> Path:
         return self._root / f"{token}.json"
@@ -64,7 +70,9 @@ class BlobUploads:
             raise ApiError(404, "Upload not found or expired")
         total = int(meta["length"])  # type: ignore[call-overload]
         data = self.data_file(token)
-        with self._lock:
+        with self._token_lock(token):
+            if not data.exists():
+                raise ApiError(404, "Upload not found or expired")
             received = data.stat().st_size
             start = 0
             if content_range:
@@ -84,6 +92,7 @@ class BlobUploads:
                     if not chunk:
                         break
                     sink.write(chunk)
+                    sink.flush()  # what has arrived is on disk, also for a later resume
                     copied += len(chunk)
                 sink.truncate(start + copied)
             return self._progress(start + copied, total)
@@ -105,8 +114,11 @@ class BlobUploads:
         return str(meta["name"]), data
 
     def discard(self, token: str) -> None:
-        self._meta_file(token).unlink(missing_ok=True)
-        self.data_file(token).unlink(missing_ok=True)
+        with self._token_lock(token):
+            self._meta_file(token).unlink(missing_ok=True)
+            self.data_file(token).unlink(missing_ok=True)
+        with self._lock:
+            self._token_locks.pop(token, None)
 
 
 class DatasetsService:
@@ -152,9 +164,11 @@ class DatasetsService:
 
     def create_dataset_version_by_id(self, user: str, body: Body) -> Body:
         dataset_id = body.get("id")
-        record = next(
-            (d for d in self._app.store.datasets.values() if d.dataset_id == dataset_id), None
-        )
+        with self._app.store.lock:
+            record = next(
+                (d for d in self._app.store.datasets.values() if d.dataset_id == dataset_id),
+                None,
+            )
         return self._new_version(user, record, body)
 
     def _new_version(self, user: str, record: DatasetRecord | None, body: Body) -> Body:

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -41,7 +41,10 @@ class Emulator:
         limits: Limits | None = None,
         image_paths: Iterable[str | Path] = (),
         python: str | None = None,
+        kernel_env: Mapping[str, str] | None = None,
     ):
+        """`kernel_env` models the variables and secrets the Kaggle image gives every kernel;
+        of the host's own environment a kernel sees only an allow-list (see docs)."""
         self._temporary_state = state_dir is None
         root = (
             Path(tempfile.mkdtemp(prefix="kaggle-emulator-"))
@@ -61,6 +64,7 @@ class Emulator:
             limits=limits or Limits(),
             image_paths=tuple(Path(path).resolve() for path in image_paths),
             python=python,
+            kernel_env=dict(kernel_env or {}),
         )
         self.gpu_sessions = gpu_sessions
         self.latency = self.config.latency
@@ -82,6 +86,7 @@ class Emulator:
             self.config.image_paths,
             lambda: self.latency,
             python,
+            self.config.kernel_env,
         )
         kernels = KernelsService(self)
         datasets = DatasetsService(self)

@@ -11,10 +11,25 @@ from .config import Faults
 DOWNLOAD = "download"
 UPLOAD = "upload"
 LOGS_STREAM = "LogsStream"
-# Which kinds make sense where: a truncated body needs a streamed file, and a reply can only
-# be lost after handling when the handler has effects worth keeping.
-DOWNLOAD_KINDS = frozenset({"500", "502", "503", "429", "drop", "truncate"})
-API_KINDS = frozenset({"500", "502", "503", "429", "drop", "lost-reply"})
+# Which kinds apply where: a truncated body needs a streamed file, and a reply can only be
+# lost after handling when the handler has effects worth keeping (an API call, an upload
+# chunk). A log stream takes only the faults that happen before it starts.
+BEFORE_KINDS = frozenset({"500", "502", "503", "429", "drop"})
+DOWNLOAD_KINDS = BEFORE_KINDS | {"truncate"}
+API_KINDS = BEFORE_KINDS | {"lost-reply"}
+UPLOAD_KINDS = API_KINDS
+LOGS_STREAM_KINDS = BEFORE_KINDS
+
+
+def kinds_for(method: str) -> frozenset[str]:
+    """The fault kinds that can really happen to requests of `method`."""
+    if method == DOWNLOAD:
+        return DOWNLOAD_KINDS
+    if method == UPLOAD:
+        return UPLOAD_KINDS
+    if method == LOGS_STREAM:
+        return LOGS_STREAM_KINDS
+    return API_KINDS
 
 
 class FaultInjector:
@@ -34,8 +49,11 @@ class FaultInjector:
             self._faults = faults
 
     def force(self, method: str, kind: str, times: int = 1) -> None:
-        if kind not in API_KINDS | DOWNLOAD_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}")
+        applicable = kinds_for(method)
+        if kind not in applicable:
+            raise ValueError(
+                f"fault kind {kind!r} does not apply to {method}; choose from {sorted(applicable)}"
+            )
         with self._lock:
             self._forced[method].extend([kind] * times)
 
@@ -45,7 +63,7 @@ class FaultInjector:
 
     def draw(self, method: str) -> str | None:
         """The fault to inject into this request of `method`, if any."""
-        applicable = DOWNLOAD_KINDS if method == DOWNLOAD else API_KINDS
+        applicable = kinds_for(method)
         with self._lock:
             forced = self._forced.get(method)
             if forced:

@@ -1,19 +1,92 @@
 """Entry point of one kernel session's subprocess: `python -m kaggletts.emulator.kernel_runner`.
 
 It runs in its own process group so the emulator can stop it (and the Jupyter kernel it
-starts) for a cancel or a timeout. It deliberately imports nothing else from kaggletts.
+starts) for a cancel or a timeout. On Linux it is also a child subreaper: whatever the notebook
+starts in the background (even in a new session) is reparented to it rather than to init, and
+it stops all of that when the notebook ends, so no process outlives its session. It
+deliberately imports nothing else from kaggletts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
 NOTEBOOK_NAME = "__notebook__.ipynb"
+PR_SET_CHILD_SUBREAPER = 36
+PROC = Path("/proc")
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux only); returns whether that worked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in PROC.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def _descendants(pid: int) -> list[int]:
+    children = _children_by_parent()
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _reap() -> bool:
+    """Collect exited children; returns whether any child is left."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def stop_descendants(grace_seconds: float = 3.0) -> None:
+    """SIGTERM every process below this one, then SIGKILL the rest, and reap them."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        tree = _descendants(os.getpid())
+        if not tree:
+            break
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + grace_seconds
+        while _reap() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    _reap()
 
 
 def _write_failure(failure_file: Path, message: str) -> None:
@@ -54,7 +127,9 @@ def run_notebook(source_dir: Path, working_dir: Path, failure_file: Path) -> int
 
 def run_script(script: Path, working_dir: Path) -> int:
     os.chdir(working_dir)
-    os.execv(sys.executable, [sys.executable, "-u", str(script)])
+    code = subprocess.call([sys.executable, "-u", str(script)])
+    # A script killed by a signal ends the way a shell reports it.
+    return 128 - code if code < 0 else code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     # Models the image start: package installs and model loads before the first cell.
     if args.cold_start > 0:
         time.sleep(args.cold_start)
-    if args.kernel_type == "script":
-        return run_script(args.source, args.working)
-    return run_notebook(args.source.parent, args.working, args.failure_file)
+    become_subreaper()
+    try:
+        if args.kernel_type == "script":
+            return run_script(args.source, args.working)
+        return run_notebook(args.source.parent, args.working, args.failure_file)
+    finally:
+        stop_descendants()
 
 
 if __name__ == "__main__":

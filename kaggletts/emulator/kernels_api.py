@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import nbformat
 
-from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME
+from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME, is_utf8_name
 from .store import FINAL_STATUSES, KernelRecord, VersionRecord
 from .wire import (
     MIN_TITLE_LENGTH,
@@ -360,12 +360,18 @@ def _validate_notebook(text: str) -> None:
 
 
 def _relative_files(root: Path) -> list[str]:
+    """Output files by relative name; a name that is not UTF-8 (it cannot go into a JSON
+    reply or a URL) is left out, and the session's log says so."""
     if not root.is_dir():
         return []
     return sorted(
-        path.relative_to(root).as_posix()
-        for path in root.rglob("*")
-        if path.is_file() and not path.is_symlink()
+        name
+        for name in (
+            path.relative_to(root).as_posix()
+            for path in root.rglob("*")
+            if path.is_file() and not path.is_symlink()
+        )
+        if is_utf8_name(name)
     )
 
 

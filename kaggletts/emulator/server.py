@@ -65,6 +65,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     def app(self) -> Emulator:
         return self.server.app
 
+    def setup(self) -> None:
+        # StreamRequestHandler applies `timeout` to the socket: a client that goes quiet
+        # mid-request gets its connection closed instead of holding a thread forever.
+        self.timeout = self.server.app.config.limits.request_timeout_seconds
+        super().setup()
+
     def log_message(self, format: str, *args: object) -> None:
         LOGGER.debug("%s " + format, self.address_string(), *args)
 
@@ -83,7 +89,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         except ApiError as error:
             self._discard_body()
             self._send_json(error.status, error.body(), error.headers)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         except Exception as error:
             LOGGER.exception("internal error")
@@ -92,6 +98,12 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _read(self, size: int) -> bytes:
         chunk = self.rfile.read(min(size, self._unread))
+        self._unread -= len(chunk)
+        return chunk
+
+    def _read_some(self, size: int) -> bytes:
+        """Up to `size` bytes of what has arrived (at least one), without waiting for all."""
+        chunk = self.rfile.read1(min(size, self._unread))  # type: ignore[attr-defined]
         self._unread -= len(chunk)
         return chunk
 
@@ -119,23 +131,31 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _apply_fault(self, method: str, kinds_here: frozenset[str] | None = None) -> str | None:
-        """Inject a drawn fault that happens before handling; return any left for later."""
+    def _apply_fault(self, method: str) -> str | None:
+        """Inject a drawn fault that happens before handling; return one due after it (the
+        caller applies it, then counts it with `_record_fault`)."""
         delay = self.app.latency.request_delay
         if delay > 0:
             time.sleep(delay)
         fault = self.app.injector.draw(method)
         if fault is None:
             return None
-        self.app.record_fault(method, fault)
         if fault == "drop":
+            self.app.record_fault(method, fault)
             raise _Dropped
         if fault == "429":
+            self.app.record_fault(method, fault)
             retry_after = str(self.app.faults.retry_after_seconds)
             raise ApiError(429, "Too many requests", {"Retry-After": retry_after})
         if fault in ("500", "502", "503"):
+            self.app.record_fault(method, fault)
             raise ApiError(int(fault), f"Injected fault {fault}")
         return fault
+
+    def _lose_reply(self, method: str) -> None:
+        """The request took effect; its reply is lost."""
+        self.app.record_fault(method, "lost-reply")
+        raise _Dropped
 
     def _body_length(self, limit: int) -> int:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -154,8 +174,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         raw = self._read(length) if length else b"{}"
         try:
             body = json.loads(raw or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ApiError(400, f"Request body is not valid JSON: {error}") from error
+        except (ValueError, RecursionError) as error:
+            # ValueError covers malformed JSON and bad UTF-8; RecursionError deep nesting.
+            reason = "it is nested too deeply" if isinstance(error, RecursionError) else error
+            raise ApiError(400, f"Request body is not valid JSON: {reason}") from error
         if not isinstance(body, dict):
             raise ApiError(400, "Request body must be a JSON object")
         return body
@@ -190,7 +212,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.app.record_call(method, user)
         reply = handler(user, body)
         if fault == "lost-reply":
-            raise _Dropped
+            self._lose_reply(method)
         self._send_json(200, reply)
 
     def _user(self) -> str:
@@ -276,6 +298,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 budget -= len(chunk)
         if truncate:
             self.wfile.flush()
+            self.app.record_fault(DOWNLOAD, "truncate")
             raise _Dropped
 
     # Uploads (the blob store behind StartBlobUpload) ----------------------------------
@@ -285,11 +308,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         match = UPLOAD_PATH.match(url.path)
         if not match:
             raise ApiError(404, f"No such endpoint: {url.path}")
-        self._apply_fault(UPLOAD)
+        fault = self._apply_fault(UPLOAD)
         length = self._body_length(self.app.config.limits.max_upload_bytes)
         status, headers = self.app.uploads.receive(
-            match["token"], self._read, length, self.headers.get("Content-Range")
+            match["token"], self._read_some, length, self.headers.get("Content-Range")
         )
+        if fault == "lost-reply":
+            self._lose_reply(UPLOAD)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -322,13 +347,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.close_connection = True
         self.end_headers()
-        sent = 0
+        seen = 0
         while True:
             done = live.finished.is_set()
-            entries = live.snapshot()
-            for entry in entries[sent:]:
+            entries, seen = live.after(seen)
+            for entry in entries:
                 self.wfile.write(f"data: {json.dumps(entry)}\n\n".encode())
-            sent = len(entries)
             self.wfile.flush()
             if done:
                 break

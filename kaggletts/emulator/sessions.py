@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -28,28 +28,89 @@ SCRIPT_NAME = "__script__.py"
 RESULTS_NAME = "__results__.html"
 LOG_FILE = "log.json"
 OUTPUT_DIR = "output"
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
+# The parent's variables a kernel sees; anything else (credentials included) stays behind.
+PASSTHROUGH_NAMES = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "VIRTUAL_ENV"}
+)
 POLL_SECONDS = 0.1
 OUTPUT_CHECK_SECONDS = 1.0
+# How often a running session marks the state as alive (bounds GPU time charged after a crash).
+ALIVE_SECONDS = 30.0
 
 
-@dataclass
+# What one entry adds to log.json besides its text: the keys, the stream name and the time.
+ENTRY_OVERHEAD = 64
+
+
 class LiveLog:
-    """A session's log as it grows, in Kaggle's `{stream_name, time, data}` entry format."""
+    """A session's log as it grows, in Kaggle's `{stream_name, time, data}` entry format.
 
-    started: float = field(default_factory=time.monotonic)
-    entries: list[dict[str, object]] = field(default_factory=list)
-    finished: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    It holds at most about `max_bytes`: the first half and the latest half, with a marker
+    entry where the middle was left out, so a chatty notebook cannot exhaust memory.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024):
+        self.started = time.monotonic()
+        self.finished = threading.Event()
+        self.lock = threading.Lock()
+        self._half = max(1, max_bytes // 2)
+        self._head: list[tuple[int, dict[str, object]]] = []
+        self._tail: deque[tuple[int, dict[str, object], int]] = deque()
+        self._head_bytes = 0
+        self._tail_bytes = 0
+        self._dropped = 0
+        self._dropped_bytes = 0
+        self._count = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes held (roughly what log.json takes)."""
+        with self.lock:
+            return self._head_bytes + self._tail_bytes
 
     def append(self, stream_name: str, data: str) -> None:
         with self.lock:
             elapsed = round(time.monotonic() - self.started, 3)
-            self.entries.append({"stream_name": stream_name, "time": elapsed, "data": data})
+            entry: dict[str, object] = {"stream_name": stream_name, "time": elapsed, "data": data}
+            size = len(data.encode("utf-8", errors="replace")) + ENTRY_OVERHEAD
+            self._count += 1
+            if not self._tail and self._head_bytes + size <= self._half:
+                self._head.append((self._count, entry))
+                self._head_bytes += size
+                return
+            self._tail.append((self._count, entry, size))
+            self._tail_bytes += size
+            while self._tail_bytes > self._half and len(self._tail) > 1:
+                _, _, dropped = self._tail.popleft()
+                self._tail_bytes -= dropped
+                self._dropped += 1
+                self._dropped_bytes += dropped
+
+    def _marker(self) -> dict[str, object]:
+        first_kept = self._tail[0][1] if self._tail else {"time": 0.0}
+        return {
+            "stream_name": "stderr",
+            "time": first_kept["time"],
+            "data": f"[Kaggle emulator: {self._dropped} log entries (about "
+            f"{self._dropped_bytes} bytes) were left out here; a log keeps at most "
+            f"{2 * self._half} bytes, its start and its end]\n",
+        }
+
+    def after(self, seen: int) -> tuple[list[dict[str, object]], int]:
+        """The entries appended after the first `seen` (with the marker if some of them were
+        left out), and the new count to pass next time."""
+        with self.lock:
+            found = [entry for number, entry in self._head if number > seen]
+            if self._tail:
+                first_tail = self._tail[0][0]
+                last_head = self._head[-1][0] if self._head else 0
+                if self._dropped and first_tail - 1 > max(seen, last_head):
+                    found.append(self._marker())
+                found += [entry for number, entry, _ in self._tail if number > seen]
+            return found, self._count
 
     def snapshot(self) -> list[dict[str, object]]:
-        with self.lock:
-            return list(self.entries)
+        return self.after(0)[0]
 
 
 @dataclass
@@ -58,15 +119,22 @@ class _Control:
     thread: threading.Thread | None = None
 
 
+def _passed_through(name: str) -> bool:
+    if name in PASSTHROUGH_NAMES or name.startswith("LC_"):
+        return True
+    return name.startswith("PYTHON") and name != "PYTHONSTARTUP"
+
+
 def kernel_environment(
-    input_root: Path, home: Path, image_paths: tuple[Path, ...]
+    input_root: Path,
+    home: Path,
+    image_paths: tuple[Path, ...],
+    kernel_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The parent's environment minus anything that could carry a credential."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("KAGGLE_") and not SECRET_NAME.search(name)
-    }
+    """A kernel's environment: an allow-list of the parent's variables (locale, paths, Python
+    settings), then `kernel_env` (what the Kaggle image sets), then the emulator's own."""
+    environment = {name: value for name, value in os.environ.items() if _passed_through(name)}
+    environment.update(kernel_env or {})
     python_path = [str(path) for path in image_paths]
     if environment.get("PYTHONPATH"):
         python_path.append(environment["PYTHONPATH"])
@@ -79,6 +147,28 @@ def kernel_environment(
         PYTHONUNBUFFERED="1",
     )
     return environment
+
+
+def is_utf8_name(name: str) -> bool:
+    """Whether a file name decoded from the OS (undecodable bytes kept as surrogates) is
+    valid UTF-8, so it can be listed in JSON and put in a URL."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _warn_about_names(output: Path, log: LiveLog) -> None:
+    for path in sorted(output.rglob("*")):
+        name = path.relative_to(output).as_posix()
+        if path.is_file() and not is_utf8_name(name):
+            shown = name.encode("utf-8", errors="surrogateescape").decode("utf-8", "replace")
+            log.append(
+                "stderr",
+                f"Kaggle emulator: the output file {shown!r} is not listed: "
+                "its name is not valid UTF-8.\n",
+            )
 
 
 def _make_read_only(root: Path) -> None:
@@ -117,8 +207,10 @@ class SessionManager:
         image_paths: tuple[Path, ...],
         latency: Callable[[], Latency],
         python: str | None = None,
+        kernel_env: Mapping[str, str] | None = None,
     ):
         self._store = store
+        self._kernel_env = dict(kernel_env or {})
         self._limits = limits
         self._image_paths = image_paths
         self._latency = latency
@@ -138,7 +230,7 @@ class SessionManager:
         source_name = NOTEBOOK_NAME if version.kernel_type == "notebook" else SCRIPT_NAME
         (source_dir / source_name).write_text(source_text, encoding="utf-8")
         control = _Control()
-        log = LiveLog()
+        log = LiveLog(self._limits.max_log_bytes)
         thread = threading.Thread(
             target=self._run,
             args=(kernel, version, control, log),
@@ -175,6 +267,14 @@ class SessionManager:
                 setattr(version, name, value)
             self._store.save()
 
+    def _effective_timeout(self, version: VersionRecord) -> int:
+        """The pushed timeout, clamped to the emulator's longest session."""
+        return min(version.timeout_seconds, self._limits.max_session_seconds)
+
+    def _cancelled(self, version: VersionRecord, control: _Control) -> bool:
+        with self._store.lock:
+            return control.cancel.is_set() or version.status == "CANCEL_REQUESTED"
+
     def _run(
         self, kernel: KernelRecord, version: VersionRecord, control: _Control, log: LiveLog
     ) -> None:
@@ -187,8 +287,10 @@ class SessionManager:
             )
         finally:
             log.finished.set()
+            # log.json holds it now; a reader still streaming keeps its own reference.
             with self._lock:
                 self._controls.pop(version.session_id, None)
+                self._logs.pop(version.session_id, None)
 
     def _conclude(
         self, kernel: KernelRecord, version: VersionRecord, log: LiveLog, **changes: object
@@ -202,7 +304,7 @@ class SessionManager:
     def _run_session(
         self, kernel: KernelRecord, version: VersionRecord, control: _Control, log: LiveLog
     ) -> None:
-        if control.cancel.wait(self._latency().queue_delay):
+        if control.cancel.wait(self._latency().queue_delay) or self._cancelled(version, control):
             self._conclude(kernel, version, log, status="CANCEL_ACKNOWLEDGED")
             return
         version_dir = self._store.version_dir(kernel, version.number)
@@ -236,17 +338,28 @@ class SessionManager:
             "--cold-start",
             str(self._latency().cold_start),
         ]
+        # Mounting can take a while; a cancel that came meanwhile is honoured before starting.
+        if self._cancelled(version, control):
+            _remove_tree(session_dir)
+            self._conclude(kernel, version, log, status="CANCEL_ACKNOWLEDGED")
+            return
         log.started = time.monotonic()
         process = subprocess.Popen(
             command,
             cwd=working,
-            env=kernel_environment(input_root, home, self._image_paths),
+            env=kernel_environment(input_root, home, self._image_paths, self._kernel_env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        self._set(version, status="RUNNING", started_at=time.time(), pid=process.pid)
+        with self._store.lock:
+            version.started_at = time.time()
+            version.pid = process.pid
+            # A cancel that came since keeps its CANCEL_REQUESTED; _watch then stops the run.
+            if version.status == "QUEUED":
+                version.status = "RUNNING"
+            self._store.save()
         readers = [
             threading.Thread(target=self._pump, args=(stream, name, log), daemon=True)
             for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
@@ -254,7 +367,7 @@ class SessionManager:
         for reader in readers:
             reader.start()
 
-        outcome = self._watch(process, version, control, working)
+        outcome = self._watch(process, version, control, working, log)
         for reader in readers:
             reader.join(timeout=5)
         self._finish(kernel, version, source, working, process.returncode, outcome, log)
@@ -286,11 +399,13 @@ class SessionManager:
         version: VersionRecord,
         control: _Control,
         working: Path,
+        log: LiveLog,
     ) -> str | None:
         """Wait for the process; returns why it was stopped early, or None if it exited."""
         started = time.monotonic()
-        timeout = min(version.timeout_seconds, self._limits.max_session_seconds)
+        timeout = self._effective_timeout(version)
         next_size_check = started + OUTPUT_CHECK_SECONDS
+        next_alive_mark = started + ALIVE_SECONDS
         while process.poll() is None:
             reason = None
             now = time.monotonic()
@@ -300,7 +415,10 @@ class SessionManager:
                 reason = "timeout"
             elif now >= next_size_check:
                 next_size_check = now + OUTPUT_CHECK_SECONDS
-                if _tree_size(working) > self._limits.max_output_bytes:
+                if now >= next_alive_mark:
+                    next_alive_mark = now + ALIVE_SECONDS
+                    self._store.mark_alive()
+                if _tree_size(working) + log.size > self._limits.max_output_bytes:
                     reason = "output-limit"
             if reason is not None:
                 kill_tree(process.pid)
@@ -327,14 +445,16 @@ class SessionManager:
         if version.kernel_type == "notebook":
             shutil.copyfile(source, output / NOTEBOOK_NAME)
             render_results(output / NOTEBOOK_NAME, output / RESULTS_NAME)
+        _warn_about_names(output, log)
 
         failure_file = version_dir / "failure.txt"
         if outcome == "cancelled":
             status, message = "CANCEL_ACKNOWLEDGED", None
         elif outcome == "timeout":
             status = "ERROR"
+            limit = self._effective_timeout(version)
             message = (
-                f"Your notebook hit the session timeout of {version.timeout_seconds} seconds "
+                f"Your notebook hit the session timeout of {limit} seconds "
                 "and was stopped (timeout)."
             )
         elif outcome == "output-limit":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .processes import PROC, kill_tree
 
 ACTIVE_STATUSES = frozenset({"QUEUED", "RUNNING", "CANCEL_REQUESTED"})
 FINAL_STATUSES = frozenset({"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"})
@@ -114,19 +116,37 @@ class Store:
         self._fail_interrupted_sessions()
 
     def _fail_interrupted_sessions(self) -> None:
-        now = time.time()
+        # The emulator stopped some time after it last saved; a session it was running is
+        # charged (GPU quota) up to then, not for the time the emulator was down.
+        last_saved = self._state_file.stat().st_mtime
         for kernel in self.kernels.values():
             for version in kernel.versions:
+                if not version.is_active:
+                    continue
+                if version.pid is not None:
+                    self._stop_orphaned_runner(kernel, version.number, version.pid)
                 if version.status == "CANCEL_REQUESTED":
                     version.status = "CANCEL_ACKNOWLEDGED"
-                elif version.is_active:
+                else:
                     version.status = "ERROR"
                     version.failure_message = RESTART_FAILURE
-                else:
-                    continue
-                version.finished_at = version.finished_at or now
+                version.finished_at = version.finished_at or max(
+                    last_saved, version.started_at or version.created_at
+                )
                 version.pid = None
         self.save()
+
+    def _stop_orphaned_runner(self, kernel: KernelRecord, number: int, pid: int) -> None:
+        """Kill a session process a crashed emulator left running, if `pid` is still it."""
+        try:
+            argv = (PROC / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return
+        arguments = argv.split("\0")
+        source_dir = str(self.version_dir(kernel, number) / "source")
+        is_runner = any(argument.endswith("kernel_runner.py") for argument in arguments)
+        if is_runner and any(argument.startswith(source_dir + "/") for argument in arguments):
+            kill_tree(pid)
 
     def save(self) -> None:
         with self.lock:
@@ -138,6 +158,11 @@ class Store:
             temporary = self._state_file.with_suffix(".tmp")
             temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
             os.replace(temporary, self._state_file)
+
+    def mark_alive(self) -> None:
+        """Touch state.json: after a crash, running sessions are charged up to its mtime."""
+        with self.lock, contextlib.suppress(OSError):
+            os.utime(self._state_file)
 
     def new_id(self) -> int:
         with self.lock:
