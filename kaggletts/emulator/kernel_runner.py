@@ -52,7 +52,9 @@ def _children_by_parent() -> dict[int, list[int]]:
     return children
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children, grandchildren, ...), found through /proc:
+    Jupyter starts each kernel in a session of its own, out of the runner's process group."""
     children = _children_by_parent()
     found: list[int] = []
     pending = [pid]
@@ -77,7 +79,7 @@ def _reap() -> bool:
 def stop_descendants(grace_seconds: float = 3.0) -> None:
     """SIGTERM every process below this one, then SIGKILL the rest, and reap them."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
-        tree = _descendants(os.getpid())
+        tree = descendants(os.getpid())
         if not tree:
             break
         for pid in tree:

@@ -10,38 +10,10 @@ import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 
-PROC = Path("/proc")
+from .kernel_runner import PROC, descendants
 
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # The command name in field 2 may hold spaces or parentheses; fields after it do not.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[1])
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (children, grandchildren, ...)."""
-    if not PROC.is_dir():
-        return []
-    children: dict[int, list[int]] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            parent = _parent_of(int(entry.name))
-            if parent is not None:
-                children.setdefault(parent, []).append(int(entry.name))
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
+__all__ = ["PROC", "descendants", "is_alive", "kill_tree"]
 
 
 def is_alive(pid: int) -> bool:

@@ -297,18 +297,6 @@ class KaggleBackend:
                     )
                     self._stop.wait(min(self.retry.first_wait * 2**attempts, self.retry.max_wait))
                     continue
-                if self._stop.is_set():
-                    # The job was stopped while this push was in flight: undo it at once.
-                    self._update_shard(
-                        job,
-                        shard["index"],
-                        state="pushed",
-                        version=reply.version,
-                        session_id=reply.session_id,
-                    )
-                    return
-                for source in reply.invalid_sources:
-                    log.warning("warning: Kaggle did not attach dataset %s", source)
                 self._update_shard(
                     job,
                     shard["index"],
@@ -317,6 +305,10 @@ class KaggleBackend:
                     session_id=reply.session_id,
                     url=reply.url,
                 )
+                if self._stop.is_set():
+                    return  # stopped while the push was in flight: the caller cancels it
+                for source in reply.invalid_sources:
+                    log.warning("warning: Kaggle did not attach dataset %s", source)
                 log.info("pushed %s version %d: %s", slug, reply.version, reply.url)
                 return
 
