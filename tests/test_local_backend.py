@@ -140,6 +140,8 @@ def test_cli_json_prints_exactly_one_json_document(kaggletts_cmd, tmp_path):
     assert Path(document["notebook"]).name == "__notebook__.ipynb"
     assert document["scraps"]["clips"][0]["text"] == "Hello there."
     assert document["scraps"]["clips"][0]["settings"]["rate"] == 200
+    assert "[1/1] 001-hello-there.wav" in done.stderr, "progress goes to stderr"
+    assert "without encryption" not in done.stderr, "the kernel's start-up noise is hidden"
     # Asked again: the stored result, still one document.
     again = kaggletts_cmd("run", "espeak", "-p", "text", "Hello there.", "-p", "rate", "200",
                           "--out", str(tmp_path / "out"), "--json", cwd=tmp_path)

@@ -64,6 +64,9 @@ class LocalBackend:
                 progress_bar=False,
                 stdout_file=_LineLogger(logging.INFO),
                 stderr_file=_LineLogger(logging.DEBUG),
+                # The kernel's own start-up warnings (a loopback TCP connection without
+                # encryption) are noise on the user's terminal; its errors still show.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except PapermillExecutionError as error:
             failure = find_failure(nbformat.read(executed, as_version=4))
