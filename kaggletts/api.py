@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kaggletts import parameters
-from kaggletts.backends import get_backend
+from kaggletts.backends import Backend, get_backend
 from kaggletts.jobs import Job
 from kaggletts.notebook import find_notebook
 from kaggletts.result import Result
@@ -48,7 +48,11 @@ def execute(
     same request again returns the stored result at once unless `force` is true.
     """
     runner = get_backend(backend, **backend_options)
-    job = prepare(notebook, params, backend, output_dir)
+    return run_job(prepare(notebook, params, backend, output_dir), runner, force=force)
+
+
+def run_job(job: Job, runner: Backend | None = None, *, force: bool = False) -> Result:
+    """The job's stored result, or the job run (or picked up again) on its backend."""
     if not force and (stored := job.stored_result()) is not None:
         return stored
-    return runner.run(job, force=force)
+    return (runner or get_backend(job.backend)).run(job, force=force)

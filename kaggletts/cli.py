@@ -213,15 +213,14 @@ def run(
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def jobs(output_dir: str | None, as_json: bool) -> None:
     """List recorded jobs, newest first."""
-    from kaggletts.jobs import list_records
+    from kaggletts.jobs import batch_lines, list_records
 
     records = list_records(output_dir)
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
     for record in records:
-        params = record.get("params", {})
-        count = len(params.get("utterances", [])) + (1 if params.get("text") else 0)
+        count = len(batch_lines(record.get("params", {})))
         click.echo(
             f"{record['job_id']}  {record['notebook']:<10} {record['backend']:<6} "
             f"{record.get('state', '?'):<10} {count:>5} lines  {record['directory']}"
@@ -262,15 +261,14 @@ def status(job_id: str, output_dir: str | None) -> None:
 @kaggle_options
 def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
     """Pick a job up where it stopped: wait for its run, download, verify."""
+    from kaggletts.api import run_job
     from kaggletts.backends import get_backend
     from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_dir)
-    stored = job.stored_result()
-    if stored is None:
-        kaggle["endpoint"] = kaggle["endpoint"] or job.read_record().get("endpoint")
-        stored = get_backend(job.backend, **backend_options(job.backend, **kaggle)).run(job)
-    report(stored, as_json)
+    kaggle["endpoint"] = kaggle["endpoint"] or job.read_record().get("endpoint")
+    runner = get_backend(job.backend, **backend_options(job.backend, **kaggle))
+    report(run_job(job, runner), as_json)
 
 
 @cli.command()

@@ -16,13 +16,12 @@ class KaggleEngine(Engine):
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> None:
         import nbformat
 
-        from kaggletts.api import prepare
-        from kaggletts.backends import get_backend
+        from kaggletts.api import prepare, run_job
 
         params = dict(nb_man.nb.metadata.get("papermill", {}).get("parameters") or {})
         job = prepare(kwargs["input_path"], params, "kaggle", None)
         try:
-            result = job.stored_result() or get_backend("kaggle").run(job)
+            result = run_job(job)
             executed_path = result.notebook
         except RunFailed:
             # A notebook that failed on Kaggle comes back with its error outputs;

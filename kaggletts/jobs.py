@@ -23,6 +23,12 @@ def output_root(output_dir: str | os.PathLike | None) -> Path:
     return Path(output_dir or os.environ.get("KAGGLETTS_OUTPUT") or DEFAULT_OUTPUT_DIR)
 
 
+def batch_lines(params: dict[str, Any]) -> list[Any]:
+    """What a parameter set speaks, in order: `text` first (a batch of one), then
+    `utterances`, as the notebooks' support cell reads them."""
+    return ([params["text"]] if params.get("text") else []) + list(params.get("utterances", []))
+
+
 def job_id_for(spec: NotebookSpec, params: dict[str, Any], backend: str) -> str:
     """The same notebook, parameters and backend give the same id, hence the stored result."""
     request = json.dumps(
@@ -58,7 +64,7 @@ class Job:
 
     @property
     def utterance_count(self) -> int:
-        return len(self.params.get("utterances", [])) + (1 if self.params.get("text") else 0)
+        return len(batch_lines(self.params))
 
     @classmethod
     def from_record(cls, directory: Path) -> Job:

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class NotebookSpec:
     kernel: KernelSettings = KernelSettings(False, False, None)
     seconds_per_utterance: float = 1.0
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 

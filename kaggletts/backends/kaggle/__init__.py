@@ -37,7 +37,7 @@ from kaggletts.backends.kaggle.remote import KaggleRemote, PushRejected, Quota, 
 from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient
 from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.errors import KaggleTTSError, RunFailed
-from kaggletts.jobs import Job
+from kaggletts.jobs import Job, batch_lines
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result, read_scraps
 
@@ -79,7 +79,6 @@ class KaggleBackend:
     def __post_init__(self) -> None:
         self._record_lock = threading.Lock()
         self._stop = threading.Event()
-        self.downloaded_bytes = 0
 
     def remote(self) -> KaggleRemote:
         endpoint = self.endpoint or os.environ.get(ENDPOINT_VARIABLE) or None
@@ -171,9 +170,7 @@ class KaggleBackend:
     def _plan(self, job: Job, remote: KaggleRemote) -> dict[str, Any]:
         """Split the batch into shards and record them before anything is pushed."""
         params, dataset_sources = attach_voices(job.spec, job.params, remote)
-        lines: list[Any] = ([params["text"]] if params.get("text") else []) + list(
-            params.get("utterances", [])
-        )
+        lines = batch_lines(params)
         count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
         count = max(1, min(count, len(lines) or 1))
         base, extra = divmod(len(lines), count)
@@ -363,8 +360,6 @@ class KaggleBackend:
         wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
         downloader.fetch_all(wanted, directory, listing.url_for)
         (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
-        with self._record_lock:
-            self.downloaded_bytes += downloader.bytes_fetched
         log.info("%s v%d: downloaded and verified %d files", slug, version, len(wanted) + 1)
 
     def _raise_failure(

@@ -30,10 +30,6 @@ class Credentials:
     token: str | None = field(default=None, repr=False)
     source: str = ""
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.key, self.token) if s)
-
 
 def find_credentials(
     environ: dict[str, str] | None = None, home: Path | None = None

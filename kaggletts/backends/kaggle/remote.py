@@ -125,7 +125,6 @@ class KaggleRemote:
         )
         session.mount("http://", _TimeoutAdapter())
         session.mount("https://", _TimeoutAdapter())
-        self.session = session
         self._kernels = self._client.kernels.kernels_api_client
         self.username = credentials.username or self._introspect_username(credentials)
 
