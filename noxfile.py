@@ -1,5 +1,5 @@
 """Developer sessions: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s synth -- FILE.yaml`,
-`nox -s bench`."""
+`nox -s bench`, `nox -s models`."""
 
 from pathlib import Path
 
@@ -19,6 +19,27 @@ def tests(session: nox.Session) -> None:
     """The test suite: real papermill runs, real espeak audio, the emulator over real HTTP."""
     session.install("-e", ".[test]", TORCH)
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+# What each model family's test environment holds before a notebook runs, shaped like
+# Kaggle's image (torch and numpy 2.x already there); each family gets its own environment
+# because qwen-tts and chatterbox-tts pin conflicting transformers releases.
+MODEL_IMAGE: dict[str, list[str]] = {
+    "qwen": [TORCH],
+    "chatterbox": [TORCH],
+}
+
+
+@nox.session
+@nox.parametrize("family", list(MODEL_IMAGE))
+def models(session: nox.Session, family: str) -> None:
+    """The GPU notebooks, unchanged, against the real model packages with tiny random
+    weights the tests build, on CPU and offline (`nox -s models`, or `models(family='qwen')`)."""
+    session.install("-e", ".[test]", *MODEL_IMAGE[family])
+    session.run(
+        "pytest", f"tests/models/{family}", *(session.posargs or ["-q"]),
+        env={"KAGGLETTS_MODELS_TIER": family},
+    )
 
 
 @nox.session
