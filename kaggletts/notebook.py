@@ -51,6 +51,13 @@ class NotebookSpec:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     relative_paths: tuple[str, ...] = ()
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A named source of allowed values (kaggletts.parameters.CHOICE_SOURCES), for lists
+    # read from installed data rather than written into the notebook.
+    choices_from: dict[str, str] = field(default_factory=dict)
+    choices_ignore_case: tuple[str, ...] = ()
+    # Parameters the notebook reads only under a condition ({name: {other: value}}):
+    # their values are checked against choices and files only when it holds.
+    only_when: dict[str, dict[str, Any]] = field(default_factory=dict)
     kernel: KernelSettings = KernelSettings(False, False, None)
     seconds_per_utterance: float = 1.0
 
@@ -104,6 +111,9 @@ def _inspect(path: Path, _mtime: int) -> NotebookSpec:
         ranges={k: (float(lo), float(hi)) for k, (lo, hi) in meta.get("ranges", {}).items()},
         relative_paths=tuple(meta.get("relative_paths", ())),
         choices={k: tuple(v) for k, v in meta.get("choices", {}).items()},
+        choices_from=dict(meta.get("choices_from", {})),
+        choices_ignore_case=tuple(meta.get("choices_ignore_case", ())),
+        only_when={k: dict(v) for k, v in meta.get("only_when", {}).items()},
         kernel=KernelSettings(
             enable_gpu=bool(kernel.get("enable_gpu", False)),
             enable_internet=bool(kernel.get("enable_internet", False)),

@@ -7,10 +7,14 @@ command-line pair) so a user with a batch of hundreds of lines can find it."""
 from __future__ import annotations
 
 import difflib
+import enum
+import functools
 import keyword
 import math
 import os
-from collections.abc import Mapping
+import re
+import wave
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +28,11 @@ MAX_UTTERANCES = 5_000
 MAX_NODES = 200_000
 MAX_DEPTH = 8
 ALWAYS_PER_UTTERANCE = {"text": "str", "name": "str"}
+# Where Kaggle mounts attached datasets; a path under it names a file in a dataset the
+# user attaches to the kernel, which cannot be checked from this machine.
+KAGGLE_INPUT_MOUNT = PurePosixPath("/kaggle/input")
+# Choice lists longer than this are described in messages rather than listed.
+MAX_LISTED_CHOICES = 30
 
 Location = tuple[str | int, ...]
 
@@ -35,6 +44,9 @@ class ParameterSet:
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[Location, str] = field(default_factory=dict)
     cli_raw: dict[str, str] = field(default_factory=dict)
+    # The folder of the YAML file each top-level value came from: relative file paths
+    # in a YAML file are read from there, so an example file works from any folder.
+    folders: dict[str, Path] = field(default_factory=dict)
 
     def where(self, location: Location) -> str:
         """The most precise known origin of a value: its own line, else its parent's."""
@@ -49,6 +61,7 @@ class ParameterSet:
             return
         for name in other.values:
             self.cli_raw.pop(name, None)
+            self.folders.pop(name, None)
             for location in [loc for loc in self.origins if loc and loc[0] == name]:
                 del self.origins[location]
         mine = self.origins.get(())
@@ -57,6 +70,7 @@ class ParameterSet:
             self.origins[()] = f"{mine} + {other.origins[()]}"
         self.values.update(other.values)
         self.cli_raw.update(other.cli_raw)
+        self.folders.update(other.folders)
 
 
 def from_mapping(values: Mapping[str, Any], origin: str = "parameters") -> ParameterSet:
@@ -95,7 +109,8 @@ def from_yaml_file(path: str | os.PathLike) -> ParameterSet:
         loader.dispose()
     if not isinstance(values, dict):
         raise UsageError(f"{path}:1: expected a mapping of parameter names to values")
-    return ParameterSet(values, origins)
+    folder = path.parent.resolve()
+    return ParameterSet(values, origins, folders={name: folder for name in values})
 
 
 def _describe_yaml_error(error: Any) -> str:
@@ -174,7 +189,10 @@ def load(*sources: Mapping[str, Any] | str | os.PathLike | ParameterSet) -> Para
 
 
 def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
-    """The values to inject, or a UsageError naming the first problem and where it is."""
+    """The values to inject, or a UsageError naming the first problem and where it is.
+
+    Local reference files come back as absolute paths: the notebook runs in the job's
+    folder, and relative ones are read from the YAML file's folder (or this one)."""
     _check_plain(params)
     values = dict(params.values)
     for name, value in params.values.items():
@@ -192,33 +210,65 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
         _check_value(spec, name, value, declared, where)
     if "utterances" in values:
         _check_utterances(spec, values["utterances"], params)
+        # Copies, so that resolving file paths below leaves the caller's data alone.
+        values["utterances"] = [
+            dict(item) if isinstance(item, dict) else item for item in values["utterances"]
+        ]
     if "text" in values and not str(values["text"]).strip():
         raise UsageError(f"{params.where(('text',))}: `text` is empty")
     _check_rules(spec, values, params)
+    _check_choices(spec, values, params)
+    _check_input_files(spec, values, params)
     speaks = {"text", "utterances"} <= spec.parameters.keys()
     if speaks and not values.get("text") and not values.get("utterances"):
         raise UsageError(f"{params.where(())}: nothing to speak: give `text` or `utterances`")
     return values
 
 
+def _effective(spec: NotebookSpec, values: dict[str, Any], name: str) -> Any:
+    """A top-level value as the notebook will see it: given, else its default."""
+    return values.get(name, spec.parameters[name].default)
+
+
+def _holds(spec: NotebookSpec, values: dict[str, Any], condition: dict[str, Any]) -> bool:
+    return all(_effective(spec, values, name) == value for name, value in condition.items())
+
+
+def _describe(condition: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {value!r}" for name, value in condition.items())
+
+
 def _check_rules(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
     """The notebook's own consistency rules (its metadata `kaggletts.rules`), checked here
     so that a mismatch costs no GPU session: `{"when": {name: value}, "contains":
-    {other: substring}}` means that when `name` is `value`, `other` must contain it."""
-
-    def effective(name: str) -> Any:
-        return values.get(name, spec.parameters[name].default)
-
+    {other: substring}}` means that when `name` is `value`, `other` must contain it.
+    (`wav_longer_than` rules are about files: see _check_input_files.)"""
     for rule in spec.rules:
-        if all(effective(name) == value for name, value in rule["when"].items()):
-            for name, part in rule["contains"].items():
-                if part not in str(effective(name)):
-                    condition = ", ".join(f"{k} {v!r}" for k, v in rule["when"].items())
-                    given = name if name in values else next(iter(rule["when"]))
-                    raise UsageError(
-                        f"{params.where((given,))}: {name} {effective(name)!r} does not fit "
-                        f"{condition}: it must contain {part!r}"
-                    )
+        if not _holds(spec, values, rule["when"]):
+            continue
+        for name, part in rule.get("contains", {}).items():
+            if part not in str(_effective(spec, values, name)):
+                given = name if name in values else next(iter(rule["when"]))
+                raise UsageError(
+                    f"{params.where((given,))}: {name} {_effective(spec, values, name)!r} "
+                    f"does not fit {_describe(rule['when'])}: it must contain {part!r}"
+                )
+
+
+def _settings(values: dict[str, Any], name: str) -> Iterator[tuple[Location, str, Any]]:
+    """Each place `name` is set: the top level, then every utterance that sets its own,
+    as (location, label for messages, value)."""
+    if name in values:
+        yield (name,), "", values[name]
+    for index, item in enumerate(values.get("utterances", [])):
+        if isinstance(item, dict) and name in item:
+            yield ("utterances", index, name), f"utterance {index + 1}: ", item[name]
+
+
+def _applies(spec: NotebookSpec, values: dict[str, Any], name: str) -> bool:
+    """False when the notebook ignores `name` under these settings (metadata `only_when`),
+    so a value it would never read is not refused."""
+    return _holds(spec, values, spec.only_when.get(name, {}))
 
 
 def _check_value(spec: NotebookSpec, name: str, value: Any, declared: str, where: str) -> None:
@@ -234,10 +284,231 @@ def _check_value(spec: NotebookSpec, name: str, value: Any, declared: str, where
         PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts
     ):
         raise UsageError(f"{where}: {name} must be a folder inside the job's output, not {value!r}")
-    if name in spec.choices and value not in spec.choices[name]:
+
+
+# --- Allowed values -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The values one parameter accepts, and how to say so when a value is not one."""
+
+    names: tuple[str, ...]
+    ignore_case: bool = False
+    # eSpeak NG's `voice+variant`: a known name, then optionally one of these. Matched
+    # exactly: the engine opens the variant as a file and ignores one it cannot find.
+    variants: tuple[str, ...] = ()
+    # How a list too long to print is named in messages, e.g. "eSpeak NG voices".
+    kind: str = "choices"
+
+    def refusal(self, value: str) -> str | None:
+        """Why `value` is not accepted, with a close match; None when it is accepted."""
+        base, plus, variant = value.partition("+") if self.variants else (value, "", "")
+        if self._match(base) is None:
+            listed = _listed(self.names, f"the {len(self.names)} {self.kind}")
+            return f"is not one of {listed}{_suggest(base, self.names, self.ignore_case)}"
+        if plus and variant not in self.variants:
+            listed = _listed(self.variants, f"the {len(self.variants)} variants")
+            return (
+                f"has an unknown variant {variant!r}, not one of {listed} "
+                f"(case-sensitive){_suggest(variant, self.variants, ignore_case=True)}"
+            )
+        return None
+
+    def _match(self, value: str) -> str | None:
+        if not self.ignore_case:
+            return value if value in self.names else None
+        folded = value.casefold()
+        return next((name for name in self.names if name.casefold() == folded), None)
+
+
+def _listed(names: tuple[str, ...], described: str) -> str:
+    return ", ".join(names) if len(names) <= MAX_LISTED_CHOICES else described
+
+
+def espeak_ng_voices() -> Choices:
+    """The voice names the eSpeak NG notebook accepts, read from the voice data that the
+    installed `espeakng-loader` wheel ships (so the list follows the engine's version).
+
+    The notebook calls espeak_SetVoiceByName, which matches case-insensitively a voice
+    file's `name` line, its path under voices/ or lang/, or the last part of that path,
+    and then espeak_SetVoiceByProperties with the value as a language tag (a file's
+    `language` lines). `+variant` picks a file under voices/!v by its exact name; a
+    digit N means the variant mN."""
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise UsageError("cannot list eSpeak NG voices: espeakng-loader is not installed") from None
+    data = Path(espeakng_loader.get_data_path())
+    names: dict[str, str] = {}
+    variants: list[str] = []
+    for folder in ("voices", "lang"):
+        root = data / folder
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            declared = _espeak_voice_file(path)
+            if "variant" in declared.get("language", []):
+                variants.append(path.name)
+                continue
+            identifier = path.relative_to(root).as_posix()
+            for name in (
+                identifier,
+                path.name,
+                *declared.get("name", []),
+                *declared.get("language", []),
+            ):
+                names.setdefault(name.casefold(), name)
+    variants += [v[1:] for v in variants if re.fullmatch(r"m\d+", v)]
+    return Choices(
+        tuple(sorted(names.values(), key=str.casefold)),
+        ignore_case=True,
+        variants=tuple(variants),
+        kind="eSpeak NG voices",
+    )
+
+
+def _espeak_voice_file(path: Path) -> dict[str, list[str]]:
+    """A voice file's `name` (the rest of its line) and `language` tags (first word)."""
+    fields: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, rest = line.strip().partition(" ")
+        if key == "name" and rest.strip():
+            fields.setdefault(key, []).append(rest.strip())
+        elif key == "language" and rest.split():
+            fields.setdefault(key, []).append(rest.split()[0])
+    return fields
+
+
+# Lists of allowed values that a notebook names in its metadata `choices_from` instead of
+# spelling them out, because they come from data installed with a package.
+CHOICE_SOURCES: dict[str, Callable[[], Choices]] = {
+    "espeak-ng-voices": functools.cache(espeak_ng_voices),
+}
+
+
+def _choices(spec: NotebookSpec, name: str) -> Choices | None:
+    if name in spec.choices_from:
+        source = CHOICE_SOURCES.get(spec.choices_from[name])
+        if source is None:
+            raise UsageError(
+                f"{spec.path}: choices for {name} come from an unknown source "
+                f"{spec.choices_from[name]!r}; known sources: {', '.join(CHOICE_SOURCES)}"
+            )
+        return source()
+    if name in spec.choices:
+        return Choices(spec.choices[name], ignore_case=name in spec.choices_ignore_case)
+    return None
+
+
+def _check_choices(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
+    for name in spec.parameters:
+        choices = _choices(spec, name)
+        if choices is None or not _applies(spec, values, name):
+            continue
+        for location, label, value in _settings(values, name):
+            if (refusal := choices.refusal(value)) is not None:
+                raise UsageError(f"{params.where(location)}: {label}{name} {value!r} {refusal}")
+
+
+# --- Reference files ------------------------------------------------------------------------
+
+
+class InputKind(enum.Enum):
+    LOCAL = "a file on this machine"
+    MOUNTED = "a file under the inputs the notebook searches"
+    KAGGLE = "a file in a dataset the user attaches to the Kaggle kernel"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    kind: InputKind
+    path: Path | None  # where it is on this machine; None when it is only on Kaggle
+
+
+def _inputs_root() -> Path:
+    """Where the notebooks' find_input looks for a relative path: Kaggle's mounts, or the
+    folder KAGGLETTS_INPUT_ROOT names for local and emulated runs."""
+    return Path(os.environ.get("KAGGLETTS_INPUT_ROOT", KAGGLE_INPUT_MOUNT))
+
+
+def _locate(value: str, folder: Path | None) -> InputFile | None:
+    """Where a reference file named in the parameters is, or None when it is nowhere.
+
+    A local file wins (the Kaggle backend uploads it as a private dataset); else a path
+    under /kaggle/input is taken on trust; else a relative path is looked for under the
+    inputs root the way the notebooks' find_input does."""
+    local = Path(value).expanduser()
+    if not local.is_absolute():
+        local = (folder or Path.cwd()) / local
+    if local.is_file():
+        return InputFile(InputKind.LOCAL, local.resolve())
+    given = PurePosixPath(value)
+    if given.is_relative_to(KAGGLE_INPUT_MOUNT):
+        return InputFile(InputKind.KAGGLE, None)
+    root = _inputs_root()
+    if not given.is_absolute() and root.is_dir():
+        for match in sorted(root.rglob(given.name)):
+            if match.is_file() and match.as_posix().endswith(given.as_posix()):
+                return InputFile(InputKind.MOUNTED, match)
+    return None
+
+
+def _check_input_files(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
+    """Every reference file (metadata `input_files`) exists before anything is pushed or
+    run, and fits the notebook's `wav_longer_than` rules; local ones are made absolute."""
+    for name in spec.input_files:
+        if not _applies(spec, values, name):
+            continue
+        length_rules = [
+            (rule["when"], rule["wav_longer_than"][name])
+            for rule in spec.rules
+            if name in rule.get("wav_longer_than", {}) and _holds(spec, values, rule["when"])
+        ]
+        for location, label, value in list(_settings(values, name)):
+            if not value:
+                continue
+            where = f"{params.where(location)}: {label}{name} {value!r}"
+            found = _locate(value, params.folders.get(location[0]))
+            if found is None:
+                raise UsageError(
+                    f"{where} is not a file: not at {_looked_at(value, params, location)}"
+                    f" nor under {_inputs_root()}; a file in a Kaggle dataset you attach "
+                    f"yourself is written {KAGGLE_INPUT_MOUNT}/<dataset>/<file>"
+                )
+            for condition, seconds in length_rules:
+                if found.path is not None:
+                    _check_wav_length(found.path, seconds, condition, where)
+            if found.kind is InputKind.LOCAL:
+                _set(values, location, str(found.path))
+
+
+def _looked_at(value: str, params: ParameterSet, location: Location) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (params.folders.get(location[0]) or Path.cwd()) / path
+
+
+def _set(values: dict[str, Any], location: Location, value: Any) -> None:
+    target = values
+    for key in location[:-1]:
+        target = target[key]
+    target[location[-1]] = value
+
+
+def _check_wav_length(path: Path, seconds: float, condition: dict[str, Any], where: str) -> None:
+    """A reference the model asserts on only after install and download, checked now."""
+    try:
+        with wave.open(str(path), "rb") as clip:
+            if clip.getframerate() <= 0:
+                raise wave.Error("its sample rate is 0")
+            duration = clip.getnframes() / clip.getframerate()
+    except (wave.Error, EOFError, OSError) as error:
         raise UsageError(
-            f"{where}: {name} {value!r} is not one of "
-            f"{', '.join(spec.choices[name])}{_suggest(str(value), spec.choices[name])}"
+            f"{where}: {_describe(condition)} needs a WAV file over {seconds:g} s, and this "
+            f"one cannot be read as WAV ({error}); give a 16-bit PCM WAV"
+        ) from None
+    if duration <= seconds:
+        raise UsageError(
+            f"{where} is {duration:.2f} s long; {_describe(condition)} needs a reference "
+            f"over {seconds:g} s"
         )
 
 
@@ -348,9 +619,13 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def _suggest(word: str, candidates) -> str:
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
+def _suggest(word: str, candidates, ignore_case: bool = False) -> str:
+    if not ignore_case:
+        match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+        return f"; did you mean {match[0]!r}?" if match else ""
+    spelled = {candidate.casefold(): candidate for candidate in candidates}
+    match = difflib.get_close_matches(word.casefold(), list(spelled), n=1, cutoff=0.6)
+    return f"; did you mean {spelled[match[0]]!r}?" if match else ""
 
 
 def _article(type_name: str) -> str:

@@ -229,7 +229,7 @@ def test_errors_name_the_file_the_bad_value_came_from(tmp_path):
     ("espeak", "text", "true", "true"),
     ("espeak", "text", "[a, b]", "[a, b]"),
     ("espeak", "text", "3.10", "3.10"),
-    ("espeak", "voice", "null", "null"),
+    ("qwen", "ref_text", "null", "null"),
     ("espeak", "rate", "200", 200),
     ("qwen", "temperature", "0.7", 0.7),
     ("qwen", "temperature", "1", 1),
