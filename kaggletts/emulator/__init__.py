@@ -4,10 +4,22 @@ Like LocalStack for AWS: the unchanged `kaggle` client and kaggletts' Kaggle bac
 poll and download against it, offline. See docs/emulator.md.
 """
 
-from .config import DEFAULT_KEY, DEFAULT_USER, FAULT_KINDS, Faults, Latency, Limits, Quirks
+from .config import (
+    ASSUMPTION_EVIDENCE,
+    DEFAULT_KEY,
+    DEFAULT_USER,
+    FAULT_KINDS,
+    Assumption,
+    Faults,
+    Latency,
+    Limits,
+    Quirks,
+)
 from .emulator import Emulator
 
 __all__ = [
+    "ASSUMPTION_EVIDENCE",
+    "Assumption",
     "DEFAULT_KEY",
     "DEFAULT_USER",
     "FAULT_KINDS",

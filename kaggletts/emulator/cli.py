@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import threading
 from pathlib import Path
@@ -9,8 +10,36 @@ from types import FrameType
 
 import click
 
-from .config import DEFAULT_KEY, DEFAULT_USER, FAULT_KINDS, Faults, Latency, Quirks
+from .config import (
+    DEFAULT_KEY,
+    DEFAULT_USER,
+    FAULT_KINDS,
+    Assumption,
+    Faults,
+    Latency,
+    Quirks,
+    parse_assumptions,
+)
 from .emulator import Emulator
+
+# Relative paths are taken from the directory the emulator was started in.
+DIRECTORY = click.Path(file_okay=False, path_type=Path, resolve_path=True)
+
+
+class RefusedToServe(click.ClickException):
+    """A one-line refusal (`Error: ...`) with the bad-input exit code."""
+
+    exit_code = 2
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # Another host name may resolve anywhere: treat it as reachable from outside.
+        return False
 
 
 def _parse_users(values: tuple[str, ...]) -> dict[str, str]:
@@ -32,7 +61,7 @@ def _parse_datasets(values: tuple[str, ...]) -> list[tuple[str, str, Path]]:
             raise click.BadParameter(
                 f"'{value}' is not OWNER/SLUG=DIR with an existing DIR", param_hint="--dataset"
             )
-        parsed.append((owner, slug, Path(folder)))
+        parsed.append((owner, slug, Path(folder).resolve()))
     return parsed
 
 
@@ -44,6 +73,21 @@ def _parse_kernel_env(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"'{value}' is not NAME=VALUE", param_hint="--kernel-env")
         parsed[name] = setting
     return parsed
+
+
+def _parse_unknown_status(value: str | None) -> tuple[str | None, float]:
+    if value is None:
+        return None, 0.0
+    name, separator, seconds = value.rpartition(":")
+    try:
+        duration = float(seconds)
+    except ValueError:
+        duration = -1.0
+    if not separator or not name or duration <= 0:
+        raise click.BadParameter(
+            f"'{value}' is not NAME:SECONDS with SECONDS > 0", param_hint="--unknown-status"
+        )
+    return name, duration
 
 
 def _parse_kinds(value: str) -> tuple[str, ...]:
@@ -69,12 +113,26 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--state",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DIRECTORY,
     default=None,
     help="Folder keeping kernels, versions, outputs and datasets across restarts "
     "(default: a temporary folder removed on exit).",
 )
-@click.option("--gpu-sessions", default=2, show_default=True, help="Concurrent sessions per user.")
+@click.option(
+    "--gpu-sessions", default=2, show_default=True, help="Concurrent GPU sessions per user."
+)
+@click.option(
+    "--cpu-sessions", default=5, show_default=True, help="Concurrent CPU sessions per user."
+)
+@click.option(
+    "--assume",
+    "assumptions",
+    multiple=True,
+    metavar="NAME",
+    help="Act on an assumption about Kaggle that is not known to hold (repeatable): "
+    + ", ".join(assumption.value for assumption in Assumption)
+    + ". See docs/emulator.md.",
+)
 @click.option("--seed", type=int, default=None, help="Seed for the random faults.")
 @click.option("--queue-delay", default=0.0, show_default=True, help="Seconds QUEUED.")
 @click.option("--cold-start", default=0.0, show_default=True, help="Seconds RUNNING before cell 1.")
@@ -91,6 +149,13 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
     "--late-outputs", default=0.0, show_default=True, help="Seconds outputs lag COMPLETE."
 )
 @click.option(
+    "--unknown-status",
+    metavar="NAME:SECONDS",
+    default=None,
+    help="For SECONDS after each push, the status call answers NAME instead of the real "
+    "status (a status kagglesdk may not know).",
+)
+@click.option(
     "--dataset",
     "datasets",
     multiple=True,
@@ -101,7 +166,7 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
     "--image-path",
     "image_paths",
     multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True),
     help="Extra PYTHONPATH entry for kernels, modelling the Kaggle image (repeatable).",
 )
 @click.option(
@@ -118,6 +183,8 @@ def emulator(
     users: tuple[str, ...],
     state: Path | None,
     gpu_sessions: int,
+    cpu_sessions: int,
+    assumptions: tuple[str, ...],
     seed: int | None,
     queue_delay: float,
     cold_start: float,
@@ -126,27 +193,46 @@ def emulator(
     fault_kinds: str,
     stale_status: float,
     late_outputs: float,
+    unknown_status: str | None,
     datasets: tuple[str, ...],
     image_paths: tuple[Path, ...],
     kernel_env: tuple[str, ...],
 ) -> None:
     """Run a local Kaggle kernels API that really executes pushed notebooks."""
+    if not _is_loopback(host) and not users:
+        # Pushed notebooks run as this OS user: never with a default key known to everyone.
+        raise RefusedToServe(
+            f"refusing to listen on {host}, which is not a loopback address, without "
+            "--user NAME:KEY: the emulator runs the code pushed to it"
+        )
     try:
         faults = Faults(rate=fault_rate, kinds=_parse_kinds(fault_kinds))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--fault-rate") from error
+    try:
+        assume = parse_assumptions(assumptions)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--assume") from error
+    status_name, status_seconds = _parse_unknown_status(unknown_status)
     server = Emulator(
         state_dir=state,
         users=_parse_users(users),
         host=host,
         port=port,
         gpu_sessions=gpu_sessions,
+        cpu_sessions=cpu_sessions,
+        assume=assume,
         seed=seed,
         latency=Latency(
             queue_delay=queue_delay, cold_start=cold_start, request_delay=request_delay
         ),
         faults=faults,
-        quirks=Quirks(stale_status_seconds=stale_status, late_outputs_seconds=late_outputs),
+        quirks=Quirks(
+            stale_status_seconds=stale_status,
+            late_outputs_seconds=late_outputs,
+            unknown_status=status_name,
+            unknown_status_seconds=status_seconds,
+        ),
         image_paths=image_paths,
         kernel_env=_parse_kernel_env(kernel_env),
     )

@@ -1,13 +1,65 @@
-"""Typed settings for the emulator: latency, faults and resource bounds."""
+"""Typed settings for the emulator: assumptions, latency, faults, quirks and resource bounds."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "429", "drop", "lost-reply", "truncate")
 DEFAULT_USER = "kaggle-emulator"
 DEFAULT_KEY = "emulator-key"
+
+
+class Assumption(StrEnum):
+    """A behaviour of real Kaggle that is believed but not known. Each is off by default: the
+    emulator then answers the least that is known, so a client must not rely on it."""
+
+    SESSION_ID_IN_URL = "session-id-in-url"
+    METADATA_KEPT = "metadata-kept"
+    VERSION_SOURCE = "version-source"
+    QUEUED_VERSION_COUNTED = "queued-version-counted"
+    RUNNING_OUTPUTS = "running-outputs"
+
+
+# Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
+ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
+    Assumption.SESSION_ID_IN_URL: (
+        "SaveKernel's url ends in ?scriptVersionId=<session id>. Assumed: kaggle.com addresses "
+        "a version's page that way, but real push logs print a plain /code/<owner>/<slug> url "
+        "and no public response carries a session id (kaggle-cli PRs 1170, 1174, issue 1169)."
+    ),
+    Assumption.METADATA_KEPT: (
+        "GetKernel's source keeps custom notebook and cell metadata. No evidence either way; "
+        "Kaggle adds kernelspec, language_info and kaggle metadata of its own."
+    ),
+    Assumption.VERSION_SOURCE: (
+        "GetKernel with versionLabel vN returns version N's source. One contributor's test "
+        "table (kaggle-cli PR 1201), no maintainer's word."
+    ),
+    Assumption.QUEUED_VERSION_COUNTED: (
+        "GetKernel's currentVersionNumber counts a version that is still QUEUED. No evidence."
+    ),
+    Assumption.RUNNING_OUTPUTS: (
+        "ListKernelSessionOutput of a running version lists the files and log written so far. "
+        "The log is known to be missing while a session runs (kaggle-cli issue 653)."
+    ),
+}
+
+
+def parse_assumptions(names: Iterable[str]) -> frozenset[Assumption]:
+    """The assumptions named; an unknown name raises ValueError naming the closest one."""
+    known = [assumption.value for assumption in Assumption]
+    parsed = set()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"choose from {', '.join(known)}"
+            raise ValueError(f"unknown assumption '{name}': {hint}")
+        parsed.add(Assumption(name))
+    return frozenset(parsed)
 
 
 @dataclass(frozen=True)
@@ -41,6 +93,14 @@ class Quirks:
 
     stale_status_seconds: float = 0.0
     late_outputs_seconds: float = 0.0
+    # For this long after each push, GetKernelSessionStatus answers `unknown_status` (a status
+    # name kagglesdk's enum may not know) instead of the version's real status.
+    unknown_status: str | None = None
+    unknown_status_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.unknown_status == "":
+            raise ValueError("an injected unknown status needs a name")
 
 
 @dataclass(frozen=True)
@@ -71,6 +131,8 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     gpu_sessions: int = 2
+    cpu_sessions: int = 5
+    assume: frozenset[Assumption] = frozenset()
     seed: int | None = None
     latency: Latency = field(default_factory=Latency)
     faults: Faults = field(default_factory=lambda: Faults(rate=0.0))

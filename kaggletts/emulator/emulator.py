@@ -12,7 +12,17 @@ from pathlib import Path
 from types import TracebackType
 
 from .auth import Authenticator, UrlSigner
-from .config import DEFAULT_KEY, DEFAULT_USER, EmulatorConfig, Faults, Latency, Limits, Quirks
+from .config import (
+    DEFAULT_KEY,
+    DEFAULT_USER,
+    Assumption,
+    EmulatorConfig,
+    Faults,
+    Latency,
+    Limits,
+    Quirks,
+    parse_assumptions,
+)
 from .datasets_api import BlobUploads, DatasetsService
 from .faults import FaultInjector
 from .kernels_api import KernelsService, quote_path
@@ -34,6 +44,8 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         gpu_sessions: int = 2,
+        cpu_sessions: int = 5,
+        assume: Iterable[str] = (),
         seed: int | None = None,
         latency: Latency | None = None,
         faults: Faults | None = None,
@@ -43,13 +55,17 @@ class Emulator:
         python: str | None = None,
         kernel_env: Mapping[str, str] | None = None,
     ):
-        """`kernel_env` models the variables and secrets the Kaggle image gives every kernel;
+        """`assume` names the `Assumption`s to act on (none by default: the emulator then
+        answers the least real Kaggle is known to answer); an unknown name raises ValueError.
+        `kernel_env` models the variables and secrets the Kaggle image gives every kernel;
         of the host's own environment a kernel sees only an allow-list (see docs)."""
         self._temporary_state = state_dir is None
+        # Absolute, because sessions run with their own working directory and must still
+        # find their sources under the state folder.
         root = (
             Path(tempfile.mkdtemp(prefix="kaggle-emulator-"))
             if state_dir is None
-            else Path(state_dir)
+            else Path(state_dir).resolve()
         )
         self.config = EmulatorConfig(
             state_dir=root,
@@ -57,6 +73,8 @@ class Emulator:
             host=host,
             port=port,
             gpu_sessions=gpu_sessions,
+            cpu_sessions=cpu_sessions,
+            assume=parse_assumptions(assume),
             seed=seed,
             latency=latency or Latency(),
             faults=faults or Faults(rate=0.0),
@@ -67,6 +85,8 @@ class Emulator:
             kernel_env=dict(kernel_env or {}),
         )
         self.gpu_sessions = gpu_sessions
+        self.cpu_sessions = cpu_sessions
+        self._assume = self.config.assume
         self.latency = self.config.latency
         self.quirks = self.config.quirks
         self.calls: Counter[str] = Counter()
@@ -173,6 +193,17 @@ class Emulator:
     @faults.setter
     def faults(self, faults: Faults) -> None:
         self.injector.faults = faults
+
+    @property
+    def assume(self) -> frozenset[Assumption]:
+        return self._assume
+
+    @assume.setter
+    def assume(self, names: Iterable[str]) -> None:
+        self._assume = parse_assumptions(names)
+
+    def assumes(self, assumption: Assumption) -> bool:
+        return assumption in self._assume
 
     def fail_next(self, method: str, kind: str, times: int = 1) -> None:
         """Force `kind` on the next `times` requests of `method` (an API method name such as

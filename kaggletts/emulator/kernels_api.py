@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +13,10 @@ from urllib.parse import quote
 
 import nbformat
 
-from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME, is_utf8_name
-from .store import FINAL_STATUSES, KernelRecord, VersionRecord
+from .config import Assumption
+from .pulled_source import pulled_source
+from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME, LiveLog, is_utf8_name
+from .store import FINAL_STATUSES, KernelRecord, VersionRecord, requests_gpu
 from .wire import (
     MIN_TITLE_LENGTH,
     ApiError,
@@ -37,6 +40,11 @@ if TYPE_CHECKING:
 Body = dict[str, object]
 DEFAULT_PAGE_SIZE = 20
 TPU_WEEKLY_SECONDS = 20 * 3600
+# GetKernelSessionLogsStream waits this long for a queued session to start (kagglesdk 0.1.38,
+# ApiGetKernelSessionLogsStreamRequest.wait_for_logs_url_seconds: default 60, capped to 300).
+LOG_STREAM_DEFAULT_WAIT_SECONDS = 60
+LOG_STREAM_MAX_WAIT_SECONDS = 300
+LOG_STREAM_POLL_SECONDS = 0.1
 
 
 def _now() -> float:
@@ -130,10 +138,12 @@ class KernelsService:
                 raise ApiError(
                     429, f"Too many versions: the limit is {limits.max_versions_per_kernel}"
                 )
-            cap = self._app.gpu_sessions
-            if not quick_save and store.active_sessions(owner) >= cap:
-                return {"error": f"Maximum batch GPU session count of {cap} reached"}
-            uses_gpu = enable_gpu or (machine_shape or "").startswith("Nvidia")
+            uses_gpu = requests_gpu(enable_gpu, machine_shape)
+            kind, cap = (
+                ("GPU", self._app.gpu_sessions) if uses_gpu else ("CPU", self._app.cpu_sessions)
+            )
+            if not quick_save and store.active_sessions(owner, uses_gpu=uses_gpu) >= cap:
+                return {"error": f"Maximum batch {kind} session count of {cap} reached"}
             if uses_gpu and not quick_save and self.gpu_seconds_left(owner) <= 0:
                 return {"error": "You have used all of your weekly GPU quota"}
             if kernel is None:
@@ -168,11 +178,12 @@ class KernelsService:
             self._save_source(kernel, version, text)
             if not quick_save:
                 self._app.sessions.start(kernel, version, text)
+        url = f"{self._app.web_url}/code/{owner}/{slug}"
+        if self._app.assumes(Assumption.SESSION_ID_IN_URL):
+            url += f"?scriptVersionId={version.session_id}"
         return {
             "ref": f"/code/{owner}/{slug}",
-            # A version's page on kaggle.com is addressed by its scriptVersionId, the id
-            # CancelKernelSession takes; the URL is the only place a client can learn it.
-            "url": f"{self._app.web_url}/code/{owner}/{slug}?scriptVersionId={version.session_id}",
+            "url": url,
             "versionNumber": version.number,
             "invalidDatasetSources": invalid_datasets,
             "invalidKernelSources": str_list(body, "kernelDataSources"),
@@ -207,6 +218,9 @@ class KernelsService:
         version = self._pinned_version(kernel, body) or self._unpinned_status_version(kernel)
         if version is None:
             raise ApiError(404, f"{kernel.ref} has no versions")
+        quirks = self._app.quirks
+        if quirks.unknown_status and _now() - version.created_at < quirks.unknown_status_seconds:
+            return {"status": quirks.unknown_status}
         reply: Body = {"status": version.status}
         if version.failure_message:
             reply["failureMessage"] = version.failure_message
@@ -222,10 +236,19 @@ class KernelsService:
     def list_kernel_session_output(self, user: str, body: Body) -> Body:
         kernel = self._visible_kernel(user, body)
         version = self._version(kernel, body)
-        if not self.outputs_ready(version):
+        version_dir = self._app.store.version_dir(kernel, version.number)
+        live = self._app.sessions.live_log(version.session_id)
+        if version.status == "RUNNING" and self._app.assumes(Assumption.RUNNING_OUTPUTS):
+            # Files move to output/ as the session ends, so a listing taken now can be stale.
+            names = _relative_files(self._app.store.working_dir(kernel, version.number))
+            log = json.dumps(live.snapshot()) if live else None
+        elif self.outputs_ready(version):
+            names = _relative_files(version_dir / OUTPUT_DIR)
+            log_file = version_dir / LOG_FILE
+            log = log_file.read_text(encoding="utf-8") if log_file.exists() else None
+        else:
+            # While a session runs its log is not available (kaggle-cli issue 653).
             return {"files": []}
-        output_dir = self._app.store.version_dir(kernel, version.number) / OUTPUT_DIR
-        names = _relative_files(output_dir)
         page_size = optional_int(body, "pageSize") or DEFAULT_PAGE_SIZE
         page_size = max(1, min(page_size, self._app.config.limits.outputs_page_size))
         offset = _decode_page_token(optional_str(body, "pageToken"), version.session_id)
@@ -236,9 +259,8 @@ class KernelsService:
                 for name in page
             ]
         }
-        log_file = self._app.store.version_dir(kernel, version.number) / LOG_FILE
-        if log_file.exists():
-            reply["log"] = log_file.read_text(encoding="utf-8")
+        if log is not None:
+            reply["log"] = log
         if offset + page_size < len(names):
             reply["nextPageToken"] = _encode_page_token(version.session_id, offset + page_size)
         return reply
@@ -250,10 +272,21 @@ class KernelsService:
 
     def get_kernel(self, user: str, body: Body) -> Body:
         kernel = self._visible_kernel(user, body)
-        version = self._version(kernel, body)
+        # Without the version-source assumption the label is ignored: the newest is known.
+        pinned = (
+            self._pinned_version(kernel, body)
+            if self._app.assumes(Assumption.VERSION_SOURCE)
+            else None
+        )
+        version = pinned or kernel.latest
+        if version is None:
+            raise ApiError(404, f"{kernel.ref} has no versions")
         source_dir = self._app.store.version_dir(kernel, version.number) / "source"
         name = NOTEBOOK_NAME if version.kernel_type == "notebook" else SCRIPT_NAME
-        source = (source_dir / ("pushed-" + name)).read_text(encoding="utf-8")
+        pushed = (source_dir / ("pushed-" + name)).read_text(encoding="utf-8")
+        source = pulled_source(
+            pushed, version, keep_metadata=self._app.assumes(Assumption.METADATA_KEPT)
+        )
         metadata: Body = {
             "id": kernel.kernel_id,
             "ref": kernel.ref,
@@ -268,8 +301,10 @@ class KernelsService:
             "enableInternet": version.enable_internet,
             "categoryIds": kernel.category_ids,
             "datasetDataSources": version.dataset_sources,
-            "currentVersionNumber": len(kernel.versions),
         }
+        current = self._current_version_number(kernel)
+        if current is not None:
+            metadata["currentVersionNumber"] = current
         if version.machine_shape:
             metadata["machineShape"] = version.machine_shape
         blob = {
@@ -279,6 +314,16 @@ class KernelsService:
             "slug": kernel.slug,
         }
         return {"metadata": metadata, "blob": blob}
+
+    def _current_version_number(self, kernel: KernelRecord) -> int | None:
+        """The newest version that has left the queue (every version under the
+        queued-version-counted assumption); None while none has."""
+        if self._app.assumes(Assumption.QUEUED_VERSION_COUNTED):
+            return len(kernel.versions) or None
+        return max(
+            (version.number for version in kernel.versions if version.has_left_queue),
+            default=None,
+        )
 
     def cancel_kernel_session(self, user: str, body: Body) -> Body:
         session_id = optional_int(body, "kernelSessionId")
@@ -293,6 +338,35 @@ class KernelsService:
             self._app.store.save()
         self._app.sessions.cancel(version.session_id)
         return {}
+
+    # Log stream ------------------------------------------------------------------------
+
+    def open_log_stream(self, user: str, body: Body) -> LiveLog | bytes:
+        """What GetKernelSessionLogsStream answers: the growing log of a running session,
+        or the persisted log (JSON bytes) of one that has ended. A queued session is waited
+        for up to `waitForLogsUrlSeconds`; if it is still queued then, 504."""
+        session_id = optional_int(body, "kernelSessionId")
+        if session_id:
+            found = self._app.store.session(session_id)
+            if found is None or found[0].owner != user:
+                raise ApiError(404, f"Kernel session {session_id} not found")
+            kernel, version = found
+        else:
+            kernel = self._visible_kernel(user, body)
+            version = self._version(kernel, body)
+        wait = optional_int(body, "waitForLogsUrlSeconds") or LOG_STREAM_DEFAULT_WAIT_SECONDS
+        deadline = time.monotonic() + max(0, min(wait, LOG_STREAM_MAX_WAIT_SECONDS))
+        while not version.has_left_queue:
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    504, f"The log stream of {kernel.ref} v{version.number} is not available yet"
+                )
+            time.sleep(LOG_STREAM_POLL_SECONDS)
+        live = self._app.sessions.live_log(version.session_id)
+        if live is not None and not live.finished.is_set():
+            return live
+        log_file = self._app.store.version_dir(kernel, version.number) / LOG_FILE
+        return log_file.read_bytes() if log_file.exists() else b"[]"
 
     # Quota -----------------------------------------------------------------------------
 

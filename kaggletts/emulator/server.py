@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .faults import DOWNLOAD, LOGS_STREAM, UPLOAD
-from .sessions import LOG_FILE, OUTPUT_DIR
-from .wire import ApiError, parse_version_label, permission_denied
+from .sessions import OUTPUT_DIR, LiveLog
+from .wire import ApiError
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -32,6 +32,10 @@ UPLOAD_PATH = re.compile(r"^/_emulator/uploads/(?P<token>[A-Za-z0-9_-]+)$")
 RANGE = re.compile(r"^bytes=(?P<start>[0-9]*)-(?P<end>[0-9]*)$")
 CHUNK = 64 * 1024
 UNAUTHENTICATED_METHODS = frozenset({"IntrospectToken"})
+# kagglesdk's RPC for the log stream (a POST like every call); the kaggle CLI uses a GET
+# path instead (LOGS_PATH). Both answer alike; faults and counters know both as LogsStream.
+LOGS_STREAM_RPC = ("kernels.KernelsApiService", "GetKernelSessionLogsStream")
+SSE_POLL_SECONDS = 0.2
 # An unread request body makes the kernel reset the connection on close, which can destroy
 # the error reply; bodies up to this size are read and thrown away first.
 DISCARD_LIMIT = 256 * 1024 * 1024
@@ -202,6 +206,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         if not match:
             raise ApiError(404, f"No such endpoint: {path}")
         service, method = match["service"], match["method"]
+        if (service, method) == LOGS_STREAM_RPC:
+            body = self._read_json()
+            self._apply_fault(LOGS_STREAM)
+            self._stream_logs(body)
+            return
         handler = self.app.api_handler(service, method)
         if handler is None:
             self._body_length(self.app.config.limits.max_request_bytes)
@@ -225,9 +234,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._download(unquote(match["resource"]), query, head)
         elif match := LOGS_PATH.match(url.path):
             self._apply_fault(LOGS_STREAM)
-            user = self._user()
-            self.app.record_call(LOGS_STREAM, user)
-            self._stream_logs(user, match["owner"], match["slug"], query.get("versionLabel"))
+            body: dict[str, object] = {"userName": match["owner"], "kernelSlug": match["slug"]}
+            for name in ("versionLabel", "waitForLogsUrlSeconds"):
+                if name in query:
+                    body[name] = query[name]
+            self._stream_logs(body)
         elif url.path in ("/", "/_emulator/health"):
             self._send_json(200, {"status": "ok"})
         else:
@@ -243,11 +254,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         kernel = self.app.store.kernels.get(f"{owner}/{slug}")
         if kernel is None:
             raise ApiError(404, "No such file")
-        output_dir = (self.app.store.version_dir(kernel, int(number)) / OUTPUT_DIR).resolve()
-        file = (output_dir / name).resolve()
-        if not file.is_relative_to(output_dir) or not file.is_file():
-            raise ApiError(404, "No such file")
-        self._send_file(file, resource, head, truncate=fault == "truncate")
+        # A running session's files are still in its working folder (listed only under the
+        # running-outputs assumption); they move to output/ when it ends.
+        roots = (
+            self.app.store.version_dir(kernel, int(number)) / OUTPUT_DIR,
+            self.app.store.working_dir(kernel, int(number)),
+        )
+        for root in (root.resolve() for root in roots):
+            file = (root / name).resolve()
+            if file.is_relative_to(root) and file.is_file():
+                self._send_file(file, resource, head, truncate=fault == "truncate")
+                return
+        raise ApiError(404, "No such file")
 
     def _send_file(self, file: Path, resource: str, head: bool, truncate: bool) -> None:
         info = file.stat()
@@ -323,24 +341,22 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     # Log streaming ---------------------------------------------------------------------
 
-    def _stream_logs(self, user: str, owner: str, slug: str, label: str | None) -> None:
-        kernel = self.app.store.kernels.get(f"{owner}/{slug}")
-        if kernel is None or (kernel.is_private and kernel.owner != user):
-            raise permission_denied("kernels.get")
-        number = parse_version_label(label)
-        version = kernel.version(number) if number else kernel.latest
-        if version is None:
-            raise ApiError(404, "No such version")
-        live = self.app.sessions.live_log(version.session_id)
-        if live is None or live.finished.is_set():
-            log_file = self.app.store.version_dir(kernel, version.number) / LOG_FILE
-            payload = log_file.read_bytes() if log_file.exists() else b"[]"
+    def _stream_logs(self, body: dict[str, object]) -> None:
+        """Server-Sent Events while the session runs (one `data:` JSON log entry each, then
+        `data: END_OF_LOG`); the persisted JSON log once it has ended (kagglesdk 0.1.38)."""
+        user = self._user()
+        self.app.record_call(LOGS_STREAM, user)
+        source = self.app.kernels.open_log_stream(user, body)
+        if isinstance(source, bytes):
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Length", str(len(source)))
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(source)
             return
+        self._send_events(source)
+
+    def _send_events(self, live: LiveLog) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -356,6 +372,6 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
             if done:
                 break
-            live.finished.wait(0.2)
+            live.finished.wait(SSE_POLL_SECONDS)
         self.wfile.write(b"data: END_OF_LOG\n\n")
         self.wfile.flush()

@@ -308,8 +308,8 @@ class SessionManager:
             self._conclude(kernel, version, log, status="CANCEL_ACKNOWLEDGED")
             return
         version_dir = self._store.version_dir(kernel, version.number)
-        session_dir = version_dir / "session"
-        working = session_dir / "working"
+        working = self._store.working_dir(kernel, version.number)
+        session_dir = working.parent
         input_root = session_dir / "input"
         home = session_dir / "home"
         for directory in (working, input_root, home):

@@ -17,6 +17,11 @@ GPU_SHAPES_PREFIX = "Nvidia"
 RESTART_FAILURE = "The Kaggle emulator stopped while this session was active; it did not finish."
 
 
+def requests_gpu(enable_gpu: bool, machine_shape: str | None) -> bool:
+    """Whether a push asks for a GPU: `enableGpu`, or a machine shape naming one."""
+    return enable_gpu or (machine_shape or "").startswith(GPU_SHAPES_PREFIX)
+
+
 @dataclass
 class VersionRecord:
     number: int
@@ -37,11 +42,19 @@ class VersionRecord:
 
     @property
     def uses_gpu(self) -> bool:
-        return self.enable_gpu or (self.machine_shape or "").startswith(GPU_SHAPES_PREFIX)
+        return requests_gpu(self.enable_gpu, self.machine_shape)
 
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def has_left_queue(self) -> bool:
+        """Whether the version is past QUEUED (a cancel requested before the session started
+        leaves it queued until the cancel is acknowledged)."""
+        if self.status == "CANCEL_REQUESTED":
+            return self.started_at is not None
+        return self.status != "QUEUED"
 
 
 @dataclass
@@ -186,13 +199,22 @@ class Store:
         with self.lock:
             return [kernel for kernel in self.kernels.values() if kernel.owner == owner]
 
-    def active_sessions(self, owner: str) -> int:
+    def active_sessions(self, owner: str, *, uses_gpu: bool) -> int:
+        """Sessions of `owner` queued or running, of one kind: Kaggle caps GPU sessions and
+        CPU sessions separately."""
         return sum(
-            1 for kernel in self.owned_by(owner) for version in kernel.versions if version.is_active
+            1
+            for kernel in self.owned_by(owner)
+            for version in kernel.versions
+            if version.is_active and version.uses_gpu == uses_gpu
         )
 
     def version_dir(self, kernel: KernelRecord, number: int) -> Path:
         return self.root / "kernels" / kernel.owner / kernel.slug / f"v{number}"
+
+    def working_dir(self, kernel: KernelRecord, number: int) -> Path:
+        """A running session's working folder; its files move to `output/` when it ends."""
+        return self.version_dir(kernel, number) / "session" / "working"
 
     def dataset_dir(self, owner: str, slug: str) -> Path:
         return self.root / "datasets" / owner / slug / "files"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from emulator_helpers import call, outputs, push, status, wait_until
 
-from kaggletts.emulator import Emulator, Quirks
+from kaggletts.emulator import Emulator, Latency, Quirks
 from kaggletts.emulator.processes import descendants, is_alive
 
 SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(300)"
@@ -55,18 +55,34 @@ def test_timeout_kills_and_reports(kaggle_emulator: Emulator):
     wait_until(lambda: not any(is_alive(pid) for pid in tree), timeout=15)
 
 
-def test_session_cap_rejects_without_starting(kaggle_emulator: Emulator):
+def test_session_caps_count_gpu_and_cpu_sessions_apart(kaggle_emulator: Emulator):
+    # Queued sessions count as much as running ones, and start no processes.
+    kaggle_emulator.latency = Latency(queue_delay=3600)
     kaggle_emulator.gpu_sessions = 1
-    assert push(kaggle_emulator, "first-session", SLEEPER).json()["versionNumber"] == 1
-    refused = push(kaggle_emulator, "second-session", SLEEPER)
+    kaggle_emulator.cpu_sessions = 1
+    gpu = {"enableGpu": True, "machineShape": "NvidiaTeslaT4"}
+    assert push(kaggle_emulator, "first-gpu-session", SLEEPER, **gpu).json()["versionNumber"] == 1
+    refused = push(kaggle_emulator, "second-gpu-session", SLEEPER, **gpu)
     assert refused.status_code == 200
     assert refused.json()["error"] == "Maximum batch GPU session count of 1 reached"
-    assert kaggle_emulator.push_count("alice", "second-session") == 0
-    assert push(kaggle_emulator, "cap-for-bob", user="bob").json().get("error") is None
-    session_id = kaggle_emulator.session_id("alice", "first-session")
+    assert kaggle_emulator.push_count("alice", "second-gpu-session") == 0
+    # The GPU cap is full; a CPU session still starts, until the CPU cap is full too.
+    assert push(kaggle_emulator, "first-cpu-session", SLEEPER).json().get("error") is None
+    refused = push(kaggle_emulator, "second-cpu-session", SLEEPER)
+    assert refused.json()["error"] == "Maximum batch CPU session count of 1 reached"
+    assert push(kaggle_emulator, "cap-for-bob", user="bob", **gpu).json().get("error") is None
+    session_id = kaggle_emulator.session_id("alice", "first-gpu-session")
     call(kaggle_emulator, "CancelKernelSession", {"kernelSessionId": session_id})
-    kaggle_emulator.wait_for("alice", "first-session", statuses=["CANCEL_ACKNOWLEDGED"])
-    assert push(kaggle_emulator, "second-session").json().get("error") is None
+    kaggle_emulator.wait_for("alice", "first-gpu-session", statuses=["CANCEL_ACKNOWLEDGED"])
+    assert push(kaggle_emulator, "second-gpu-session", **gpu).json().get("error") is None
+
+
+def test_default_session_caps(kaggle_emulator: Emulator):
+    kaggle_emulator.latency = Latency(queue_delay=3600)
+    for number in range(5):
+        assert push(kaggle_emulator, f"cpu-session-{number}", SLEEPER).json().get("error") is None
+    refused = push(kaggle_emulator, "cpu-session-5", SLEEPER).json()
+    assert refused["error"] == "Maximum batch CPU session count of 5 reached"
 
 
 def test_pinned_versions_and_stale_status(kaggle_emulator: Emulator):
