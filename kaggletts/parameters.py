@@ -356,7 +356,10 @@ def espeak_ng_voices() -> Choices:
                 *declared.get("name", []),
                 *declared.get("language", []),
             ):
-                names.setdefault(name.casefold(), name)
+                # One spelling per name; lower case where the data has it ("en-us", as
+                # users write it, over the file name "en-US").
+                if name.casefold() not in names or name == name.lower():
+                    names[name.casefold()] = name
     variants += [v[1:] for v in variants if re.fullmatch(r"m\d+", v)]
     return Choices(
         tuple(sorted(names.values(), key=str.casefold)),
@@ -367,13 +370,20 @@ def espeak_ng_voices() -> Choices:
 
 
 def _espeak_voice_file(path: Path) -> dict[str, list[str]]:
-    """A voice file's `name` (the rest of its line) and `language` tags (first word)."""
+    """A voice file's `name` and `language` tags, only in the forms the engine matches.
+
+    The engine cuts `//` comments off a line but keeps the spaces before one, so a
+    commented name cannot be typed and is left out; and it lower-cases a requested
+    language before comparing it with the tags as written, so a tag with capitals
+    (chr-US-Qaaa-x-west) never matches. tests/test_parameters.py checks the whole list
+    against the real engine."""
     fields: dict[str, list[str]] = {}
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        key, _, rest = line.strip().partition(" ")
-        if key == "name" and rest.strip():
-            fields.setdefault(key, []).append(rest.strip())
-        elif key == "language" and rest.split():
+        key, _, rest = line.split("//")[0].lstrip().partition(" ")
+        rest = rest.lstrip()
+        if key == "name" and rest and rest == rest.rstrip():
+            fields.setdefault(key, []).append(rest)
+        elif key == "language" and rest.split() and rest.split()[0].islower():
             fields.setdefault(key, []).append(rest.split()[0])
     return fields
 

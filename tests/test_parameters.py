@@ -12,6 +12,12 @@ Each corpus file starts with comment lines:
 
 from __future__ import annotations
 
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import wave
 from pathlib import Path
 
 import pytest
@@ -271,3 +277,233 @@ def test_shipped_example_parameter_files_are_valid(path, tmp_path):
     notebook = path.name.split("-")[0]
     values = prepare(notebook, path, tmp_path=tmp_path)
     assert values.get("text") or values.get("utterances")
+
+
+# --- Allowed values: what the models compare case-insensitively, and eSpeak NG's voices -----
+
+@pytest.mark.parametrize(("notebook", "given"), [
+    ("qwen", {"speaker": "uncle_fu", "language": "ENGLISH"}),
+    ("qwen", {"language": "auto"}),
+    ("chatterbox", {"variant": "multilingual", "language_id": "FR"}),
+    ("espeak", {"voice": "EN-GB"}),
+    ("espeak", {"voice": "Klingon"}),  # a real eSpeak NG voice (lang/art/piqd)
+    ("espeak", {"voice": "English (America)"}),  # a voice file's `name` line
+    ("espeak", {"voice": "en-us+Mike"}),
+    ("espeak", {"voice": "de+3"}),  # +N is the variant mN
+])
+def test_values_the_models_accept_are_accepted_as_given(notebook, given, tmp_path):
+    values = prepare(notebook, {"text": "Hi.", **given}, tmp_path=tmp_path)
+    assert {name: values[name] for name in given} == given
+
+
+def test_speaker_is_not_checked_when_the_mode_ignores_it(tmp_path):
+    clone = {"mode": "voice_clone", "model_id": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
+             "ref_audio": str(SHIPPED_REFERENCE), "ref_text": "Hi.", "text": "Hi."}
+    assert prepare("qwen", {**clone, "speaker": "Bob"}, tmp_path=tmp_path)["speaker"] == "Bob"
+    with pytest.raises(kaggletts.UsageError, match="speaker 'Bob' is not one of"):
+        prepare("qwen", {"text": "Hi.", "speaker": "Bob"}, tmp_path=tmp_path)
+
+
+def test_an_unknown_choices_source_in_a_notebook_is_refused(tmp_path):
+    notebook = json.loads((data_dir("notebooks") / "espeak.ipynb").read_text(encoding="utf-8"))
+    notebook["metadata"]["kaggletts"]["choices_from"] = {"voice": "festival-voices"}
+    path = tmp_path / "custom.ipynb"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    with pytest.raises(kaggletts.UsageError, match="unknown source 'festival-voices'"):
+        prepare(str(path), {"text": "Hi."}, tmp_path=tmp_path)
+
+
+# The notebook's select_voice, run against the real engine in a fresh process: a name by
+# espeak_SetVoiceByName, else a language tag by espeak_SetVoiceByProperties.
+ENGINE_PROBE = """
+import ctypes, hashlib, json, sys
+import espeakng_loader
+
+engine = ctypes.CDLL(espeakng_loader.get_library_path())
+engine.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)
+
+class VoiceQuery(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p),
+                ("identifier", ctypes.c_char_p), ("gender", ctypes.c_ubyte),
+                ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte), ("xx1", ctypes.c_ubyte),
+                ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+
+def selects(name):
+    if engine.espeak_SetVoiceByName(name.encode()) == 0:
+        return True
+    query = VoiceQuery(languages=name.encode())
+    return engine.espeak_SetVoiceByProperties(ctypes.byref(query)) == 0
+
+if sys.argv[1] == "select":
+    names = json.loads(sys.stdin.read())
+    print(json.dumps([name for name in names if not selects(name)]))
+else:
+    engine.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint,
+        ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    chunks = []
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                      ctypes.c_void_p)
+    def collect(samples, count, events):
+        if samples and count > 0:
+            chunks.append(ctypes.string_at(samples, count * 2))
+        return 0
+    engine.espeak_SetSynthCallback(collect)
+    assert selects(sys.argv[2])
+    text = b"Hello there."
+    engine.espeak_Synth(text, len(text) + 1, 0, 0, 0, 1, None, None)
+    engine.espeak_Synchronize()
+    print(hashlib.sha256(b"".join(chunks)).hexdigest())
+"""
+
+
+def engine(*args: str, stdin: str = "") -> str:
+    done = subprocess.run([sys.executable, "-c", ENGINE_PROBE, *args], input=stdin,
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip()
+
+
+def test_every_espeak_voice_the_check_accepts_is_one_the_engine_selects():
+    voices = parameters.espeak_ng_voices()
+    assert len(voices.names) > 300 and {"en-us", "en-gb", "de", "fr", "es"} <= set(voices.names)
+    refused_by_engine = json.loads(engine("select", stdin=json.dumps(list(voices.names))))
+    assert refused_by_engine == []
+
+
+@pytest.mark.parametrize("name", ["klingonese", "en_us", "eng", "xx", "zz-yy"])
+def test_a_name_the_check_refuses_is_one_the_engine_refuses(name):
+    assert parameters.espeak_ng_voices().refusal(name) is not None
+    assert json.loads(engine("select", stdin=json.dumps([name]))) == [name]
+
+
+def test_espeak_variants_are_case_sensitive_in_the_engine_so_in_the_check():
+    """The engine opens `+variant` as a file and silently ignores one it cannot find:
+    `+mike` speaks like no variant at all, which is why the check refuses it."""
+    plain, mike, wrong_case = (engine("speak", v) for v in ("en-us", "en-us+Mike", "en-us+mike"))
+    assert mike != plain and wrong_case == plain
+    assert parameters.espeak_ng_voices().refusal("en-us+mike") is not None
+
+
+# --- Reference files ------------------------------------------------------------------------
+
+SHIPPED_CLONE = data_dir("params") / "qwen-clone.yaml"
+SHIPPED_REFERENCE = data_dir("params") / "qwen-clone-reference.wav"
+
+
+def clone_params(**overrides) -> dict:
+    return {"mode": "voice_clone", "model_id": "Qwen/Qwen3-TTS-12Hz-1.7B-Base",
+            "ref_text": "The transcript.", "text": "Hello.", **overrides}
+
+
+def wav_file(path: Path, seconds: float, rate: int = 8000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x10\x00" * round(seconds * rate))
+    return path
+
+
+def test_the_shipped_clone_example_points_at_its_reference_from_any_folder(tmp_path,
+                                                                           monkeypatch):
+    """From the clone, from an installed copy of the params folder, and from elsewhere."""
+    installed = tmp_path / "site-packages" / "kaggletts" / "_data" / "params"
+    installed.mkdir(parents=True)
+    for path in (SHIPPED_CLONE, SHIPPED_REFERENCE):
+        shutil.copy(path, installed / path.name)
+    monkeypatch.chdir(tmp_path)
+    for folder in (SHIPPED_CLONE.parent, installed):
+        values = prepare("qwen", folder / "qwen-clone.yaml", tmp_path=tmp_path)
+        assert values["ref_audio"] == str((folder / "qwen-clone-reference.wav").resolve())
+        assert values["ref_text"].strip()
+
+
+def test_the_shipped_reference_is_a_short_16_bit_mono_wav():
+    with wave.open(str(SHIPPED_REFERENCE), "rb") as clip:
+        seconds = clip.getnframes() / clip.getframerate()
+        assert (clip.getnchannels(), clip.getsampwidth()) == (1, 2)
+    assert 2 < seconds < 10
+    assert SHIPPED_REFERENCE.stat().st_size < 300_000
+
+
+def test_a_relative_path_from_p_or_a_dict_is_read_from_the_current_folder(tmp_path,
+                                                                          monkeypatch):
+    reference = wav_file(tmp_path / "voices" / "me.wav", 1.0)
+    monkeypatch.chdir(tmp_path)
+    pairs = parameters.from_cli_pairs([("ref_audio", "voices/me.wav")])
+    values = prepare("qwen", clone_params(), pairs, tmp_path=tmp_path)
+    assert values["ref_audio"] == str(reference.resolve())
+
+
+def test_a_later_source_takes_its_own_folder_with_the_value(tmp_path, monkeypatch):
+    first = tmp_path / "a" / "first.yaml"
+    first.parent.mkdir()
+    first.write_text("ref_audio: me.wav\n", encoding="utf-8")
+    reference = wav_file(tmp_path / "me.wav", 1.0)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(kaggletts.UsageError, match=r"first\.yaml:1: ref_audio 'me.wav'"):
+        prepare("qwen", clone_params(), first, tmp_path=tmp_path)
+    values = prepare("qwen", first, clone_params(ref_audio="me.wav"), tmp_path=tmp_path)
+    assert values["ref_audio"] == str(reference.resolve())
+
+
+def test_reference_paths_the_notebook_finds_on_kaggle_are_kept_as_given(tmp_path,
+                                                                        monkeypatch):
+    """A /kaggle/input path (a dataset the user attaches) is taken on trust; a relative
+    path under the inputs root is left for the notebook's find_input to resolve."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAGGLETTS_INPUT_ROOT", str(tmp_path / "inputs"))
+    wav_file(tmp_path / "inputs" / "my-voices" / "voice.wav", 1.0)
+    for given in ("/kaggle/input/my-voices/narrator.wav", "voice.wav", "my-voices/voice.wav"):
+        values = prepare("qwen", clone_params(ref_audio=given), tmp_path=tmp_path)
+        assert values["ref_audio"] == given
+    with pytest.raises(kaggletts.UsageError, match="'other-voices/voice.wav' is not a file"):
+        prepare("qwen", clone_params(ref_audio="other-voices/voice.wav"), tmp_path=tmp_path)
+
+
+def test_resolving_paths_leaves_the_callers_parameters_alone(tmp_path):
+    reference = wav_file(tmp_path / "me.wav", 1.0)
+    given = {"utterances": [{"text": "Hi.", "audio_prompt": str(reference)}]}
+    prepare("chatterbox", given, tmp_path=tmp_path)
+    assert given == {"utterances": [{"text": "Hi.", "audio_prompt": str(reference)}]}
+
+
+def test_a_resolved_reference_is_what_the_kaggle_backend_uploads(tmp_path, monkeypatch):
+    from kaggletts.backends.kaggle.voices import local_inputs
+
+    monkeypatch.chdir(tmp_path)  # the YAML's folder, not this one, gives the file
+    job = api.prepare("qwen", SHIPPED_CLONE, "kaggle", tmp_path / "out")
+    assert list(local_inputs(job.spec, job.params).values()) == [SHIPPED_REFERENCE.resolve()]
+
+
+@pytest.mark.parametrize(("seconds", "refused"), [(5.0, True), (5.01, False)])
+def test_a_turbo_prompt_must_be_over_five_seconds(seconds, refused, tmp_path):
+    """tts_turbo.py asserts len(wav) / sr > 5.0, after install and model download."""
+    prompt = wav_file(tmp_path / "prompt.wav", seconds)
+    given = {"variant": "turbo", "utterances": [{"text": "Hi.", "audio_prompt": str(prompt)}]}
+    if refused:
+        with pytest.raises(kaggletts.UsageError,
+                           match=r"utterance 1: audio_prompt .* is 5\.00 s long"):
+            prepare("chatterbox", given, tmp_path=tmp_path)
+    else:
+        assert prepare("chatterbox", given, tmp_path=tmp_path)["variant"] == "turbo"
+
+
+def test_only_turbo_needs_a_long_prompt(tmp_path):
+    prompt = wav_file(tmp_path / "short.wav", 1.0)
+    for variant in ("english", "multilingual"):
+        given = {"variant": variant, "audio_prompt": str(prompt), "text": "Hi."}
+        assert prepare("chatterbox", given, tmp_path=tmp_path)["audio_prompt"] == str(prompt)
+
+
+def test_a_float_wav_turbo_prompt_is_refused_clearly(tmp_path):
+    """torchaudio writes float WAVs, which the stdlib `wave` cannot read."""
+    samples = b"\x00\x00\x80\x3e" * 8000 * 6  # 6 s of 0.25 as 32-bit float at 8 kHz
+    fmt = struct.pack("<HHIIHH", 3, 1, 8000, 8000 * 4, 4, 32)
+    prompt = tmp_path / "float.wav"
+    prompt.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(samples)) + b"WAVE"
+                       + b"fmt " + struct.pack("<I", 16) + fmt
+                       + b"data" + struct.pack("<I", len(samples)) + samples)
+    given = {"variant": "turbo", "audio_prompt": str(prompt), "text": "Hi."}
+    with pytest.raises(kaggletts.UsageError, match=r"cannot be read as WAV \(unknown format: 3\)"):
+        prepare("chatterbox", given, tmp_path=tmp_path)
