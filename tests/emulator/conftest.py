@@ -13,6 +13,23 @@ from kaggletts.emulator import Emulator
 
 
 @pytest.fixture
+def make_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    """Start emulators with settings of the test's choosing (e.g. `assume={...}`), users
+    `alice` and `bob` as in `kaggle_emulator`; each is stopped after the test."""
+    started: list[Emulator] = []
+
+    def make(**settings: Any) -> Emulator:
+        state = tmp_path / f"emulator-{len(started)}"
+        emulator = Emulator(state_dir=state, users=dict(KEYS), seed=0, **settings).start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
 def official_api(
     kaggle_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[[str], Any]]:
