@@ -20,8 +20,10 @@ def prepare(
     params: ParamSource | Sequence[ParamSource] | None,
     backend: str,
     output_dir: str | os.PathLike | None,
+    identity: dict[str, Any] | None = None,
 ) -> Job:
-    """Validate the request and name its job, without running anything."""
+    """Validate the request and name its job, without running anything. `identity` is
+    what else makes the run what it is (the backend's account, endpoint, options)."""
     spec = find_notebook(notebook)
     if params is None:
         sources: Sequence[ParamSource] = ()
@@ -30,7 +32,7 @@ def prepare(
     else:
         sources = params
     values = parameters.validate(spec, parameters.load(*sources))
-    return Job.create(spec, values, backend, output_dir)
+    return Job.create(spec, values, backend, output_dir, identity)
 
 
 def execute(
@@ -48,11 +50,16 @@ def execute(
     same request again returns the stored result at once unless `force` is true.
     """
     runner = get_backend(backend, **backend_options)
-    return run_job(prepare(notebook, params, backend, output_dir), runner, force=force)
+    job = prepare(notebook, params, backend, output_dir, runner.identity())
+    return run_job(job, runner, force=force)
 
 
-def run_job(job: Job, runner: Backend | None = None, *, force: bool = False) -> Result:
-    """The job's stored result, or the job run (or picked up again) on its backend."""
-    if not force and (stored := job.stored_result()) is not None:
-        return stored
-    return (runner or get_backend(job.backend)).run(job, force=force)
+def run_job(
+    job: Job, runner: Backend | None = None, *, force: bool = False, attach: bool = False
+) -> Result:
+    """The job's stored result, or the job run (or picked up again) on its backend, by
+    one process at a time: a second identical request waits, then finds the result."""
+    with job.driving():
+        if not force and (stored := job.stored_result()) is not None:
+            return stored
+        return (runner or get_backend(job.backend)).run(job, force=force, attach=attach)

@@ -1,7 +1,8 @@
 """The `kaggletts` command: a thin layer over the Python API.
 
-Exit codes: 0 done, 1 the run failed, 2 bad input. Errors print one line on stderr,
-never a traceback. Subcommands load their modules only when they run, so that
+Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or its outputs
+wait) on Kaggle unwatched, 130 interrupted. Errors print one line on stderr, never a
+traceback. Subcommands load their modules only when they run, so that
 `kaggletts --help` stays fast."""
 
 from __future__ import annotations
@@ -83,7 +84,14 @@ def kaggle_options(command: Any) -> Any:
             "--timeout",
             type=click.FloatRange(min=1),
             metavar="SECONDS",
-            help="Cancel the run on Kaggle after this long.",
+            help="The run's time budget: the notebook starts no line after it and the "
+            "session ends by itself soon after.",
+        ),
+        click.option(
+            "--keep-kernels",
+            is_flag=True,
+            default=None,
+            help="Keep the job's kernels on Kaggle after its result is downloaded.",
         ),
         click.option(
             "--machine-shape",
@@ -106,6 +114,7 @@ def backend_options(
     backend: str,
     shards: int | None,
     timeout: float | None,
+    keep_kernels: bool | None,
     machine_shape: str | None,
     endpoint: str | None,
 ) -> dict[str, Any]:
@@ -115,6 +124,7 @@ def backend_options(
             for name, value in (
                 ("--shards", shards),
                 ("--timeout", timeout),
+                ("--keep-kernels", keep_kernels),
                 ("--machine-shape", machine_shape),
             )
             if value
@@ -130,6 +140,7 @@ def backend_options(
         "shards": shards,
         "timeout": timeout,
         "endpoint": endpoint,
+        "keep_kernels": bool(keep_kernels),
         "kernel": KernelOptions(machine_shape=machine_shape),
     }
 
@@ -213,17 +224,24 @@ def run(
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def jobs(output_dir: str | None, as_json: bool) -> None:
     """List recorded jobs, newest first."""
-    from kaggletts.jobs import batch_lines, list_records
+    import time
+
+    from kaggletts.jobs import list_records, record_directory
 
     records = list_records(output_dir)
     if as_json:
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
         return
+    click.echo(
+        f"{'JOB':<16}  {'NOTEBOOK':<10} {'BACKEND':<7} {'STATE':<11} {'LINES':>5}  "
+        f"{'CREATED':<16}  FOLDER"
+    )
     for record in records:
-        count = len(batch_lines(record.get("params", {})))
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
         click.echo(
-            f"{record['job_id']}  {record['notebook']:<10} {record['backend']:<6} "
-            f"{record.get('state', '?'):<10} {count:>5} lines  {record['directory']}"
+            f"{record.job_id:<16}  {record.notebook:<10} {record.backend:<7} "
+            f"{record.state.value:<11} {len(record.lines):>5}  {created:<16}  "
+            f"{record_directory(record, output_dir)}"
         )
 
 
@@ -232,26 +250,27 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
 @output_option
 def status(job_id: str, output_dir: str | None) -> None:
     """Show a job's record; for Kaggle jobs, each session's live state."""
-    from kaggletts.jobs import find_job
+    from kaggletts.jobs import JobState, find_job
 
     job = find_job(job_id, output_dir)
     record = job.read_record()
-    click.echo(f"job {job.id}: {job.spec.name} on {job.backend}, {record.get('state')}")
-    if record.get("error"):
-        click.echo(f"  error: {record['error']}")
-    if job.backend == "kaggle" and record.get("state") not in ("complete", "cancelled"):
+    assert record is not None  # find_job found it
+    click.echo(f"job {job.id}: {job.spec.name} on {job.backend}, {record.state.value}")
+    if record.error:
+        click.echo(f"  error: {record.error}")
+    if job.backend == "kaggle" and record.state is not JobState.COMPLETE:
+        from kaggletts.backends.kaggle.records import RunStore
+
+        run = RunStore(job).load()
+        if run is None:
+            return
         from kaggletts.backends.kaggle import KaggleBackend
 
-        remote = KaggleBackend(endpoint=record.get("endpoint")).remote()
-        for shard in record.get("shards", []):
-            slug, version = shard["slug"], shard.get("version")
-            if version:
-                live = remote.status(slug, version)[0].lower()
-            elif (landed := remote.current_version(slug) or 0) > (shard.get("before_version") or 0):
-                live = f"v{landed} landed, its reply was not recorded; attach adopts it"
-            else:
-                live = "not pushed"
-            click.echo(f"  {slug} v{version or '?'}: {shard['state']} (on Kaggle: {live})")
+        remote = KaggleBackend(endpoint=run.endpoint).remote()
+        for shard in run.shards:
+            live = remote.status(shard.slug) if shard.state.value in ("pushing", "pushed") else None
+            on_kaggle = f" (on Kaggle: {live.state.lower()})" if live else ""
+            click.echo(f"  {run.account}/{shard.slug}: {shard.state.value}{on_kaggle}")
 
 
 @cli.command()
@@ -260,33 +279,38 @@ def status(job_id: str, output_dir: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
 def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
-    """Pick a job up where it stopped: wait for its run, download, verify."""
+    """Pick a job up where it stopped: wait for its run, download, verify. Never pushes
+    a run that failed or was cancelled again."""
     from kaggletts.api import run_job
     from kaggletts.backends import get_backend
     from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_dir)
-    kaggle["endpoint"] = kaggle["endpoint"] or job.read_record().get("endpoint")
+    kaggle["endpoint"] = kaggle["endpoint"] or job.identity.get("endpoint")
     runner = get_backend(job.backend, **backend_options(job.backend, **kaggle))
-    report(run_job(job, runner), as_json)
+    report(run_job(job, runner, attach=True), as_json)
 
 
 @cli.command()
 @click.argument("job_id")
 @output_option
 def cancel(job_id: str, output_dir: str | None) -> None:
-    """Cancel a Kaggle job's running sessions so they stop using GPU quota."""
+    """Cancel a Kaggle job's sessions where Kaggle allows it, and say what becomes of the
+    others (Kaggle tells no session id, so most end by themselves at their time limit)."""
     from kaggletts.backends.kaggle import KaggleBackend
-    from kaggletts.errors import RunFailed, UsageError
+    from kaggletts.errors import UsageError
     from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_dir)
     if job.backend != "kaggle":
         raise UsageError(f"job {job.id} ran locally; there is nothing to cancel on Kaggle")
-    cancelled, left = KaggleBackend(endpoint=job.read_record().get("endpoint")).cancel(job)
-    click.echo(f"cancelled {cancelled} Kaggle session(s) of job {job.id}")
-    if left:
-        raise RunFailed(f"could not cancel {', '.join(left)}: stop them on kaggle.com")
+    cancelled, left = KaggleBackend(endpoint=job.identity.get("endpoint")).cancel(job)
+    if cancelled:
+        click.echo(f"cancelled {', '.join(cancelled)}")
+    for session in left:
+        click.echo(f"cannot cancel {session} (Kaggle tells no session id); it keeps running")
+    if not (cancelled or left):
+        click.echo(f"nothing of job {job.id} runs on Kaggle")
 
 
 @cli.command()
@@ -336,10 +360,15 @@ def notebooks(as_json: bool) -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: errors become one line on stderr and their exit code."""
+    import signal
+
+    # SIGTERM (timeout, kill, a container stop) ends a run as Ctrl-C does: with a record
+    # that says what happened and a word on whatever keeps running on Kaggle.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as error:

@@ -17,18 +17,30 @@ class KaggleEngine(Engine):
         import nbformat
 
         from kaggletts.api import prepare, run_job
+        from kaggletts.backends import get_backend
 
         params = dict(nb_man.nb.metadata.get("papermill", {}).get("parameters") or {})
-        job = prepare(kwargs["input_path"], params, "kaggle", None)
+        runner = get_backend("kaggle")
+        job = prepare(kwargs["input_path"], params, "kaggle", None, runner.identity())
         try:
-            result = run_job(job)
-            executed_path = result.notebook
+            result = run_job(job, runner)
         except RunFailed:
-            # A notebook that failed on Kaggle comes back with its error outputs;
-            # papermill turns those into its own PapermillExecutionError.
+            # A notebook that failed in a cell on Kaggle comes back with its error
+            # outputs, which papermill turns into its own PapermillExecutionError; any
+            # other failure (no audio, a bad download) is raised as it is.
             failed = sorted(job.directory.rglob(EXECUTED_NOTEBOOK))
-            if not failed:
+            executed = nbformat.read(failed[0], as_version=4) if failed else None
+            if executed is None or not _has_error_output(executed):
                 raise
-            executed_path = failed[0]
-        executed = nbformat.read(executed_path, as_version=4)
-        nb_man.nb.cells = executed.cells
+            nb_man.nb.cells = executed.cells
+            return
+        nb_man.nb.cells = nbformat.read(result.notebook, as_version=4).cells
+
+
+def _has_error_output(nb: Any) -> bool:
+    return any(
+        output.get("output_type") == "error"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )

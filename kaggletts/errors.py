@@ -1,4 +1,7 @@
-"""The errors kaggletts raises; each knows the exit code the CLI gives it."""
+"""The errors kaggletts raises; each knows the exit code the CLI gives it.
+
+Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or may go on) on
+Kaggle without this process watching it, 130 interrupted."""
 
 from __future__ import annotations
 
@@ -22,3 +25,25 @@ class RunFailed(KaggleTTSError):
         super().__init__(message)
         self.cell = cell
         self.exception = exception
+
+
+class KaggleUnreachable(RunFailed):
+    """Kaggle did not answer, or answered only with transient failures, past the retries."""
+
+
+class PushRejected(RunFailed):
+    """Kaggle refused to run the kernel (its answer names why)."""
+
+
+class LeftOnKaggle(KaggleTTSError):
+    """The job's session goes on (or may go on), or its outputs wait, on Kaggle: nothing
+    was cancelled, the job record is intact, and `kaggletts attach JOB` collects the run
+    (exit 3)."""
+
+    exit_code = 3
+
+
+class Interrupted(KaggleTTSError):
+    """Ctrl-C or SIGTERM: the message says what happens to whatever still runs (exit 130)."""
+
+    exit_code = 130

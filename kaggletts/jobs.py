@@ -1,13 +1,18 @@
-"""Jobs: a content-hashed id per request, a folder per job and a record of its state
-written before anything is pushed, so a crashed client can pick its job up again."""
+"""Jobs: a content-hashed id per request, a folder per job, a typed record of its state
+written before anything is pushed (so a crashed client can pick its job up again), and a
+lock so that one process at a time drives a job."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,24 @@ from kaggletts.notebook import NotebookSpec
 from kaggletts.result import Result, write_json_atomic
 
 RECORD_FILE = "job.json"
+LOCK_FILE = ".job.lock"
 DEFAULT_OUTPUT_DIR = "kaggletts-output"
+
+
+class JobState(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    # Stopped watching, by Ctrl-C or SIGTERM; whatever ran on Kaggle goes on unwatched.
+    INTERRUPTED = "interrupted"
+    # Lost touch with Kaggle past the retries; the run goes on there.
+    DETACHED = "detached"
+    CANCELLED = "cancelled"
+
+
+class CorruptRecord(UsageError):
+    """A job record that cannot be read back (truncated, edited, not a job)."""
 
 
 def output_root(output_dir: str | os.PathLike | None) -> Path:
@@ -29,15 +51,58 @@ def batch_lines(params: dict[str, Any]) -> list[Any]:
     return ([params["text"]] if params.get("text") else []) + list(params.get("utterances", []))
 
 
-def job_id_for(spec: NotebookSpec, params: dict[str, Any], backend: str) -> str:
-    """The same notebook, parameters and backend give the same id, hence the stored result."""
-    request = json.dumps(
-        {"notebook": spec.sha256, "params": params, "backend": backend},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(request.encode("utf-8")).hexdigest()[:16]
+def job_id_for(
+    spec: NotebookSpec, params: dict[str, Any], backend: str, identity: dict[str, Any]
+) -> str:
+    """The same notebook, parameters, backend and run identity (for Kaggle: the endpoint,
+    the account and every option that changes the run) give the same id, hence the stored
+    result; anything else is another job."""
+    request: dict[str, Any] = {"notebook": spec.sha256, "params": params, "backend": backend}
+    if identity:
+        request["identity"] = identity
+    text = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class JobRecord:
+    """`job.json`: what was asked, where, and how far it got. `run` belongs to the backend
+    (the Kaggle backend keeps its sessions there)."""
+
+    job_id: str
+    notebook: str
+    notebook_path: str
+    notebook_sha256: str
+    backend: str
+    params: dict[str, Any]
+    identity: dict[str, Any] = field(default_factory=dict)
+    state: JobState = JobState.PLANNED
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> list[Any]:
+        return batch_lines(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: Path) -> JobRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = {"job_id", "notebook", "notebook_path", "notebook_sha256", "backend", "params"}
+        if not isinstance(data, dict) or not required <= data.keys():
+            raise CorruptRecord(f"{where} is not a kaggletts job record")
+        try:
+            record = cls(**{k: v for k, v in data.items() if k in names})
+            record.state = JobState(record.state)
+        except (TypeError, ValueError):
+            raise CorruptRecord(f"{where} is not a kaggletts job record") from None
+        if not isinstance(record.params, dict) or not isinstance(record.run, dict):
+            raise CorruptRecord(f"{where} is not a kaggletts job record")
+        return record
 
 
 @dataclass(frozen=True)
@@ -49,6 +114,7 @@ class Job:
     params: dict[str, Any]
     backend: str
     directory: Path
+    identity: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -57,10 +123,12 @@ class Job:
         params: dict[str, Any],
         backend: str,
         output_dir: str | os.PathLike | None,
+        identity: dict[str, Any] | None = None,
     ) -> Job:
-        job_id = job_id_for(spec, params, backend)
+        identity = identity or {}
+        job_id = job_id_for(spec, params, backend, identity)
         directory = (output_root(output_dir) / spec.name / job_id).resolve()
-        return cls(job_id, spec, params, backend, directory)
+        return cls(job_id, spec, params, backend, directory, identity)
 
     @property
     def utterance_count(self) -> int:
@@ -71,62 +139,113 @@ class Job:
         """The job whose record is in `directory`, as it was requested."""
         from kaggletts.notebook import find_notebook
 
-        record = json.loads((directory / RECORD_FILE).read_text(encoding="utf-8"))
-        path = record.get("notebook_path")
-        spec = find_notebook(path if path and Path(path).is_file() else record["notebook"])
-        if record.get("notebook_sha256") not in (None, spec.sha256):
+        record = read_record_file(directory / RECORD_FILE)
+        if record is None:
+            raise UsageError(f"no job record in {directory}")
+        path = record.notebook_path
+        spec = find_notebook(path if path and Path(path).is_file() else record.notebook)
+        if record.notebook_sha256 != spec.sha256:
             raise UsageError(
-                f"job {record['job_id']}'s notebook {spec.path} has changed since the job was "
+                f"job {record.job_id}'s notebook {spec.path} has changed since the job was "
                 "recorded; run the request again instead"
             )
-        return cls(record["job_id"], spec, record["params"], record["backend"], directory)
+        return cls(record.job_id, spec, record.params, record.backend, directory, record.identity)
 
     def stored_result(self) -> Result | None:
         return Result.load(self.directory)
 
-    def read_record(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.directory / RECORD_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+    def read_record(self) -> JobRecord | None:
+        """The record on disk; None when the job was never recorded. A record that cannot
+        be read raises CorruptRecord: guessing its contents could push a job twice."""
+        return read_record_file(self.directory / RECORD_FILE)
 
-    def write_record(self, **changes: Any) -> dict[str, Any]:
-        """Merge `changes` into the job record on disk, atomically, and return it."""
+    def new_record(self) -> JobRecord:
+        return JobRecord(
+            job_id=self.id,
+            notebook=self.spec.name,
+            notebook_path=str(self.spec.path),
+            notebook_sha256=self.spec.sha256,
+            backend=self.backend,
+            params=self.params,
+            identity=self.identity,
+        )
+
+    def write_record(self, record: JobRecord) -> JobRecord:
+        """Store `record` atomically (a crash leaves the old record or the new one)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        record = self.read_record() or {
-            "job_id": self.id,
-            "notebook": self.spec.name,
-            "notebook_path": str(self.spec.path),
-            "notebook_sha256": self.spec.sha256,
-            "backend": self.backend,
-            "params": self.params,
-            "created": time.time(),
-        }
-        record.update(changes, updated=time.time())
-        write_json_atomic(self.directory / RECORD_FILE, record)
+        record.updated = time.time()
+        write_json_atomic(self.directory / RECORD_FILE, record.to_dict())
         return record
+
+    def update_record(self, **changes: Any) -> JobRecord:
+        """Merge `changes` into the record (a new one if there is none) and store it."""
+        record = self.read_record() or self.new_record()
+        for name, value in changes.items():
+            setattr(record, name, value)
+        return self.write_record(record)
+
+    @contextmanager
+    def driving(self) -> Iterator[None]:
+        """Hold the job's lock while this process drives it. A second process with the same
+        request waits here, then finds the first one's result."""
+        import filelock
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(self.directory / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            import logging
+
+            logging.getLogger("kaggletts").info(
+                "job %s is being run by another process; waiting for it", self.id
+            )
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def read_record_file(path: Path) -> JobRecord | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise CorruptRecord(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise CorruptRecord(f"{path} is damaged (not JSON)") from None
+    return JobRecord.from_dict(data, path)
 
 
 def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
     """A recorded job by its id or a unique prefix of it."""
-    matches = [r for r in list_records(output_dir) if r["job_id"].startswith(job_id)]
+    matches = [r for r in list_records(output_dir) if r.job_id.startswith(job_id)]
     if len(matches) != 1:
         found = "no job" if not matches else f"{len(matches)} jobs"
         raise UsageError(
             f"{found} under {output_root(output_dir)} matches {job_id!r}; "
             "`kaggletts jobs` lists them"
         )
-    return Job.from_record(Path(matches[0]["directory"]))
+    return Job.from_record(record_directory(matches[0], output_dir))
 
 
-def list_records(output_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Every job record under the output folder, newest first."""
+def record_directory(record: JobRecord, output_dir: str | os.PathLike | None = None) -> Path:
+    return (output_root(output_dir) / record.notebook / record.job_id).resolve()
+
+
+def list_records(output_dir: str | os.PathLike | None = None) -> list[JobRecord]:
+    """Every readable job record under the output folder, newest first; damaged ones are
+    skipped here (`kaggletts status` on them says what is wrong)."""
     records = []
     for path in output_root(output_dir).glob(f"*/*/{RECORD_FILE}"):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = read_record_file(path)
+        except CorruptRecord:
             continue
-        record["directory"] = str(path.parent.resolve())
-        records.append(record)
-    return sorted(records, key=lambda r: r.get("updated", 0), reverse=True)
+        if record is not None and path.parent.name == record.job_id:
+            records.append(record)
+    return sorted(records, key=lambda r: r.updated, reverse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,22 @@ from kaggletts.errors import RunFailed
 
 EXECUTED_NOTEBOOK = "__notebook__.ipynb"
 RESULT_FILE = "result.json"
+# Names kaggletts itself writes in a job folder: a clip may never take one of them.
+RESERVED_NAMES = frozenset(
+    {
+        "job.json",
+        "result.json",
+        "index.html",
+        "clips.csv",
+        "kernel",
+        "kernel.log",
+        "parameterized.ipynb",
+        EXECUTED_NOTEBOOK,
+        "__results__.html",
+    }
+)
+_SHARD_FOLDER = re.compile(r"shard-\d+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,47 @@ def read_scraps(executed_notebook: Path) -> dict[str, Any]:
     return {name: scrap.data for name, scrap in scraps.items()}
 
 
+def clip_records(scraps: dict[str, Any], executed: Path) -> list[dict[str, Any]]:
+    """The notebook's `clips` scrap, checked: every entry names a WAV inside the output by
+    a relative path that none of kaggletts' own files use, with its size and sha256. The
+    names come from the notebook, and from the server for a Kaggle run: never trusted."""
+    clips = scraps.get("clips")
+    if clips is None:
+        raise RunFailed(f"{executed} recorded no `clips` scrap; did the notebook finish?")
+    if not isinstance(clips, list):
+        raise RunFailed(f"{executed}: the `clips` scrap is not a list")
+    for number, clip in enumerate(clips, 1):
+        problem = _clip_problem(clip)
+        if problem:
+            raise RunFailed(f"{executed}: clip {number} in the `clips` scrap {problem}")
+    return clips
+
+
+def _clip_problem(clip: Any) -> str | None:
+    if not isinstance(clip, dict):
+        return "is not a mapping"
+    name = clip.get("file")
+    if not isinstance(name, str) or not is_clip_name(name):
+        return f"names a file kaggletts will not write: {str(name)[:80]!r}"
+    if not isinstance(clip.get("bytes"), int) or isinstance(clip["bytes"], bool):
+        return "has no byte count"
+    if not isinstance(clip.get("sha256"), str) or not _SHA256.fullmatch(clip["sha256"]):
+        return "has no sha256"
+    return None
+
+
+def is_clip_name(name: str) -> bool:
+    """A relative path to a .wav file, inside the output, clear of kaggletts' own names."""
+    parts = name.split("/")
+    return (
+        name.lower().endswith(".wav")
+        and "\\" not in name
+        and all(part and not part.startswith(".") and len(part) <= 255 for part in parts)
+        and parts[0] not in RESERVED_NAMES
+        and not _SHARD_FOLDER.fullmatch(parts[0])
+    )
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -112,15 +170,11 @@ def build_result(
     for part in parts:
         executed = part / EXECUTED_NOTEBOOK
         scraps = read_scraps(executed)
-        if "clips" not in scraps:
-            raise RunFailed(f"{executed} recorded no `clips` scrap; did the notebook finish?")
-        for clip in scraps["clips"]:
+        for clip in clip_records(scraps, executed):
             path = (part / clip["file"]).resolve()
-            if part.resolve() not in path.parents:
-                raise RunFailed(f"the notebook named a file outside its output: {clip['file']!r}")
             verify_clip(path, clip)
             audio.append(path)
-        clips += scraps["clips"]
+            clips.append(clip)
         runs.append(scraps.get("run", {}))
     scraps = {"clips": clips, "run": runs[0]}
     if len(parts) > 1:
@@ -140,7 +194,19 @@ def build_result(
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a crash leaves the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    temporary.replace(path)
+    """Write JSON so that a crash leaves the old file or the new one, never half of one:
+    a temporary name of its own (concurrent writers never share one), flushed to disk
+    before the rename replaces the old file."""
+    import os
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, ensure_ascii=False)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

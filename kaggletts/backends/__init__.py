@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 class Backend(Protocol):
     name: str
 
-    def run(self, job: Job, *, force: bool = False) -> Result: ...
+    def identity(self) -> dict[str, Any]:
+        """What, besides notebook and parameters, makes a run on this backend what it is
+        (for Kaggle: endpoint, account, kernel options); part of the job id."""
+        ...
+
+    def run(self, job: Job, *, force: bool = False, attach: bool = False) -> Result:
+        """Run the job, or pick it up where it stopped. `attach` only collects: it never
+        starts a run that ended badly again."""
+        ...
 
 
 BACKENDS = {

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from pathlib import Path
+from typing import Any
 
-from kaggletts.errors import RunFailed
-from kaggletts.jobs import Job
+from kaggletts.errors import Interrupted, RunFailed
+from kaggletts.jobs import LOCK_FILE, Job, JobState
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
 
@@ -39,16 +41,19 @@ class _LineLogger:
 class LocalBackend:
     name = "local"
 
-    def run(self, job: Job, *, force: bool = False) -> Result:
+    def identity(self) -> dict[str, Any]:
+        return {}
+
+    def run(self, job: Job, *, force: bool = False, attach: bool = False) -> Result:
         import nbformat
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
-        if force and job.directory.exists():
-            shutil.rmtree(job.directory)
+        if force:
+            _empty_but_the_lock(job.directory)
         job.directory.mkdir(parents=True, exist_ok=True)
         nbformat.write(parameterize(job.spec, job.params), job.directory / PARAMETERIZED_NOTEBOOK)
-        job.write_record(state="running", utterances=job.utterance_count)
+        job.update_record(state=JobState.RUNNING, error=None)
         log.info(
             "running %s locally: %d utterances, job %s", job.spec.name, job.utterance_count, job.id
         )
@@ -68,6 +73,9 @@ class LocalBackend:
                 # encryption) are noise on the user's terminal; its errors still show.
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
+        except KeyboardInterrupt:
+            job.update_record(state=JobState.INTERRUPTED, error="interrupted")
+            raise Interrupted(f"interrupted; the local run of job {job.id} was stopped") from None
         except PapermillExecutionError as error:
             failure = find_failure(nbformat.read(executed, as_version=4))
             message = (
@@ -75,7 +83,7 @@ class LocalBackend:
                 if failure
                 else f"notebook {job.spec.name!r} failed: {error.ename}: {error.evalue}"
             )
-            job.write_record(state="error", error=message)
+            job.update_record(state=JobState.FAILED, error=message)
             raise RunFailed(
                 f"{message}\n  executed notebook: {executed}",
                 cell=failure.cell if failure else None,
@@ -83,5 +91,18 @@ class LocalBackend:
             ) from None
         seconds = round(time.perf_counter() - started, 3)
         result = build_result(job.id, job.spec.name, self.name, job.directory, {"run": seconds})
-        job.write_record(state="complete")
+        job.update_record(state=JobState.COMPLETE)
         return result
+
+
+def _empty_but_the_lock(directory: Path) -> None:
+    """Remove a forced job's old files; the lock file stays, since this process holds it."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

@@ -43,10 +43,12 @@ def find_credentials(
         token = Path(token).read_text().strip()
     if token:
         return Credentials(username, token=token, source="KAGGLE_API_TOKEN")
-    token_file = home / ".kaggle" / "access_token"
-    if token_file.is_file() and token_file.read_text().strip():
-        _warn_if_readable_by_others(token_file)
-        return Credentials(username, token=token_file.read_text().strip(), source=str(token_file))
+    # kagglesdk reads ~/.kaggle/access_token, then access_token.txt (as Windows editors
+    # tend to save it), both before the legacy username and key.
+    for token_file in (home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt"):
+        if token_file.is_file() and (token := token_file.read_text().strip()):
+            _warn_if_readable_by_others(token_file)
+            return Credentials(username, token=token, source=str(token_file))
 
     if username and env.get("KAGGLE_KEY"):
         return Credentials(username, key=env["KAGGLE_KEY"], source="KAGGLE_USERNAME/KAGGLE_KEY")

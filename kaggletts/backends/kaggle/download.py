@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from kaggletts.backends.kaggle.retry import RetryPolicy, TransientError
-from kaggletts.errors import RunFailed
+from kaggletts.errors import KaggleUnreachable, RunFailed
 from kaggletts.result import sha256_of
 
 log = logging.getLogger("kaggletts")
@@ -26,11 +26,21 @@ MAX_MISMATCHES = 2
 
 @dataclass(frozen=True)
 class Wanted:
-    """A file to fetch and, when the notebook recorded them, its size and sha256."""
+    """A file to fetch and, when the notebook recorded them, its size and sha256; or,
+    when nothing recorded its size, the most it may take."""
 
     name: str
     size: int | None = None
     sha256: str | None = None
+    max_size: int | None = None
+
+    @property
+    def limit(self) -> int | None:
+        return self.size if self.size is not None else self.max_size
+
+
+class TooLarge(RunFailed):
+    """The server sent more bytes than the file may have: reading on would not help."""
 
 
 class Mismatch(TransientError):
@@ -85,7 +95,7 @@ class Downloader:
             return self.policy.retrying(f"download {item.name}")(attempt)
         except (TransientError, requests.RequestException) as error:
             # The message names the file only: a request error would show the signed URL.
-            raise RunFailed(
+            raise KaggleUnreachable(
                 f"could not download {item.name} from Kaggle: {_reason(error)}"
             ) from None
 
@@ -100,12 +110,18 @@ class Downloader:
                     raise StaleUrl(f"HTTP {response.status_code}")
                 response.raise_for_status()
                 announced = response.headers.get("Content-Length")
+                limit = item.limit
                 with partial.open("wb") as out:
                     for chunk in response.iter_content(CHUNK_BYTES):
                         out.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
-            if announced is not None and written != int(announced):
+                        if limit is not None and written > limit:
+                            break  # a server that sends on and on is not read to the end
+            over_limit = limit is not None and written > limit
+            if over_limit and item.size is None:
+                raise TooLarge(f"{item.name} is larger than the {limit} bytes kaggletts accepts")
+            if not over_limit and announced is not None and written < int(announced):
                 raise TransientError(f"got {written} of {announced} bytes")
             if item.size is not None and written != item.size:
                 raise Mismatch(f"got {written} bytes, the notebook wrote {item.size}")

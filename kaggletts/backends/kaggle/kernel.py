@@ -4,6 +4,7 @@ and kernel-metadata.json, with the settings spelled out rather than left to defa
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from kaggletts.notebook import NotebookSpec
 
 CODE_FILE = "notebook.ipynb"
-MAX_SESSION_SECONDS = 12 * 3600
+# Kaggle's limit is 12 hours and kagglesdk says the timeout "must be lower than" it.
+MAX_SESSION_SECONDS = 12 * 3600 - 60
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,11 @@ class KernelOptions:
     dataset_sources: tuple[str, ...] = ()
 
 
-def kernel_slug(notebook: str, shard: int) -> str:
-    """Slugs come from a small pool per notebook, one per shard, so a user's Kaggle
-    account holds a few kernels with many versions rather than one kernel per job."""
-    return f"kaggletts-{notebook}-{shard}"
+def slug_stem(notebook: str, job_id: str, shard: int) -> str:
+    """Every push goes to a kernel of its own, `<stem>-<attempt>`: the job id ties the
+    kernel to exactly one request, so whether a push landed is whether it exists."""
+    name = re.sub(r"[^a-z0-9]+", "-", notebook.lower()).strip("-")[:20] or "notebook"
+    return f"kaggletts-{name}-{job_id[:10]}-{shard}"
 
 
 def title_for(slug: str) -> str:
@@ -50,15 +53,6 @@ def push_text(nb: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def push_token_of(notebook_text: str) -> str | None:
-    """The token a push carries in its notebook's metadata: what tells one push from
-    another, even between jobs with the same parameters."""
-    try:
-        return json.loads(notebook_text)["metadata"]["kaggletts_push"]
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 def write_kernel_folder(
     folder: Path,
     owner: str,
@@ -67,10 +61,8 @@ def write_kernel_folder(
     spec: NotebookSpec,
     options: KernelOptions,
     session_timeout: int,
-    push_token: str,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    nb.metadata["kaggletts_push"] = push_token
     (folder / CODE_FILE).write_text(push_text(nb), encoding="utf-8")
     enable_internet = (
         spec.kernel.enable_internet if options.enable_internet is None else options.enable_internet

@@ -19,14 +19,26 @@ from typing import Any
 import requests
 
 from kaggletts.backends.kaggle.credentials import Credentials
-from kaggletts.backends.kaggle.retry import RetryPolicy, status_of
-from kaggletts.errors import KaggleTTSError, RunFailed, UsageError
+from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient, status_of
+from kaggletts.errors import (
+    KaggleTTSError,
+    KaggleUnreachable,
+    PushRejected,
+    RunFailed,
+    UsageError,
+)
 
 log = logging.getLogger("kaggletts")
 
 PRODUCTION = "https://api.kaggle.com"
 REQUEST_TIMEOUT = (10, 120)
+# Real Kaggle is not known to send a session id anywhere; where a reply url carries one
+# (the emulator can be told to), it is what makes a remote cancel possible.
 _SESSION_ID_IN_URL = re.compile(r"[?&]scriptVersionId=(\d+)")
+# Kaggle caps concurrent batch sessions per account, GPU and CPU apart, with this wording.
+_SESSION_CAP = re.compile(r"Maximum batch \w+ session count")
+# Bounds on an output listing, whatever the server sends: pages of 200, so 10,000 files.
+MAX_OUTPUT_PAGES = 50
 
 
 @dataclass(frozen=True)
@@ -54,11 +66,23 @@ class Quota:
         return max(self.allowed_seconds - self.used_seconds, 0.0)
 
 
-class PushRejected(Exception):
-    """Kaggle answered the push with an error string (HTTP 200, `error` set)."""
+class SessionCapFull(PushRejected):
+    """The account's concurrent batch sessions are all taken: the push may be tried again
+    once one ends."""
 
 
-def explain(error: Exception, endpoint: str) -> KaggleTTSError:
+@dataclass(frozen=True)
+class RemoteStatus:
+    """A session's state as Kaggle names it. `known` is false for a state string the
+    client's enum does not know (new states appear over time): such a run is still
+    going as far as kaggletts can tell."""
+
+    state: str
+    failure_message: str | None = None
+    known: bool = True
+
+
+def explain(error: Exception, endpoint: str, what: str) -> KaggleTTSError:
     """A remote failure that retries could not get past, as an error for the user. Only
     the server's own message is quoted: requests' text would show URLs, signed ones too."""
     status = status_of(error)
@@ -68,9 +92,15 @@ def explain(error: Exception, endpoint: str) -> KaggleTTSError:
             f"Kaggle at {endpoint} refused these credentials or this kernel "
             f"(HTTP {status}{said}); check the username and key or token"
         )
+    if is_transient(error):
+        reason = f"HTTP {status}{said}" if status is not None else type(error).__name__
+        return KaggleUnreachable(f"Kaggle at {endpoint} did not answer {what}: {reason}")
     if status is not None:
-        return RunFailed(f"Kaggle at {endpoint} answered HTTP {status}{said}")
-    return RunFailed(f"cannot reach Kaggle at {endpoint}: {type(error).__name__}")
+        return RunFailed(f"Kaggle at {endpoint} answered {what} with HTTP {status}{said}")
+    return RunFailed(
+        f"Kaggle at {endpoint} sent a reply to {what} that kaggletts cannot read "
+        f"({type(error).__name__})"
+    )
 
 
 def _server_message(error: Exception) -> str:
@@ -133,10 +163,10 @@ class KaggleRemote:
         `missing_ok` (Kaggle answers 403, not 404, for what does not exist yet)."""
         try:
             return self.policy.retrying(what)(method, request)
-        except (requests.RequestException, ValueError) as error:
+        except (requests.RequestException, ValueError, TypeError, KeyError) as error:
             if missing_ok and status_of(error) in (403, 404):
                 return None
-            raise explain(error, self.endpoint) from None
+            raise explain(error, self.endpoint, what) from None
 
     def _introspect_username(self, credentials: Credentials) -> str:
         from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
@@ -152,7 +182,7 @@ class KaggleRemote:
 
     def push(self, folder: Path) -> PushReply:
         """Push the kernel folder once. Not retried here: a lost reply may hide a push
-        that landed, so the caller decides whether another push is safe."""
+        that landed, so the caller finds out before it pushes again."""
         from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
 
         meta = json.loads((folder / "kernel-metadata.json").read_text(encoding="utf-8"))
@@ -171,69 +201,76 @@ class KaggleRemote:
         request.session_timeout_seconds = meta.get("session_timeout_seconds")
         reply = self._kernels.save_kernel(request)
         if reply.error:
-            raise PushRejected(reply.error)
+            rejection = SessionCapFull if _SESSION_CAP.search(reply.error) else PushRejected
+            raise rejection(f"Kaggle refused to run {meta['id']}: {reply.error}")
         match = _SESSION_ID_IN_URL.search(reply.url or "")
         return PushReply(
-            version=int(reply.version_number or 0),
+            version=int(reply.version_number or 1),
             url=reply.url,
             session_id=int(match.group(1)) if match else None,
             invalid_sources=list(reply.invalid_dataset_sources or []),
         )
 
-    def current_version(self, slug: str) -> int | None:
-        """The kernel's newest version number, or None if it does not exist yet."""
+    def kernel_exists(self, slug: str) -> bool:
+        """Whether this account has a kernel `slug`: what tells a landed push from one
+        that never arrived, since every push goes to a slug of its own."""
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
 
         request = ApiGetKernelRequest()
         request.user_name, request.kernel_slug = self.username, slug
         reply = self._call(f"get kernel {slug}", self._kernels.get_kernel, request, missing_ok=True)
-        return reply.metadata.current_version_number if reply and reply.metadata else None
+        return reply is not None
 
-    def version_source(self, slug: str, version: int) -> str | None:
-        """The notebook text a version was pushed with, or None if there is no such version."""
-        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
-
-        request = ApiGetKernelRequest()
-        request.user_name, request.kernel_slug = self.username, slug
-        request.version_label = f"v{version}"
-        reply = self._call(
-            f"source of {slug} v{version}", self._kernels.get_kernel, request, missing_ok=True
-        )
-        return reply.blob.source if reply and reply.blob else None
-
-    def status(self, slug: str, version: int) -> tuple[str, str | None]:
-        """The state of one pinned version (never an older one) and its failure message."""
+    def status(self, slug: str) -> RemoteStatus | None:
+        """The state of the kernel's newest session, or None while Kaggle knows no such
+        kernel. Never pinned to a version: each push has a slug of its own, so the newest
+        session is the one pushed (and a version label's form is not documented)."""
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
 
         request = ApiGetKernelSessionStatusRequest()
         request.user_name, request.kernel_slug = self.username, slug
-        request.version_label = f"v{version}"  # a bare number gets 404
-        reply = self._call(
-            f"status of {slug} v{version}", self._kernels.get_kernel_session_status, request
-        )
-        return reply.status.name, reply.failure_message
+        try:
+            reply = self._call(
+                f"status of {slug}",
+                self._kernels.get_kernel_session_status,
+                request,
+                missing_ok=True,
+            )
+        except RunFailed as error:
+            # kagglesdk's enum parser raises KeyError(name) for a state it does not know.
+            unknown = _unknown_enum_name(error.__context__)
+            if unknown is None:
+                raise
+            return RemoteStatus(unknown, None, known=False)
+        if reply is None:
+            return None
+        return RemoteStatus(reply.status.name, reply.failure_message or None)
 
-    def outputs(self, slug: str, version: int) -> tuple[list[OutputFile], str]:
-        """Every output file of a pinned version (all pages) and its log."""
+    def outputs(self, slug: str) -> tuple[list[OutputFile], str]:
+        """Every output file of the kernel's newest session and its log, following the
+        pages up to a bound and stopping where the server repeats a page token."""
         from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
         files: list[OutputFile] = []
         log_text = ""
-        token = None
-        while True:
+        token, seen = None, set()
+        for _ in range(MAX_OUTPUT_PAGES):
             request = ApiListKernelSessionOutputRequest()
             request.user_name, request.kernel_slug = self.username, slug
-            request.version_label = f"v{version}"  # a bare number gets 404
             request.page_size = 200
             request.page_token = token
             reply = self._call(
-                f"outputs of {slug} v{version}", self._kernels.list_kernel_session_output, request
+                f"outputs of {slug}", self._kernels.list_kernel_session_output, request
             )
             files += [OutputFile(f.file_name, f.url) for f in reply.files or [] if f.file_name]
             log_text = reply.log or log_text
             token = reply.next_page_token
-            if not token:
-                return files, log_text
+            if not token or token in seen:
+                break
+            seen.add(token)
+        else:
+            log.warning("warning: %s lists more than %d pages of outputs", slug, MAX_OUTPUT_PAGES)
+        return files, log_text
 
     def cancel(self, session_id: int) -> str | None:
         from kagglesdk.kernels.types.kernels_api_service import ApiCancelKernelSessionRequest
@@ -243,7 +280,16 @@ class KaggleRemote:
         reply = self._call(
             f"cancel session {session_id}", self._kernels.cancel_kernel_session, request
         )
-        return reply.error_message
+        return reply.error_message or None
+
+    def delete_kernel(self, slug: str) -> None:
+        from kagglesdk.kernels.types.kernels_api_service import ApiDeleteKernelRequest
+
+        request = ApiDeleteKernelRequest()
+        request.user_name, request.kernel_slug = self.username, slug
+        reply = self._call(f"delete kernel {slug}", self._kernels.delete_kernel, request)
+        if reply is not None and reply.error_message:
+            raise RunFailed(f"Kaggle did not delete kernel {slug}: {reply.error_message}")
 
     def quota(self) -> Quota:
         from kagglesdk.kernels.types.kernels_api_service import (
@@ -327,4 +373,10 @@ class KaggleRemote:
             request,
         )
         if reply.error:
-            raise PushRejected(f"dataset {slug}: {reply.error}")
+            raise PushRejected(f"Kaggle refused dataset {slug}: {reply.error}")
+
+
+def _unknown_enum_name(error: BaseException | None) -> str | None:
+    if isinstance(error, KeyError) and error.args and isinstance(error.args[0], str):
+        return error.args[0]
+    return None

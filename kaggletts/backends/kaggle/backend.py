@@ -1,0 +1,383 @@
+"""Run a job as one or more Kaggle kernel sessions: plan, push, wait, collect.
+
+The record of every shard is written before each step, so the same request again (or
+`kaggletts attach`) picks the job up where it stopped without a second GPU session."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from kaggletts.backends.kaggle.context import RunContext
+from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
+from kaggletts.backends.kaggle.kernel import KernelOptions, slug_stem
+from kaggletts.backends.kaggle.outputs import collect, failure_of
+from kaggletts.backends.kaggle.polling import PollSchedule
+from kaggletts.backends.kaggle.push import push_shard
+from kaggletts.backends.kaggle.records import (
+    ENDED_BADLY,
+    KaggleRun,
+    RunStore,
+    Shard,
+    ShardState,
+)
+from kaggletts.backends.kaggle.remote import KaggleRemote, Quota
+from kaggletts.backends.kaggle.retry import RetryPolicy
+from kaggletts.backends.kaggle.voices import attach_voices
+from kaggletts.backends.kaggle.wait import ends_by_text, wait_until_ended
+from kaggletts.errors import (
+    Interrupted,
+    KaggleTTSError,
+    KaggleUnreachable,
+    LeftOnKaggle,
+    RunFailed,
+    UsageError,
+)
+from kaggletts.jobs import CorruptRecord, Job, JobState, batch_lines
+from kaggletts.result import Result, build_result, read_scraps
+
+log = logging.getLogger("kaggletts")
+
+ENDPOINT_VARIABLE = "KAGGLETTS_KAGGLE_ENDPOINT"
+COLD_START_SECONDS = 180
+# How many attempts of a shard a damaged record is rebuilt from at most.
+MAX_ATTEMPTS_PROBED = 50
+
+
+class DeadlinePassed(RunFailed):
+    """The job ran out of time: its notebook stopped starting lines at the deadline."""
+
+
+@dataclass
+class KaggleBackend:
+    """Settings of the Kaggle backend. Every wait is a setting, so tests and benchmarks can
+    scale time; the state of a run lives in a RunContext, never here."""
+
+    endpoint: str | None = None
+    credentials: Credentials | None = None
+    kernel: KernelOptions = field(default_factory=KernelOptions)
+    shards: int | None = None
+    shard_size: int = 500
+    gpu_sessions: int = 2
+    timeout: float | None = None
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cap_wait: float = 30.0
+    outputs_wait: float = 300.0
+    # After a push's reply was lost: how long to give Kaggle to show the kernel it made.
+    settle_wait: float = 5.0
+    download_workers: int = 4
+    # Kernels are deleted once their job's result is safe on disk, unless kept.
+    keep_kernels: bool = False
+    name: ClassVar[str] = "kaggle"
+
+    def __post_init__(self) -> None:
+        self._remote: KaggleRemote | None = None
+
+    def remote(self) -> KaggleRemote:
+        if self._remote is None:
+            import os
+
+            endpoint = self.endpoint or os.environ.get(ENDPOINT_VARIABLE) or None
+            self._remote = KaggleRemote(
+                self.credentials or find_credentials(), endpoint, self.retry
+            )
+        return self._remote
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs of the same notebook and parameters different jobs."""
+        remote = self.remote()
+        return {
+            "endpoint": remote.endpoint,
+            "account": remote.username,
+            "machine_shape": self.kernel.machine_shape,
+            "enable_internet": self.kernel.enable_internet,
+            "is_private": self.kernel.is_private,
+            "dataset_sources": sorted(self.kernel.dataset_sources),
+            "shards": self.shards or f"{self.shard_size} lines each",
+        }
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self, job: Job, *, force: bool = False, attach: bool = False) -> Result:
+        remote = self.remote()
+        store = RunStore(job)
+        run = self._recorded_run(job, remote, store)
+        if run is None:
+            if attach and job.read_record() is not None:
+                raise UsageError(f"job {job.id} was never planned on Kaggle; run the request")
+            run = self._plan(job, remote, store)
+        elif force:
+            if run.may_run():
+                raise UsageError(
+                    f"job {job.id} has a session that may still run on Kaggle "
+                    f"({', '.join(s.slug for s in run.may_run())}); `kaggletts attach "
+                    f"{job.id}` collects it, and --force is for after it has ended"
+                )
+            run = self._plan(job, remote, store)
+        else:
+            self._retry_ended_badly(job, run, store, attach)
+        ctx = RunContext(job, remote, store, run, self, time.time() + self._time_allowed(job))
+        store.save(run, JobState.RUNNING)
+        self._warn_about_quota(ctx)
+        started = time.monotonic()
+        self._drive_all(ctx)
+        parts = [Path(s.directory) for s in sorted(run.shards, key=lambda s: s.index)]
+        result = build_result(
+            job.id,
+            job.spec.name,
+            self.name,
+            job.directory,
+            {"run": round(time.monotonic() - started, 3)},
+            parts,
+        )
+        store.save(run, JobState.COMPLETE)
+        if not self.keep_kernels:
+            self._delete_kernels(ctx)
+        return result
+
+    def _drive_all(self, ctx: RunContext) -> None:
+        """Drive every shard at once (up to the account's session cap); on the first
+        failure, stop watching the others and say what becomes of them."""
+        pending = [s for s in ctx.run.shards if s.state is not ShardState.DOWNLOADED]
+        if not pending:
+            return
+        workers = max(1, min(self.gpu_sessions, len(pending)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(self._drive, ctx, shard) for shard in pending]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            except KeyboardInterrupt:
+                ctx.stop.set()
+                wait(futures)
+                said = self._leave(ctx, "interrupted")
+                ctx.store.save(ctx.run, JobState.INTERRUPTED, "interrupted")
+                raise Interrupted(f"interrupted; {said}") from None
+            failures = [f.exception() for f in done if f.exception() is not None]
+            if not failures:
+                return
+            ctx.stop.set()
+            wait(futures)
+        first = failures[0]
+        if not isinstance(first, KaggleTTSError):
+            raise first
+        said = self._leave(ctx, "failed")
+        state = JobState.DETACHED if isinstance(first, LeftOnKaggle) else JobState.FAILED
+        ctx.store.save(ctx.run, state, str(first).splitlines()[0])
+        if not said:
+            raise first
+        error = type(first)(f"{first}\n  {said}")
+        error.__dict__.update(first.__dict__)
+        raise error from None
+
+    def _drive(self, ctx: RunContext, shard: Shard) -> None:
+        if shard.state in (ShardState.PLANNED, ShardState.PUSHING):
+            push_shard(ctx, shard)
+        if shard.state is ShardState.PUSHED:
+            status = wait_until_ended(ctx, shard)
+            if status is None:
+                return
+            if status.state != "COMPLETE":
+                failure = failure_of(ctx, shard, status)
+                ended = ShardState.FAILED if status.state == "ERROR" else ShardState.STOPPED
+                ctx.move(shard, ended, error=str(failure).splitlines()[0])
+                raise failure
+            ctx.move(shard, ShardState.COMPLETE)
+        if shard.state is ShardState.COMPLETE:
+            self._collect(ctx, shard)
+
+    def _collect(self, ctx: RunContext, shard: Shard) -> None:
+        try:
+            made = collect(ctx, shard)
+        except KaggleUnreachable as error:
+            raise LeftOnKaggle(
+                f"{error}. Job {ctx.job.id}'s run on Kaggle is over and its outputs stay "
+                f"there; `kaggletts attach {ctx.job.id}` downloads them"
+            ) from None
+        except RunFailed as error:
+            ctx.move(shard, ShardState.FAILED, error=str(error).splitlines()[0])
+            raise
+        run_scrap = read_scraps(Path(shard.directory) / "__notebook__.ipynb").get("run")
+        if isinstance(run_scrap, dict) and run_scrap.get("stopped_at_deadline"):
+            message = (
+                f"job {ctx.job.id} reached its deadline on Kaggle: {made} of "
+                f"{len(batch_lines(shard.params))} lines were spoken, in {shard.directory}; "
+                "run the request again with a longer --timeout for all of them"
+            )
+            ctx.move(shard, ShardState.FAILED, error=message)
+            raise DeadlinePassed(message)
+        ctx.move(shard, ShardState.DOWNLOADED)
+
+    def _leave(self, ctx: RunContext, reason: str) -> str:
+        """Stop what can be stopped, and say what happens to the rest ("" if nothing of the
+        job runs on Kaggle). Kaggle tells no session id, so a session can be cancelled
+        only where one was learned; every other one ends by itself at its time limit."""
+        cancelled, left = self.cancel(ctx.job, ctx.remote, reason=reason, ctx=ctx)
+        if not (cancelled or left):
+            return ""
+        said = []
+        if cancelled:
+            said.append(f"cancelled {len(cancelled)} Kaggle session(s): {', '.join(cancelled)}")
+        if left:
+            said.append(
+                f"{len(left)} session(s) keep running on Kaggle: {'; '.join(left)}; "
+                f"`kaggletts attach {ctx.job.id}` collects what they make"
+            )
+        return "; ".join(said)
+
+    def cancel(
+        self,
+        job: Job,
+        remote: KaggleRemote | None = None,
+        *,
+        reason: str = "cancelled",
+        ctx: RunContext | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Cancel the job's sessions that Kaggle may still run, where their session id is
+        known. Returns the sessions cancelled and, for the others, what becomes of them."""
+        remote = remote or self.remote()
+        store = ctx.store if ctx else RunStore(job)
+        run = ctx.run if ctx else store.load()
+        cancelled: list[str] = []
+        left: list[str] = []
+        for shard in run.may_run() if run else []:
+            if shard.session_id is None:
+                left.append(f"{remote.username}/{shard.slug}{ends_by_text(shard)}")
+                continue
+            remote.cancel(shard.session_id)
+            store.move(run, shard, ShardState.STOPPED, error=reason)
+            cancelled.append(shard.label)
+        return cancelled, left
+
+    # -- planning ------------------------------------------------------------------
+
+    def _recorded_run(self, job: Job, remote: KaggleRemote, store: RunStore) -> KaggleRun | None:
+        try:
+            run = store.load()
+        except CorruptRecord as damage:
+            return self._recover(job, remote, store, damage)
+        if run is not None and (run.endpoint, run.account) != (remote.endpoint, remote.username):
+            raise UsageError(
+                f"job {job.id} was run against {run.endpoint} as {run.account}, not "
+                f"{remote.endpoint} as {remote.username}; it is not picked up elsewhere"
+            )
+        return run
+
+    def _recover(
+        self, job: Job, remote: KaggleRemote, store: RunStore, damage: CorruptRecord
+    ) -> KaggleRun:
+        """Rebuild a damaged record from what Kaggle holds: the plan is a function of the
+        request, and each shard's pushes are kernels with predictable slugs."""
+        run = self._plan(job, remote, store)
+        for shard in run.shards:
+            attempt = 0
+            while attempt < MAX_ATTEMPTS_PROBED and remote.kernel_exists(
+                f"{shard.slug_stem}-{attempt + 1}"
+            ):
+                attempt += 1
+            if attempt:
+                shard.attempt = attempt
+                store.move(run, shard, ShardState.PUSHING)
+        log.warning(
+            "warning: %s; rebuilt it from what Kaggle holds (%d of %d shards already pushed)",
+            damage,
+            sum(s.state is ShardState.PUSHING for s in run.shards),
+            len(run.shards),
+        )
+        return run
+
+    def _plan(self, job: Job, remote: KaggleRemote, store: RunStore) -> KaggleRun:
+        """Split the batch into shards and record them before anything is pushed."""
+        params, dataset_sources = attach_voices(job.spec, job.params, remote)
+        lines = batch_lines(params)
+        count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
+        count = max(1, min(count, len(lines) or 1))
+        base, extra = divmod(len(lines), count)
+        bounds = [index * base + min(index, extra) for index in range(count + 1)]
+        shards = []
+        for index in range(1, count + 1):
+            part = dict(params)
+            if count > 1:
+                part.pop("text", None)
+                part["utterances"] = lines[bounds[index - 1] : bounds[index]]
+            directory = job.directory / f"shard-{index}" if count > 1 else job.directory
+            shards.append(
+                Shard(index, slug_stem(job.spec.name, job.id, index), part, str(directory))
+            )
+        run = KaggleRun(remote.endpoint, remote.username, shards, dataset_sources)
+        store.save(run, JobState.PLANNED)
+        return run
+
+    def _retry_ended_badly(self, job: Job, run: KaggleRun, store: RunStore, attach: bool) -> None:
+        """The same request after a failure runs again only the shards that ended without
+        a result, each as a new attempt on a kernel of its own; `attach` never does."""
+        ended = [s for s in run.shards if s.state in ENDED_BADLY]
+        if not ended:
+            return
+        if attach:
+            raise UsageError(
+                f"job {job.id} {ended[0].state.value} ({ended[0].error or 'no message'}); "
+                "attach collects runs and never pushes again: run the request again to "
+                "retry its failed part"
+            )
+        for shard in ended:
+            store.move(
+                run,
+                shard,
+                ShardState.PLANNED,
+                attempt=shard.attempt + 1,
+                version=None,
+                url=None,
+                session_id=None,
+                ends_by=None,
+                error=None,
+            )
+
+    def _time_allowed(self, job: Job) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        estimate = job.utterance_count * job.spec.seconds_per_utterance
+        return min(3 * estimate + 2 * COLD_START_SECONDS + 600, 12 * 3600)
+
+    def _delete_kernels(self, ctx: RunContext) -> None:
+        """The job's kernels, its failed attempts' too, once its result is safe on disk:
+        one kernel per push would otherwise pile up in the user's account."""
+        for shard in ctx.run.shards:
+            for attempt in range(1, shard.attempt + 1):
+                slug = f"{shard.slug_stem}-{attempt}"
+                try:
+                    ctx.remote.delete_kernel(slug)
+                except KaggleTTSError as error:
+                    log.debug("kept kernel %s: %s", slug, error)
+
+    # -- quota -----------------------------------------------------------------------
+
+    def quota(self) -> Quota:
+        return self.remote().quota()
+
+    def _warn_about_quota(self, ctx: RunContext) -> None:
+        if not ctx.job.spec.kernel.enable_gpu:
+            return
+        try:
+            quota = ctx.remote.quota()
+        except KaggleTTSError as error:
+            log.debug("GPU quota unknown (%s); running anyway", error)
+            return
+        job = ctx.job
+        need = (
+            job.utterance_count * job.spec.seconds_per_utterance
+            + len(ctx.run.shards) * COLD_START_SECONDS
+        )
+        if quota.allowed_seconds and need > quota.remaining_seconds:
+            log.warning(
+                "warning: this batch needs about %.1f GPU hours; %.1f are left this week "
+                "(refresh %s)",
+                need / 3600,
+                quota.remaining_seconds / 3600,
+                quota.refresh_time,
+            )

@@ -1,0 +1,165 @@
+"""Push a shard exactly once.
+
+Each attempt pushes to a kernel slug of its own, recorded as PUSHING before the request
+goes out. When the reply is lost, or the client died with the request in flight, the
+question "did it land?" is "does the kernel exist?": GetKernel answers it. A push is
+repeated only when Kaggle has said the kernel does not exist; when Kaggle cannot be
+asked, the job stops and says which kernel to look at, and never pushes on a guess."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import requests
+import tenacity
+
+from kaggletts.backends.kaggle.context import RunContext
+from kaggletts.backends.kaggle.kernel import write_kernel_folder
+from kaggletts.backends.kaggle.records import Shard, ShardState
+from kaggletts.backends.kaggle.remote import SessionCapFull, explain
+from kaggletts.backends.kaggle.retry import is_transient
+from kaggletts.errors import KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.notebook import parameterize
+
+log = logging.getLogger("kaggletts")
+# Margin of the session's own time limit over the notebook's deadline: the line under way
+# when the deadline passes, writing outputs, and the image's start.
+SESSION_MARGIN_SECONDS = 900
+
+
+def push_shard(ctx: RunContext, shard: Shard) -> None:
+    """Take a PLANNED or PUSHING shard to PUSHED (or raise)."""
+    folder = _kernel_folder(ctx, shard)
+    policy = ctx.settings.retry
+    backoff = tenacity.wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait)
+    failures_in_transit = 0
+
+    def attempt() -> None:
+        nonlocal failures_in_transit
+        if shard.state is ShardState.PUSHING and _landed(ctx, shard):
+            return
+        if shard.state is ShardState.PLANNED:
+            ctx.move(shard, ShardState.PUSHING)
+        try:
+            reply = ctx.remote.push(folder)
+        except SessionCapFull:
+            ctx.move(shard, ShardState.PLANNED)
+            raise
+        except RunFailed as rejection:
+            ctx.move(shard, ShardState.REJECTED, error=str(rejection))
+            raise
+        except (requests.RequestException, ValueError) as error:
+            if not is_transient(error):
+                refused = explain(error, ctx.remote.endpoint, f"the push of {shard.slug}")
+                ctx.move(shard, ShardState.REJECTED, error=str(refused))
+                raise refused from None
+            failures_in_transit += 1
+            raise
+        ends_by = time.time() + _session_seconds(ctx)
+        ctx.move(
+            shard,
+            ShardState.PUSHED,
+            version=reply.version,
+            url=reply.url,
+            session_id=reply.session_id,
+            ends_by=ends_by,
+        )
+        for source in reply.invalid_sources:
+            log.warning("warning: Kaggle did not attach dataset %s", source)
+        log.info("pushed %s: %s", shard.label, reply.url)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, SessionCapFull):
+            log.info("%s; waiting %.0fs for a session to free up", error, ctx.settings.cap_wait)
+            return ctx.settings.cap_wait
+        return backoff(state)
+
+    def give_up(state: tenacity.RetryCallState) -> bool:
+        return (
+            ctx.stop.is_set()
+            or failures_in_transit >= policy.attempts
+            or time.time() + ctx.settings.cap_wait > ctx.deadline
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, SessionCapFull) or is_transient(e)
+        ),
+        wait=wait,
+        stop=give_up,
+        sleep=ctx.stop.wait,
+        reraise=True,
+    )
+    try:
+        retrying(attempt)
+    except SessionCapFull as error:
+        if ctx.stop.is_set():
+            return
+        raise RunFailed(
+            f"{error}; the cap stayed full until the job's deadline, so job {ctx.job.id} "
+            "was not pushed"
+        ) from None
+    except (requests.RequestException, ValueError) as error:
+        # The last push failed in transit: it may have landed all the same.
+        if _landed(ctx, shard):
+            return
+        raise explain(error, ctx.remote.endpoint, f"the push of {shard.slug}") from None
+
+
+def _landed(ctx: RunContext, shard: Shard) -> bool:
+    """For a PUSHING shard: True (and the shard PUSHED) if its kernel exists on Kaggle;
+    False if Kaggle says it does not, asked twice a little apart in case a push that was
+    under way when its reply got lost is still being stored."""
+    for check in range(2):
+        try:
+            exists = ctx.remote.kernel_exists(shard.slug)
+        except KaggleUnreachable as error:
+            raise LeftOnKaggle(
+                f"cannot tell whether job {ctx.job.id}'s push of kernel {shard.slug} reached "
+                f"Kaggle ({error}); nothing was pushed again. Look for "
+                f"{ctx.remote.username}/{shard.slug} on kaggle.com, or run "
+                f"`kaggletts attach {ctx.job.id}` once Kaggle answers"
+            ) from None
+        if exists:
+            log.info("%s reached Kaggle although its reply was lost; following it", shard.slug)
+            ctx.move(
+                shard,
+                ShardState.PUSHED,
+                version=1,
+                url=None,
+                ends_by=time.time() + _session_seconds(ctx),
+            )
+            return True
+        if check == 0:
+            ctx.stop.wait(ctx.settings.settle_wait)
+    return False
+
+
+def _session_seconds(ctx: RunContext) -> int:
+    from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS
+
+    return int(min(ctx.time_left(ctx.deadline) + SESSION_MARGIN_SECONDS, MAX_SESSION_SECONDS))
+
+
+def _kernel_folder(ctx: RunContext, shard: Shard) -> Path:
+    """The folder `kaggle kernels push` would read, with the job's deadline injected so
+    the notebook starts no line after it and ends by itself."""
+    spec = ctx.job.spec
+    params = dict(shard.params)
+    if "deadline" in spec.parameters:
+        params["deadline"] = round(ctx.deadline, 1)
+    options = ctx.settings.kernel
+    sources = (*options.dataset_sources, *ctx.run.dataset_sources)
+    return write_kernel_folder(
+        Path(shard.directory) / "kernel",
+        ctx.remote.username,
+        shard.slug,
+        parameterize(spec, params),
+        spec,
+        dataclasses.replace(options, dataset_sources=sources),
+        _session_seconds(ctx),
+    )
