@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import time
 import wave
 from array import array
 from pathlib import Path
@@ -148,6 +149,17 @@ def test_espeak_result_round_trips_through_result_json(espeak_run):
     assert stored["scraps"] == espeak_run.scraps
 
 
+@pytest.mark.parametrize(("offset", "spoken"), [(-60.0, 0), (3600.0, len(ESPEAK_FILES))])
+def test_espeak_starts_no_line_after_the_deadline_and_ends_cleanly(out_dir, offset, spoken):
+    params = {**ESPEAK_PARAMS, "deadline": time.time() + offset}
+    result = kaggletts.execute("espeak", params, output_dir=out_dir)
+    assert [p.name for p in result.audio] == ESPEAK_FILES[:spoken]
+    assert {k: result.scraps["run"][k] for k in ("stopped_at_deadline", "lines_done",
+                                                   "lines_total")} == {
+        "stopped_at_deadline": spoken < len(ESPEAK_FILES), "lines_done": spoken,
+        "lines_total": len(ESPEAK_FILES)}
+
+
 # --- Qwen3-TTS with the stand-in ------------------------------------------------------------
 
 CUSTOM_VOICE = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
@@ -192,6 +204,9 @@ def test_qwen_custom_voice_runs_end_to_end(qwen_custom):
                                                                CUSTOM_VOICE)
     assert run["precisions_used"] == ["float16"]
     assert run["packages"]["qwen-tts"] is None  # the stand-in, not an installed qwen-tts
+    for clip in result.clips:  # what made each clip, as the model reports it
+        assert (clip["precision"], clip["decoder_precision"]) == ("float16", "float32")
+        assert (clip["seed"], clip["device"]) == (0, "cpu")
 
 
 def test_qwen_loads_the_model_once_in_float16_with_sdpa(qwen_custom):
@@ -277,14 +292,15 @@ def qwen_nan_once(standins, module_monkeypatch, tmp_path_factory):
                              fault="nan-once")
 
 
-def test_qwen_remakes_a_nan_clip_in_float32(qwen_nan_once):
+def test_qwen_remakes_a_nan_clip_in_float32_and_stays_there(qwen_nan_once):
     result, calls = qwen_nan_once
     assert isinstance(result, kaggletts.Result), result
     check_clips(result, expected_rate=24000)
     assert result.scraps["run"]["precisions_used"] == ["float16", "float32"]
     made = [(c["args"][0], c["dtype"]) for c in generate_calls(calls, "generate_custom_voice")]
     assert made == [("First line.", "torch.float16"), ("First line.", "torch.float32"),
-                    ("Second line.", "torch.float16")]
+                    ("Second line.", "torch.float32")]
+    assert [c["precision"] for c in result.clips] == ["float32", "float32"]
     loads = [c["kwargs"]["dtype"] for c in generate_calls(calls, "from_pretrained")]
     assert loads == ["torch.float16", "torch.float32"]
 
@@ -307,6 +323,15 @@ def test_qwen_silent_audio_fails_loudly_naming_the_cell(qwen_silence):
     assert [c["dtype"] for c in generate_calls(calls, "generate_custom_voice")] == [
         "torch.float16", "torch.float32"]
     assert not list(Path(message.split("executed notebook: ")[1]).parent.glob("*.wav"))
+
+
+def test_qwen_float16_with_a_0_6b_model_is_refused_before_any_run(out_dir):
+    """0.6B overflows float16 on a T4 and kills the CUDA context: refuse it up front."""
+    with pytest.raises(kaggletts.UsageError) as refused:
+        kaggletts.execute("qwen", {"dtype": "float16", "text": "Hello.",
+                                   "model_id": "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"},
+                          output_dir=out_dir)
+    assert "does not fit dtype 'float16'" in str(refused.value)
 
 
 def test_qwen_mode_that_does_not_fit_the_model_is_refused_before_any_run(out_dir):
@@ -340,16 +365,8 @@ def test_standins_follow_the_real_signatures(standins, monkeypatch):
                 shown.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
         return shown
 
+    # qwen_tts: tests/models/qwen compares every signature with the real package's.
     qwen = importlib.import_module("qwen_tts").Qwen3TTSModel
-    assert parameters(qwen.from_pretrained) == [
-        "pretrained_model_name_or_path", "device_map=None", "dtype=None", "**kwargs"]
-    assert parameters(qwen.generate_custom_voice) == [
-        "self", "text", "speaker", "language=None", "instruct=None", "**kwargs"]
-    assert parameters(qwen.generate_voice_design) == [
-        "self", "text", "instruct", "language=None", "**kwargs"]
-    assert parameters(qwen.generate_voice_clone) == [
-        "self", "text", "language=None", "ref_audio=None", "ref_text=None",
-        "x_vector_only_mode=False", "non_streaming_mode=False", "**kwargs"]
     english = importlib.import_module("chatterbox.tts").ChatterboxTTS
     assert parameters(english.generate) == [
         "self", "text", "repetition_penalty=1.2", "min_p=0.05", "top_p=1.0",

@@ -1,9 +1,10 @@
 """Stand-in for qwen_tts (Qwen3-TTS) used by tests; no model, synthetic audio.
 
-It follows the real API of `qwen-tts` 0.1.1 as written down in /work/shared/models.md:
-`Qwen3TTSModel.from_pretrained(model_id, device_map=..., dtype=..., **kwargs)` and the three
-`generate_*` methods with their real parameter names and defaults, each returning
-`([1-D float32 numpy array, ...], 24000)`. The model kind comes from the model id
+It follows the real API of `qwen-tts` 0.1.1 (the models tier compares the signatures with the
+real package's): `Qwen3TTSModel.from_pretrained(model_id, **kwargs)` (kwargs go on to
+transformers: `device_map`, `dtype`, ...) and the three `generate_*` methods, each returning
+`([1-D float32 numpy array, ...], 24000)`; `model.model.talker` and
+`model.model.speech_tokenizer.model` carry a `dtype`, and `.to(dtype)` changes it. The model kind comes from the model id
 (CustomVoice, VoiceDesign or Base) and a method of another kind raises ValueError, as the
 real one does. The audio is a tone whose length grows with the text.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from standin_support import SAMPLE_RATE, record_call, tone
@@ -51,13 +53,33 @@ def _check_language(language):
             raise ValueError(f"Unsupported languages: {[name]}. Supported: {list(LANGUAGES)}")
 
 
+class _Module:
+    """What the notebook reads of a torch module: its dtype, changed by `.to(dtype)`."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def to(self, dtype):
+        self.dtype = dtype
+        return self
+
+
+class _Network:
+    """Stand-in for `Qwen3TTSForConditionalGeneration`: the talker and the speech tokenizer,
+    both loaded in the `dtype` given to from_pretrained, as the real one does."""
+
+    def __init__(self, dtype):
+        self.talker = _Module(dtype)
+        self.speech_tokenizer = SimpleNamespace(model=_Module(dtype))
+
+
 class Qwen3TTSModel:
     """Stand-in for `qwen_tts.Qwen3TTSModel`."""
 
     def __init__(self, model_id: str, device, dtype, kwargs: dict):
         self.model_id = model_id
         self.device = device
-        self.dtype = dtype
+        self.model = _Network(dtype)
         self.kwargs = kwargs
         if "CustomVoice" in model_id:
             self.tts_model_type = "custom_voice"
@@ -69,15 +91,19 @@ class Qwen3TTSModel:
             raise OSError(f"{model_id} is not a Qwen3-TTS model id (stand-in knows "
                           "CustomVoice, VoiceDesign and Base)")
 
+    @property
+    def dtype(self):
+        return self.model.talker.dtype
+
     @classmethod
     @_recorded
-    def from_pretrained(cls, pretrained_model_name_or_path: str, device_map=None, dtype=None,
-                        **kwargs) -> Qwen3TTSModel:
+    def from_pretrained(cls, pretrained_model_name_or_path: str, **kwargs) -> Qwen3TTSModel:
         if kwargs.get("attn_implementation") == "flash_attention_2":
             raise ImportError("FlashAttention2 has been toggled on, but it cannot be used due "
                               "to the following error: the package flash_attn seems to be not "
                               "installed.")
-        return cls(pretrained_model_name_or_path, device_map, dtype, kwargs)
+        return cls(pretrained_model_name_or_path, kwargs.get("device_map"), kwargs.get("dtype"),
+                   kwargs)
 
     def get_supported_speakers(self) -> list[str]:
         return list(SPEAKERS)
@@ -103,7 +129,8 @@ class Qwen3TTSModel:
         return wavs, SAMPLE_RATE
 
     @_recorded
-    def generate_custom_voice(self, text, speaker, language=None, instruct=None, **kwargs):
+    def generate_custom_voice(self, text, speaker, language=None, instruct=None,
+                              non_streaming_mode=True, **kwargs):
         self._require("custom_voice", "generate_custom_voice")
         _check_language(language)
         for name in speaker if isinstance(speaker, list) else [speaker]:
@@ -112,19 +139,20 @@ class Qwen3TTSModel:
         return self._audio(text, str(speaker))
 
     @_recorded
-    def generate_voice_design(self, text, instruct, language=None, **kwargs):
+    def generate_voice_design(self, text, instruct, language=None, non_streaming_mode=True,
+                              **kwargs):
         self._require("voice_design", "generate_voice_design")
         _check_language(language)
         return self._audio(text, str(instruct))
 
     @_recorded
     def generate_voice_clone(self, text, language=None, ref_audio=None, ref_text=None,
-                             x_vector_only_mode: bool = False, non_streaming_mode: bool = False,
-                             **kwargs):
+                             x_vector_only_mode: bool = False, voice_clone_prompt=None,
+                             non_streaming_mode: bool = False, **kwargs):
         self._require("base", "generate_voice_clone")
         _check_language(language)
-        if ref_audio is None:
-            raise ValueError("ref_audio is required for voice clone")
+        if ref_audio is None and voice_clone_prompt is None:
+            raise ValueError("Either `voice_clone_prompt` or `ref_audio` must be provided.")
         local = isinstance(ref_audio, str) and not ref_audio.startswith(("http://", "https://"))
         if local and not Path(ref_audio).is_file():
             raise FileNotFoundError(ref_audio)
