@@ -30,6 +30,18 @@ BAD_PARAMS = Path(__file__).resolve().parent / "bad_params"
 CORPUS = sorted(BAD_PARAMS.glob("*.yaml"))
 
 
+@pytest.fixture(autouse=True)
+def nothing_runs(monkeypatch):
+    """A request these tests expect refused must never reach a backend: a GPU notebook run
+    here would pip-install its model package into the test environment."""
+    from kaggletts.backends.local import LocalBackend
+
+    def refuse(self, job, *, force=False):
+        pytest.fail(f"the request reached the {self.name} backend: {job.params}")
+
+    monkeypatch.setattr(LocalBackend, "run", refuse)
+
+
 def header(path: Path) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
