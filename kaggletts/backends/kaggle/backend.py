@@ -166,8 +166,10 @@ class KaggleBackend:
         first = failures[0]
         if not isinstance(first, KaggleTTSError):
             raise first
-        said = self._leave(ctx, "failed")
-        state = JobState.DETACHED if isinstance(first, LeftOnKaggle) else JobState.FAILED
+        detached = isinstance(first, LeftOnKaggle)
+        # A detached job's message already says that its sessions go on, and how to attach.
+        said = "" if detached else self._leave(ctx, "failed")
+        state = JobState.DETACHED if detached else JobState.FAILED
         ctx.store.save(ctx.run, state, str(first).splitlines()[0])
         if not said:
             raise first
