@@ -6,23 +6,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
-import textwrap
-import time
 import wave
 from pathlib import Path
 
 import pytest
-import requests
 
 import kaggletts
 from kaggletts.backends.kaggle import KaggleBackend
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.retry import RetryPolicy
-from kaggletts.emulator import Emulator, Faults, Latency, Quirks
+from kaggletts.emulator import Emulator, Faults, Quirks
 from kaggletts.result import sha256_of
 
 pytestmark = pytest.mark.slow
