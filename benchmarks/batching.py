@@ -43,14 +43,12 @@ def run_kaggletts(lines: list[str], root: Path, shards: int) -> dict[str, Any]:
         with common.Timer() as timer:
             result = kaggletts.execute(
                 "espeak", {"utterances": lines}, backend="kaggle", output_dir=root / "out",
-                **common.backend_options(emu, shards=shards, gpu_sessions=shards))
+                **common.backend_options(emu.url, shards=shards, gpu_sessions=shards))
         assert len(result.audio) == len(lines)
         for path, clip in zip(result.audio, result.scraps["clips"], strict=True):
             assert sha256_of(path) == clip["sha256"], path
-        pushes = sum(emu.push_count(common.USER, f"kaggletts-espeak-{n}")
-                     for n in range(1, shards + 1))
         return {"wall": timer.seconds, "session": common.session_seconds(emu),
-                "pushes": pushes, "status_calls": emu.calls["GetKernelSessionStatus"]}
+                "pushes": common.pushes(emu), "status_calls": emu.calls["GetKernelSessionStatus"]}
 
 
 def baseline_folder(folder: Path, slug: str, line: str) -> Path:
@@ -93,7 +91,7 @@ def run_baseline(lines: list[str], root: Path) -> dict[str, Any]:
                 wavs += sum(1 for name in files if name.endswith(".wav"))
         assert wavs == len(lines), (wavs, len(lines))
         return {"wall": timer.seconds, "session": common.session_seconds(emu),
-                "pushes": emu.push_count(common.USER, slug),
+                "pushes": common.pushes(emu),
                 "status_calls": emu.calls["GetKernelSessionStatus"]}
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kaggletts.backends.kaggle import KaggleBackend
 from kaggletts.backends.kaggle.credentials import Credentials
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.retry import RetryPolicy
@@ -53,18 +55,42 @@ def credentials() -> Credentials:
     return Credentials(USER, key=KEY)
 
 
-def backend_options(emu: Emulator, scale: float = SCALE, **overrides: Any) -> dict[str, Any]:
-    """kaggletts' own defaults (poll schedule, retries, waits) scaled by `scale`."""
+def backend_options(endpoint: str, scale: float = SCALE, **overrides: Any) -> dict[str, Any]:
+    """kaggletts' own defaults (poll schedule, retries, waits) scaled by `scale`, against the
+    emulator at `endpoint`. Kernels are kept: the benchmarks count the versions in them, and
+    the backend would delete a job's kernels once its result is safe."""
     options: dict[str, Any] = {
-        "endpoint": emu.url,
+        "endpoint": endpoint,
         "credentials": credentials(),
         "poll": PollSchedule().scaled(scale),
         "retry": RetryPolicy().scaled(scale),
         "cap_wait": 30.0 * scale,
+        "settle_wait": KaggleBackend.settle_wait * scale,
         "outputs_wait": 300.0,
+        "keep_kernels": True,
     }
     options.update(overrides)
     return options
+
+
+def pushes(emu: Emulator, owner: str = USER) -> int:
+    """Versions created across all of `owner`'s kernels: every push that reached the
+    emulator, whether or not its reply came back (kaggletts pushes each attempt to a kernel
+    of its own, so a per-slug count would miss a second push)."""
+    with emu.store.lock:
+        return sum(len(k.versions) for k in emu.store.kernels.values() if k.owner == owner)
+
+
+def pushes_per_job(emu: Emulator, owner: str = USER) -> Counter[str]:
+    """Versions created per job, keyed by the job-id prefix in kaggletts' kernel slugs
+    (`kaggletts-<notebook>-<job id[:10]>-<shard>-<attempt>`)."""
+    counts: Counter[str] = Counter()
+    with emu.store.lock:
+        for kernel in emu.store.kernels.values():
+            if kernel.owner == owner:
+                job = kernel.slug.rsplit("-", 2)[0]
+                counts[job] += len(kernel.versions)
+    return counts
 
 
 def official_api(url: str, config_dir: Path) -> Any:

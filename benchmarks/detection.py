@@ -3,7 +3,8 @@ calls that costs, for kaggletts' PollSchedule against fixed 3 s and fixed 60 s p
 
 Short runs (about 10 s): measured against the emulator's real sessions. Several tiny
 notebooks run at once; three pollers watch each session from its push on, each with one
-schedule and kaggletts' own status call (KaggleRemote.status, pinned version). The delay is
+schedule and kaggletts' own status call (KaggleRemote.status: the kernel's newest session,
+which is the one pushed, as every kaggletts push has a kernel of its own). The delay is
 the moment a poller's status reply said COMPLETE minus the version's `finished_at` record.
 Times run at DETECTION_SCALE (an emulated session cannot be shorter than papermill's start,
 about 2 s, so the suite's 1/50 would make a "10 s run" impossible) and are reported in
@@ -30,6 +31,7 @@ import nbformat
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.remote import KaggleRemote
 from kaggletts.backends.kaggle.retry import RetryPolicy
+from kaggletts.backends.kaggle.wait import ENDED
 
 DETECTION_SCALE = 1 / 2
 # Seconds between papermill finishing the notebook and the emulator marking it COMPLETE.
@@ -42,7 +44,6 @@ SCHEDULES = {
     "fixed 3 s": PollSchedule(first=3.0, fraction=0.0, cap=3.0),
     "fixed 60 s": PollSchedule(first=60.0, fraction=0.0, cap=60.0),
 }
-TERMINAL = {"COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"}
 
 
 def poll_times(schedule: PollSchedule, until: float) -> list[float]:
@@ -97,16 +98,15 @@ def push(remote: KaggleRemote, folder: Path, slug: str, seconds: float) -> int:
     return remote.push(folder).version
 
 
-def watch(remote: KaggleRemote, slug: str, version: int, schedule: PollSchedule,
-          out: dict[str, Any]) -> None:
-    """kaggletts' wait loop (backends/kaggle/__init__.py, _wait_until_finished)."""
+def watch(remote: KaggleRemote, slug: str, schedule: PollSchedule, out: dict[str, Any]) -> None:
+    """kaggletts' wait loop (backends/kaggle/wait.py, wait_until_ended) with `schedule`."""
     started = time.monotonic()
     calls = 0
     while True:
-        state, _ = remote.status(slug, version)
+        status = remote.status(slug)
         calls += 1
-        if state in TERMINAL:
-            out.update(noticed=time.time(), calls=calls, state=state)
+        if status is not None and status.known and status.state in ENDED:
+            out.update(noticed=time.time(), calls=calls, state=status.state)
             return
         time.sleep(schedule.interval(time.monotonic() - started))
 
@@ -127,8 +127,8 @@ def measure_short_runs(sessions: int) -> dict[str, Any]:
             version = push(remote, Path(tmp) / slug, slug, length * scale)
             for name, schedule in scaled.items():
                 out: dict[str, Any] = {}
-                thread = threading.Thread(target=watch, args=(remote, slug, version, schedule,
-                                                              out), daemon=True)
+                thread = threading.Thread(target=watch, args=(remote, slug, schedule, out),
+                                          daemon=True)
                 thread.start()
                 watchers.append((name, slug, version, out, thread))
         for *_, thread in watchers:

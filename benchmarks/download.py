@@ -1,12 +1,13 @@
 """Downloads: the outputs of one emulated kernel version fetched with 20 ms of latency on
 every request (Latency(request_delay=0.02)).
 
-kaggletts: what the backend's `_download` does - list the outputs, fetch
-`__notebook__.ipynb`, read its `clips` scrap, then fetch only those files with `Downloader`
-(parallel, `KaggleBackend.download_workers` at once, size and sha256 verified).
+kaggletts: the backend's own `outputs.collect` for a completed shard - list the outputs,
+fetch `__notebook__.ipynb`, read its `clips` scrap, then fetch only those files with
+`Downloader` (parallel, `KaggleBackend.download_workers` at once, size and sha256 verified).
 Baseline: the official `KaggleApi.kernels_output` (every file, one at a time, all pages).
 
-The kernels are tiny notebooks that write N files of random bytes and glue a `clips` scrap
+The kernels are tiny notebooks that write N files of random bytes (named .wav, as clips
+must be) and glue a `clips` scrap
 with {"file", "bytes", "sha256"} per file. Every download runs in a fresh subprocess (so
 neither import costs nor earlier downloads count); the time covers the download call only.
 Peak memory is tracemalloc's peak inside that subprocess (a separate pass, since tracing
@@ -20,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ import hashlib, os
 import scrapbook as sb
 clips = []
 for n in range({count}):
-    name = f"clip-{{n:03d}}.bin"
+    name = f"clip-{{n:03d}}.wav"
     data = os.urandom({size})
     with open(name, "wb") as out:
         out.write(data)
@@ -62,31 +65,37 @@ def push_writer(remote: Any, folder: Path, slug: str, count: int, size: int) -> 
 # -- the child: one download, in its own process ---------------------------------------
 
 
-def child(mode: str, url: str, slug: str, version: int, out: Path, trace: bool) -> dict:
-    import time
+def collector(url: str, slug: str, out: Path) -> Callable[[], int]:
+    """The backend's `collect` for the kernel `slug` as a completed shard whose folder is
+    `out`; the call returns the bytes downloaded. `collect` reads only the context's remote,
+    settings and stop event: the job around it is a stand-in request."""
+    from kaggletts.api import prepare
+    from kaggletts.backends.kaggle import KaggleBackend
+    from kaggletts.backends.kaggle.context import RunContext
+    from kaggletts.backends.kaggle.outputs import LOG_FILE, collect
+    from kaggletts.backends.kaggle.records import KaggleRun, RunStore, Shard, ShardState
+
+    settings = KaggleBackend(endpoint=url, credentials=common.credentials())
+    remote = settings.remote()
+    stem, attempt = slug.rsplit("-", 1)
+    shard = Shard(1, stem, {}, str(out), attempt=int(attempt), state=ShardState.COMPLETE)
+    job = prepare("espeak", {"text": "stand-in"}, "kaggle", out.parent / f"{out.name}-job")
+    run = KaggleRun(remote.endpoint, remote.username, [shard])
+    ctx = RunContext(job, remote, RunStore(job), run, settings, time.time() + 3600)
+
+    def download() -> int:
+        collect(ctx, shard)
+        # kernel.log is written from the listing's reply, not downloaded.
+        return sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != LOG_FILE)
+
+    return download
+
+
+def child(mode: str, url: str, slug: str, out: Path, trace: bool) -> dict:
     import tracemalloc
 
     if mode == "kaggletts":
-        import requests
-
-        from kaggletts.backends.kaggle import KaggleBackend, _Listing
-        from kaggletts.backends.kaggle.download import Downloader, Wanted
-        from kaggletts.backends.kaggle.remote import KaggleRemote
-        from kaggletts.backends.kaggle.retry import RetryPolicy
-        from kaggletts.result import EXECUTED_NOTEBOOK, read_scraps
-
-        remote = KaggleRemote(common.credentials(), url, RetryPolicy())
-        import threading
-
-        def download() -> int:
-            listing = _Listing(remote, slug, version, 60.0, threading.Event())
-            downloader = Downloader(requests.Session(), RetryPolicy(),
-                                    KaggleBackend.download_workers)
-            downloader.fetch(Wanted(EXECUTED_NOTEBOOK), out, listing.url_for)
-            clips = read_scraps(out / EXECUTED_NOTEBOOK)["clips"]
-            wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
-            downloader.fetch_all(wanted, out, listing.url_for)
-            return downloader.bytes_fetched
+        download = collector(url, slug, out)
     else:
         api = common.official_api(url, out.parent / f"{out.name}-config")
 
@@ -107,10 +116,10 @@ def child(mode: str, url: str, slug: str, version: int, out: Path, trace: bool) 
     return {"seconds": seconds, "fetched": fetched, "peak": peak}
 
 
-def spawn(mode: str, url: str, slug: str, version: int, out: Path, trace: bool) -> dict:
+def spawn(mode: str, url: str, slug: str, out: Path, trace: bool) -> dict:
     done = subprocess.run(
-        [sys.executable, str(HERE / "download.py"), "--child", mode, url, slug, str(version),
-         str(out), "1" if trace else "0"],
+        [sys.executable, str(HERE / "download.py"), "--child", mode, url, slug, str(out),
+         "1" if trace else "0"],
         capture_output=True, text=True, timeout=600, cwd=HERE)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} download failed:\n{done.stderr[-3000:]}")
@@ -138,16 +147,18 @@ def run(quick: bool = False, repeats: int = 3) -> list[dict]:
             common.emulator(Path(tmp)) as emu:
         root = Path(tmp)
         remote = KaggleRemote(common.credentials(), emu.url)
-        versions = {"small": push_writer(remote, root / "small", "outputs-small", *small),
-                    "large": push_writer(remote, root / "large", "outputs-large", *large)}
+        # Slugs end in an attempt number, as kaggletts' own kernels do.
+        slugs = {"small": "outputs-small-1", "large": "outputs-large-1"}
+        versions = {"small": push_writer(remote, root / "small", slugs["small"], *small),
+                    "large": push_writer(remote, root / "large", slugs["large"], *large)}
         for name, version in versions.items():
-            record = emu.wait_for(common.USER, f"outputs-{name}", version, timeout=300)
+            record = emu.wait_for(common.USER, slugs[name], version, timeout=300)
             assert record.status == "COMPLETE", record.failure_message
         emu.latency = Latency(request_delay=REQUEST_DELAY)
 
         def one(mode: str, size: str, trace: bool, attempt: int) -> dict:
             out = root / f"{mode}-{size}-{int(trace)}-{attempt}"
-            return spawn(mode, emu.url, f"outputs-{size}", versions[size], out, trace)
+            return spawn(mode, emu.url, slugs[size], out, trace)
 
         timings: dict[str, list[float]] = {"kaggletts": [], "official": []}
         fetched: dict[str, int] = {}
@@ -158,7 +169,7 @@ def run(quick: bool = False, repeats: int = 3) -> list[dict]:
                 fetched[mode] = measured["fetched"]
         peaks = {(mode, size): one(mode, size, True, 0)["peak"]
                  for mode in timings for size in ("small", "large")}
-        needed = needed_bytes(emu, "outputs-small", versions["small"])
+        needed = needed_bytes(emu, slugs["small"], versions["small"])
 
     ours, theirs = statistics.median(timings["kaggletts"]), statistics.median(timings["official"])
     count, size = small
@@ -200,7 +211,7 @@ def _workers() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        mode, url, slug, version, out, trace = sys.argv[2:8]
-        print(json.dumps(child(mode, url, slug, int(version), Path(out), trace == "1")))
+        mode, url, slug, out, trace = sys.argv[2:7]
+        print(json.dumps(child(mode, url, slug, Path(out), trace == "1")))
     else:
         common.print_table(run(quick="--quick" in sys.argv))
