@@ -1,19 +1,37 @@
-"""Reliability checks of the Kaggle backend against the emulator (`nox -s soak`, or
-`python benchmarks/reliability.py [--quick] [soak|crash|bad-input]...`).
+"""Reliability checks of the Kaggle backend against the emulator in its default mode (no
+assumptions: only what real Kaggle is known to answer, so no session id and no remote
+cancel) (`nox -s soak`, or `python benchmarks/reliability.py [--quick] [PART]...`).
+Pushes are counted as versions created across all of the account's kernels (kaggletts
+pushes every attempt to a kernel of its own), with kernels kept after each job.
 
-soak:      JOBS jobs under a 20% rate of mixed faults (500, 502, 503, 429, drop, lost-reply,
-           truncate; Retry-After 0 or 1 s, alternating) plus stale status and late outputs.
-           Counted: jobs completed, files corrupted (sha256 against the notebook's record AND
-           against the emulator's own output file), duplicate pushes (versions created in
-           the emulator minus jobs). Goal 50/0/0.
-crash:     client subprocesses SIGKILLed at seeded random points (before push, during push,
-           while polling, during download), each resumed by the same request. Counted: jobs
-           finished and verified (the requested lines, sha256 as recorded), duplicate
-           pushes. Goal 10/0. Plus one case with a second job: a client killed after
-           recording `pushing` but before its request left, while another request for the
-           same notebook runs; the resumed job must get its own audio.
-bad input: every tests/bad_params/*.yaml through `kaggletts run NOTEBOOK -f FILE`; each must
-           exit 2 with its `# expect:` message on stderr and no traceback."""
+soak:       JOBS jobs under a 20% rate of mixed faults (500, 502, 503, 429, drop,
+            lost-reply, truncate; Retry-After 0 or 1 s, alternating) plus stale status and
+            late outputs. Counted: jobs completed, files corrupted (sha256 against the
+            notebook's record AND against the emulator's own output file), duplicate pushes
+            (versions beyond the first, per job). Goal 50/0/0.
+crash:      client subprocesses SIGKILLed at seeded random points (before push, during push,
+            while polling, during download), each resumed by the same request. Counted: jobs
+            finished and verified (the requested lines, sha256 as recorded), duplicate
+            pushes. Goal 10/0. Plus one case with a second job: a client killed while its
+            push had not landed (every SaveKernel dropped), another request for the same
+            notebook runs meanwhile; the resumed job must push and get its own audio.
+lost-reply: 20 jobs one after another, each push's reply lost with probability 0.5 (a
+            seeded coin per job, forced on SaveKernel only with `fail_next`: the emulator's
+            random faults cannot be aimed at one method). Goal: pushes == jobs.
+twin:       the same request from two processes 0.2 s apart. Goal: 1 push, both get the
+            same audio files.
+outage:     every API call and download refused (HTTP 503) for 90 Kaggle seconds while the
+            job runs, by a forwarding proxy in front of the emulator (proxy.py). Goal: no
+            cancel attempted, the job finished (by the run itself, or by the same request
+            after the outage when the run stopped with exit 3), 1 push.
+moved:      a client pushes to emulator A and is killed while its session is queued; the
+            same request against emulator B. Goal: B pushes its own run and the result is
+            B's (A's run is never adopted), A keeps its 1 push.
+bad-input:  every tests/bad_params/*.yaml through `kaggletts run NOTEBOOK -f FILE`; each must
+            exit 2 with its `# expect:` message on stderr and no traceback.
+
+Kaggle waits (queue, cold start, retries, polling, the outage) are time-scaled by
+common.SCALE like the rest of the benchmarks."""
 
 from __future__ import annotations
 
@@ -27,34 +45,54 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import common
+from proxy import OutageProxy
 
 import kaggletts
-from kaggletts.emulator import FAULT_KINDS, Faults, Latency, Quirks
+from kaggletts.emulator import FAULT_KINDS, Emulator, Faults, Latency, Quirks
+from kaggletts.errors import LeftOnKaggle
 from kaggletts.result import sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
-SLUG = "kaggletts-espeak-1"
+HERE = Path(__file__).resolve().parent
 SOAK_JOBS = 50
 SOAK_WORKERS = 2
 CRASHES = 10
 KILL_POINTS = ("before push", "during push", "while polling", "during download")
+LOST_REPLY_JOBS = 20
+LOST_REPLY_RATE = 0.5
+TWIN_GAP = 0.2
+OUTAGE_SECONDS = 90.0  # Kaggle seconds; the emulated outage is this times common.SCALE
 SEED = 20240601
+PARTS = ("soak", "crash", "lost-reply", "twin", "outage", "moved", "bad-input")
 
 
-# -- soak ----------------------------------------------------------------------------------
+# -- shared ------------------------------------------------------------------------------
 
 
-def verify(result: kaggletts.Result, emu: Any, texts: list[str] | None = None) -> int:
-    """Files that differ from the notebook's record or from the emulator's output file, plus
-    clips that are not the requested lines (when `texts` is given)."""
+def run_job(endpoint: str, out: Path, texts: list[str]) -> kaggletts.Result:
+    return kaggletts.execute("espeak", {"utterances": texts}, backend="kaggle", output_dir=out,
+                             **common.backend_options(endpoint))
+
+
+def first_shard(record: dict[str, Any]) -> dict[str, Any]:
+    shards = (record.get("run") or {}).get("shards") or [{}]
+    return shards[0]
+
+
+def verify(result: kaggletts.Result, emu: Emulator, texts: list[str] | None = None) -> int:
+    """Files that differ from the notebook's record or from the emulator's output file of
+    the kernel the job record names, plus clips that are not the requested lines (when
+    `texts` is given)."""
     record = json.loads((result.directory / "job.json").read_text(encoding="utf-8"))
-    version = record["shards"][0]["version"]
-    outputs = emu.output_dir(common.USER, SLUG, version)
+    shard = first_shard(record)
+    slug = f"{shard['slug_stem']}-{shard['attempt']}"
+    outputs = emu.output_dir(common.USER, slug, emu.version(common.USER, slug).number)
     bad = 0
     for path, clip in zip(result.audio, result.clips, strict=True):
         digest = sha256_of(path)
@@ -65,6 +103,64 @@ def verify(result: kaggletts.Result, emu: Any, texts: list[str] | None = None) -
         bad += sum(a != b for a, b in zip(spoken, texts, strict=False))
         bad += abs(len(spoken) - len(texts))
     return bad + abs(len(result.audio) - len(result.clips))
+
+
+def duplicate_pushes(emu: Emulator) -> int:
+    """Versions beyond the first of each job: a push that cost a second session."""
+    return sum(count - 1 for count in common.pushes_per_job(emu).values())
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def failure_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+# A client in its own process, so that it can be SIGKILLed: the same request as run_job,
+# printing the audio paths of its result.
+CLIENT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[3])
+    import reliability
+    url, out, texts = sys.argv[1], Path(sys.argv[2]), sys.argv[4:]
+    result = reliability.run_job(url, out, texts)
+    print(" ".join(str(path) for path in result.audio))
+""")
+
+
+def start_client(endpoint: str, out: Path, texts: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CLIENT, endpoint, str(out), str(HERE), *texts],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill(client: subprocess.Popen) -> None:
+    if client.poll() is None:
+        client.send_signal(signal.SIGKILL)
+    client.communicate(timeout=30)
+
+
+def read_job(out: Path) -> dict[str, Any]:
+    for path in out.rglob("job.json"):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def shard_state(out: Path) -> str | None:
+    return first_shard(read_job(out)).get("state")
+
+
+# -- soak ----------------------------------------------------------------------------------
 
 
 def soak(jobs: int = SOAK_JOBS, workers: int = SOAK_WORKERS) -> list[dict]:
@@ -79,13 +175,11 @@ def soak(jobs: int = SOAK_JOBS, workers: int = SOAK_WORKERS) -> list[dict]:
             nonlocal completed, corrupted
             texts = [f"Soak job {number}, line {n}." for n in (1, 2)]
             try:
-                result = kaggletts.execute("espeak", {"utterances": texts}, backend="kaggle",
-                                           output_dir=Path(tmp) / "out",
-                                           **common.backend_options(emu))
+                result = run_job(emu.url, Path(tmp) / "out", texts)
                 bad = verify(result, emu, texts)
             except Exception as error:  # counted, reported, and the soak goes on
                 with lock:
-                    failures.append(f"job {number}: {type(error).__name__}: {error}"[:300])
+                    failures.append(f"job {number}: {failure_text(error)}")
                 return
             with lock:
                 completed += 1
@@ -104,13 +198,13 @@ def soak(jobs: int = SOAK_JOBS, workers: int = SOAK_WORKERS) -> list[dict]:
         with common.Timer() as timer, ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(job, range(1, jobs + 1)))
         stop.set()
-        pushes = emu.push_count(common.USER, SLUG)
+        pushes, duplicates = common.pushes(emu), duplicate_pushes(emu)
         injected = sum(emu.faults_injected.values())
         kinds = sorted({kind for _, kind in emu.faults_injected})
-    duplicates = pushes - completed - len(failures)
+        lost_pushes = emu.faults_injected[("SaveKernel", "lost-reply")]
     note = (f"{jobs} jobs, {workers} at a time, {timer.seconds:.0f} s; {injected} faults "
-            f"injected ({', '.join(kinds)}); stale status 1 s, late outputs 0.5 s; "
-            f"{pushes} versions created")
+            f"injected ({', '.join(kinds)}), {lost_pushes} of them lost push replies; stale "
+            f"status 1 s, late outputs 0.5 s; {pushes} versions created")
     if failures:
         note += "; failures: " + " || ".join(failures[:5])
     return [
@@ -118,46 +212,17 @@ def soak(jobs: int = SOAK_JOBS, workers: int = SOAK_WORKERS) -> list[dict]:
                      completed == jobs, note=note),
         common.check("soak: corrupted files", corrupted, "0", corrupted == 0),
         common.check("soak: duplicate pushes", duplicates, "0", duplicates == 0,
-                     note="versions created by the emulator minus jobs (a failed job may "
-                          "rightly have pushed once)"),
+                     note="versions beyond the first per job, across all of the job's kernels"),
     ]
 
 
 # -- crash -----------------------------------------------------------------------------------
 
-CLIENT = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, sys.argv[3])
-    import common
-    import kaggletts
-    url, out, _, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-
-    class Url:
-        url = url
-
-    texts = [f"Crash test line {n}." for n in range(count)]
-    kaggletts.execute("espeak", {"utterances": texts}, backend="kaggle", output_dir=out,
-                      **common.backend_options(Url))
-""")
 CRASH_LINES = 12
 
 
-def read_job(out: Path) -> dict[str, Any]:
-    for path in out.rglob("job.json"):
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-    return {}
-
-
-def shard_state(out: Path) -> str | None:
-    shards = read_job(out).get("shards") or [{}]
-    return shards[0].get("state")
-
-
-def kill_when(point: str, out: Path, emu: Any, client: subprocess.Popen, rng: random.Random,
-              timeout: float = 120.0) -> str:
+def kill_when(point: str, out: Path, emu: Emulator, client: subprocess.Popen,
+              rng: random.Random, timeout: float = 120.0) -> str:
     """Wait for `point`, SIGKILL the client after a seeded random delay; return what was
     observed at the kill."""
     deadline = time.monotonic() + timeout
@@ -179,13 +244,12 @@ def kill_when(point: str, out: Path, emu: Any, client: subprocess.Popen, rng: ra
     if client.poll() is not None:
         return f"client had already exited ({client.returncode})"
     observed_state = shard_state(out)
-    client.send_signal(signal.SIGKILL)
-    client.wait(timeout=30)
+    kill(client)
     time.sleep(0.3)  # a request in flight is still handled by the emulator
     wavs = sum(1 for _ in out.rglob("*.wav"))
     parts = sum(1 for _ in out.rglob(".*.part"))
-    return (f"killed in state {observed_state}, {emu.push_count(common.USER, SLUG)} "
-            f"version(s) created, {wavs} WAV(s) + {parts} partial file(s) on disk")
+    return (f"killed in state {observed_state}, {common.pushes(emu)} version(s) created, "
+            f"{wavs} WAV(s) + {parts} partial file(s) on disk")
 
 
 def crash_once(point: str, rng: random.Random, root: Path) -> dict[str, Any]:
@@ -193,24 +257,18 @@ def crash_once(point: str, rng: random.Random, root: Path) -> dict[str, Any]:
     out = root / "out"
     texts = [f"Crash test line {n}." for n in range(CRASH_LINES)]
     with common.emulator(root, latency=latency, seed=rng.randrange(1 << 30)) as emu:
-        client = subprocess.Popen(
-            [sys.executable, "-c", CLIENT, emu.url, str(out), str(Path(__file__).parent),
-             str(CRASH_LINES)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        client = start_client(emu.url, out, texts)
         try:
             observed = kill_when(point, out, emu, client, rng)
         finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
+            kill(client)
         try:
-            result = kaggletts.execute("espeak", {"utterances": texts}, backend="kaggle",
-                                       output_dir=out, **common.backend_options(emu))
+            result = run_job(emu.url, out, texts)
             finished = len(result.audio) == CRASH_LINES and verify(result, emu, texts) == 0
             error = ""
         except Exception as failure:
-            finished, error = False, f"{type(failure).__name__}: {failure}"[:300]
-        pushes = emu.push_count(common.USER, SLUG)
+            finished, error = False, failure_text(failure)
+        pushes = common.pushes(emu)
     return {"point": point, "observed": observed, "finished": finished,
             "duplicates": max(pushes - 1, 0), "error": error}
 
@@ -235,39 +293,192 @@ def crash(count: int = CRASHES, seed: int = SEED) -> list[dict]:
                      f"{count}/{count}", finished == count,
                      note=f"seed {seed}, {timer.seconds:.0f} s: {details}"),
         common.check("crash: duplicate pushes", duplicates, "0", duplicates == 0),
-        common.check("crash: killed before its push left, another job pushed meanwhile: "
+        common.check("crash: killed before its push landed, another job pushed meanwhile: "
                      "resumed job gets its own audio", other["own"], "yes", other["own"] == "yes",
                      note=other["note"]),
     ]
 
 
 def crash_while_another_job_pushes(root: Path) -> dict[str, str]:
-    """A client killed after recording `pushing` but before its SaveKernel request left
-    (too narrow a window to hit with a real SIGKILL reliably, so the record is written
-    through the backend as the killed client left it); meanwhile another request for the
-    same notebook runs to completion; then the first request is made again."""
-    from kaggletts.backends.kaggle import KaggleBackend
-
+    """A client killed while its push has not landed: every SaveKernel it sends is dropped
+    before the emulator handles it, so it sits in `pushing`, asking whether its kernel
+    exists and pushing again. Meanwhile, once the drops stop, another request for the same
+    notebook runs to completion; then the first request is made again."""
+    mine = [f"My own line {n}." for n in (1, 2)]
+    out = root / "out"
     with common.emulator(root) as emu:
-        out, options = root / "out", common.backend_options(emu)
-        mine = [f"My own line {n}." for n in (1, 2)]
-        job = kaggletts.api.prepare("espeak", {"utterances": mine}, "kaggle", out)
-        backend = KaggleBackend(**options)
-        remote = backend.remote()
-        backend._plan(job, remote)
-        backend._update_shard(job, 1, state="pushing", before_version=remote.current_version(SLUG))
-        kaggletts.execute("espeak", {"utterances": ["Somebody else's line."]}, backend="kaggle",
-                          output_dir=out, **options)
+        emu.fail_next("SaveKernel", "drop", times=1000)
+        client = start_client(emu.url, out, mine)
         try:
-            result = kaggletts.execute("espeak", {"utterances": mine}, backend="kaggle",
-                                       output_dir=out, **options)
-            spoken = [clip.get("text") for clip in result.clips]
+            reached = wait_until(lambda: shard_state(out) == "pushing"
+                                 and emu.faults_injected[("SaveKernel", "drop")] >= 1)
+        finally:
+            kill(client)
+        emu.injector.clear()
+        dropped = emu.faults_injected[("SaveKernel", "drop")]
+        run_job(emu.url, out, ["Somebody else's line."])
+        try:
+            spoken = [clip.get("text") for clip in run_job(emu.url, out, mine).clips]
         except Exception as error:
-            spoken = [f"{type(error).__name__}: {error}"[:200]]
-        pushes = emu.push_count(common.USER, SLUG)
-    own = "yes" if spoken == mine else "no"
-    return {"own": own, "note": f"asked for {mine}, got {spoken}; {pushes} version(s) created "
-                                "(2 expected: one per request)"}
+            spoken = [failure_text(error)]
+        pushes = common.pushes(emu)
+    own = "yes" if reached and spoken == mine and pushes == 2 else "no"
+    return {"own": own,
+            "note": (f"killed {'in state pushing' if reached else 'before it reached pushing'} "
+                     f"after {dropped} dropped push(es); asked for {mine}, got {spoken}; "
+                     f"{pushes} version(s) created (2 expected: one per request)")}
+
+
+# -- lost push replies -----------------------------------------------------------------------
+
+
+def lost_replies(jobs: int = LOST_REPLY_JOBS, seed: int = SEED) -> list[dict]:
+    coin = random.Random(seed)
+    completed, failures = 0, []
+    with tempfile.TemporaryDirectory(prefix="kaggletts-bench-lost-") as tmp, \
+            common.emulator(Path(tmp), latency=common.kaggle_latency()) as emu, \
+            common.Timer() as timer:
+        for number in range(1, jobs + 1):
+            if coin.random() < LOST_REPLY_RATE:
+                emu.fail_next("SaveKernel", "lost-reply")
+            texts = [f"Lost reply job {number}."]
+            try:
+                if verify(run_job(emu.url, Path(tmp) / "out", texts), emu, texts) == 0:
+                    completed += 1
+            except Exception as error:
+                failures.append(f"job {number}: {failure_text(error)}")
+        pushes = common.pushes(emu)
+        lost = emu.faults_injected[("SaveKernel", "lost-reply")]
+        calls = emu.calls["SaveKernel"]
+    note = (f"{jobs} jobs one after another, {timer.seconds:.0f} s; {lost} of {calls} push "
+            f"replies lost (seeded coin at {LOST_REPLY_RATE:g} per job, SaveKernel only); "
+            f"{completed}/{jobs} jobs completed and verified")
+    if failures:
+        note += "; failures: " + " || ".join(failures[:5])
+    return [common.check(f"lost push replies ({LOST_REPLY_RATE:.0%}): pushes for {jobs} jobs",
+                         pushes, f"{jobs}", pushes == jobs and completed == jobs, note=note)]
+
+
+# -- two identical requests at once ----------------------------------------------------------
+
+
+def twin() -> list[dict]:
+    texts = [f"Twin request line {n}." for n in (1, 2, 3)]
+    with tempfile.TemporaryDirectory(prefix="kaggletts-bench-twin-") as tmp, \
+            common.emulator(Path(tmp), latency=common.kaggle_latency()) as emu, \
+            common.Timer() as timer:
+        out = Path(tmp) / "out"
+        first = start_client(emu.url, out, texts)
+        time.sleep(TWIN_GAP)
+        second = start_client(emu.url, out, texts)
+        replies = [client.communicate(timeout=300) for client in (first, second)]
+        pushes = common.pushes(emu)
+    codes = [first.returncode, second.returncode]
+    audio = [stdout.strip() for stdout, _ in replies]
+    got = sum(code == 0 and bool(paths) for code, paths in zip(codes, audio, strict=True))
+    same = got == 2 and audio[0] == audio[1]
+    note = (f"{timer.seconds:.0f} s; exit codes {codes}; "
+            f"{'the same' if same else 'different'} audio files")
+    errors = [stderr.strip().splitlines()[-1] for _, stderr in replies if stderr.strip()]
+    if got < 2 and errors:
+        note += "; " + " || ".join(errors)
+    return [common.check(f"two identical requests {TWIN_GAP:g} s apart, two processes: "
+                         "pushes / clients with the result", f"{pushes} / {got}", "1 / 2",
+                         pushes == 1 and same, note=note)]
+
+
+# -- an outage of every call -----------------------------------------------------------------
+
+
+def outage(seconds: float = OUTAGE_SECONDS) -> list[dict]:
+    """The outage starts as soon as the push has landed (the session is queued, then runs
+    for the scaled queue delay and cold start) and lasts `seconds` Kaggle seconds."""
+    texts = [f"Through the outage, line {n}." for n in (1, 2)]
+    window = seconds * common.SCALE
+    with tempfile.TemporaryDirectory(prefix="kaggletts-bench-outage-") as tmp, \
+            common.emulator(Path(tmp), latency=common.kaggle_latency()) as emu, \
+            OutageProxy(emu.url) as proxy, common.Timer() as timer:
+        out = Path(tmp) / "out"
+        outcome: dict[str, Any] = {}
+
+        def first_run() -> None:
+            try:
+                outcome["result"] = run_job(proxy.url, out, texts)
+            except Exception as error:  # LeftOnKaggle is the expected one
+                outcome["error"] = error
+
+        client = threading.Thread(target=first_run)
+        client.start()
+        wait_until(lambda: common.pushes(emu) >= 1)
+        proxy.outage(window)
+        started = time.monotonic()
+        client.join(timeout=300)
+        error = outcome.get("error")
+        how = "ridden out by the run itself"
+        if isinstance(error, LeftOnKaggle):
+            # What the user is told to do on exit 3: the same request again, after the outage.
+            time.sleep(max(window - (time.monotonic() - started), 0.0))
+            how = (f"the run stopped with exit {error.exit_code} (LeftOnKaggle: "
+                   f"{str(error).splitlines()[0][:120]}...); the same request after the outage "
+                   "finished it")
+            try:
+                outcome["result"] = run_job(proxy.url, out, texts)
+                error = None
+            except Exception as again:
+                error = again
+        result = outcome.get("result")
+        finished = result is not None and verify(result, emu, texts) == 0
+        pushes = common.pushes(emu)
+        cancels = proxy.seen["CancelKernelSession"]
+        refused = sum(proxy.refused.values())
+    note = (f"outage of {seconds:g} Kaggle s = {window:.2f} s at time scale "
+            f"1/{1 / common.SCALE:g} (retries scaled alike), {refused} requests refused "
+            f"(HTTP 503) during it; {how}; {timer.seconds:.0f} s")
+    if error is not None:
+        note += f"; not finished: {failure_text(error)}"
+    return [common.check(f"outage of every call for {seconds:g} s mid-run: cancels / "
+                         "finished / pushes", f"{cancels} / {'yes' if finished else 'no'} / "
+                         f"{pushes}", "0 / yes / 1",
+                         cancels == 0 and finished and pushes == 1, note=note)]
+
+
+# -- a job moved between endpoints -----------------------------------------------------------
+
+
+def moved() -> list[dict]:
+    texts = [f"Moved job line {n}." for n in (1, 2)]
+    queued = Latency(queue_delay=600.0 * common.SCALE)
+    with tempfile.TemporaryDirectory(prefix="kaggletts-bench-moved-") as tmp, \
+            common.Timer() as timer:
+        root, out = Path(tmp), Path(tmp) / "out"
+        with common.emulator(root / "a", latency=queued) as first:
+            client = start_client(first.url, out, texts)
+            try:
+                pushed = wait_until(lambda: common.pushes(first) >= 1)
+                state_at_kill = only_session_status(first) if pushed else "not pushed"
+            finally:
+                kill(client)
+            with common.emulator(root / "b", latency=common.kaggle_latency()) as second:
+                try:
+                    result = run_job(second.url, out, texts)
+                    ours = verify(result, second, texts) == 0
+                    error = ""
+                except Exception as failure:
+                    ours, error = False, failure_text(failure)
+                pushes_a, pushes_b = common.pushes(first), common.pushes(second)
+        jobs = len({path.parent for path in out.rglob("job.json")})
+    note = (f"A's session {state_at_kill} when its client was killed; {jobs} job folders "
+            f"(the endpoint is part of the job id); {timer.seconds:.0f} s")
+    if error:
+        note += f"; {error}"
+    return [common.check("job moved between endpoints: pushes on A / on B / result is B's own",
+                         f"{pushes_a} / {pushes_b} / {'yes' if ours else 'no'}", "1 / 1 / yes",
+                         pushes_a == 1 and pushes_b == 1 and ours, note=note)]
+
+
+def only_session_status(emu: Emulator) -> str:
+    [kernel] = emu.store.kernels.values()
+    return emu.status(kernel.owner, kernel.slug)
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -310,19 +521,29 @@ def bad_input(folder: Path = REPO / "tests" / "bad_params") -> list[dict]:
                          good == len(files), note=note)]
 
 
-def run(quick: bool = False, parts: tuple[str, ...] = ("soak", "crash", "bad-input")) -> list:
+def run(quick: bool = False, parts: tuple[str, ...] = PARTS) -> list[dict]:
+    checks: dict[str, Callable[[], list[dict]]] = {
+        "soak": lambda: soak(10 if quick else SOAK_JOBS),
+        "crash": lambda: crash(4 if quick else CRASHES),
+        "lost-reply": lambda: lost_replies(6 if quick else LOST_REPLY_JOBS),
+        "twin": twin,
+        "outage": outage,
+        "moved": moved,
+        "bad-input": bad_input,
+    }
+    unknown = [part for part in parts if part not in checks]
+    if unknown:
+        raise SystemExit(f"unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
     rows: list[dict] = []
-    if "soak" in parts:
-        rows += soak(10 if quick else SOAK_JOBS)
-    if "crash" in parts:
-        rows += crash(4 if quick else CRASHES)
-    if "bad-input" in parts:
-        rows += bad_input()
+    for part in parts:
+        with common.Timer() as timer:
+            rows += checks[part]()
+        print(f"({part}: {timer.seconds:.0f} s)", file=sys.stderr, flush=True)
     return rows
 
 
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
-    rows = run("--quick" in sys.argv, tuple(arguments) or ("soak", "crash", "bad-input"))
+    rows = run("--quick" in sys.argv, tuple(arguments) or PARTS)
     common.print_table(rows)
     sys.exit(0 if all(r["met"] is not False for r in rows) else 1)
