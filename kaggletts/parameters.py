@@ -13,6 +13,7 @@ import keyword
 import math
 import os
 import re
+import sys
 import wave
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kaggletts.errors import UsageError
-from kaggletts.notebook import NotebookSpec
+from kaggletts.notebook import NotebookSpec, data_dir
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_STRING_CHARS = 20_000
@@ -169,10 +170,56 @@ def from_cli_pairs(pairs: list[tuple[str, str]]) -> ParameterSet:
             value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
+        if not isinstance(value, str | int | float | bool | list | dict | None):
+            value = raw  # a date, say: as text it may still be a `str` parameter
         result.values[name] = value
         result.origins[(name,)] = f"-p {name}"
         result.cli_raw[name] = raw
     return result
+
+
+def from_text(text: str, origin: str) -> ParameterSet:
+    """Plain text, as `tts --text` and piper's stdin take it: one utterance per non-empty
+    line, verbatim (a `#`, `:` or leading `-` is text, not syntax)."""
+    utterances: list[str] = []
+    origins: dict[Location, str] = {(): origin, ("utterances",): origin}
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            origins[("utterances", len(utterances))] = f"{origin}:{number}"
+            utterances.append(line)
+    return ParameterSet({"utterances": utterances}, origins)
+
+
+def from_file(source: str | os.PathLike) -> ParameterSet:
+    """A parameter file by path: `-` is plain text on stdin, `*.txt` plain text, anything
+    else YAML; a name that is no file here may be one of the shipped examples
+    (`espeak-demo` or `espeak-demo.yaml`)."""
+    name = os.fspath(source)
+    if name == "-":
+        text = sys.stdin.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
+            raise UsageError(f"<stdin>: over the {MAX_FILE_BYTES}-byte limit")
+        return from_text(text, "<stdin>")
+    path = Path(name)
+    if not path.exists():
+        shipped = data_dir("params") / (
+            name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+        )
+        if "/" not in name and shipped.is_file():
+            path = shipped
+    if path.suffix.lower() == ".txt":
+        return from_text(_read_bounded(path), str(path))
+    return from_yaml_file(path)
+
+
+def _read_bounded(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UsageError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
 
 
 def load(*sources: Mapping[str, Any] | str | os.PathLike | ParameterSet) -> ParameterSet:
@@ -184,7 +231,7 @@ def load(*sources: Mapping[str, Any] | str | os.PathLike | ParameterSet) -> Para
         elif isinstance(source, Mapping):
             merged.update(from_mapping(source))
         else:
-            merged.update(from_yaml_file(source))
+            merged.update(from_file(source))
     return merged
 
 
@@ -205,7 +252,9 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
                 f"{spec.name!r}{_suggest(name, spec.parameters)}"
             )
         declared = spec.parameters[name].type_name
-        if declared == "str" and name in params.cli_raw and not isinstance(value, str):
+        # A `str` given with -p is the argument as typed: YAML would eat a `#` comment,
+        # quotes, an `&anchor` or a `!!tag`, and turn a date into a date.
+        if declared == "str" and name in params.cli_raw:
             value = values[name] = params.cli_raw[name]
         _check_value(spec, name, value, declared, where)
     if "utterances" in values:

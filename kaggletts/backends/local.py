@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import Interrupted, RunFailed
+from kaggletts.errors import Interrupted, RunFailed, UsageError
 from kaggletts.jobs import LOCK_FILE, Job, JobState
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
@@ -49,6 +50,11 @@ class LocalBackend:
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
+        if job.spec.kernel.enable_gpu and importlib.util.find_spec("torch") is None:
+            raise UsageError(
+                f"notebook {job.spec.name!r} needs PyTorch and a GPU, which this machine "
+                "lacks; run it on Kaggle (--backend kaggle, its default)"
+            )
         if force:
             _empty_but_the_lock(job.directory)
         job.directory.mkdir(parents=True, exist_ok=True)

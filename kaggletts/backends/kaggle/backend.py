@@ -64,7 +64,8 @@ class KaggleBackend:
     shards: int | None = None
     shard_size: int = 500
     gpu_sessions: int = 2
-    timeout: float | None = None
+    # Seconds, or a text such as "10m" or "2h".
+    timeout: float | str | None = None
     poll: PollSchedule = field(default_factory=PollSchedule)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     cap_wait: float = 30.0
@@ -77,6 +78,10 @@ class KaggleBackend:
     name: ClassVar[str] = "kaggle"
 
     def __post_init__(self) -> None:
+        from kaggletts.durations import parse_duration
+
+        if self.timeout is not None:
+            self.timeout = parse_duration(self.timeout, "timeout")
         self._remote: KaggleRemote | None = None
 
     def remote(self) -> KaggleRemote:
@@ -342,7 +347,7 @@ class KaggleBackend:
 
     def _time_allowed(self, job: Job) -> float:
         if self.timeout is not None:
-            return self.timeout
+            return float(self.timeout)
         estimate = job.utterance_count * job.spec.seconds_per_utterance
         return min(3 * estimate + 2 * COLD_START_SECONDS + 600, 12 * 3600)
 
