@@ -1,0 +1,460 @@
+"""Settings that stick: the backend, output folder, Kaggle options and per-notebook parameter
+defaults, read from where Python users keep them, each value remembering where it came from.
+
+Lowest to highest: `[tool.kaggletts]` in the nearest pyproject.toml, the user file
+(`config.toml` in the platform's config folder, e.g. ~/.config/kaggletts on Linux), then
+KAGGLETTS_* environment variables; explicit command-line and API arguments win over all.
+Per-notebook defaults (`[tool.kaggletts.notebooks.qwen]`) go under the parameter files.
+Credentials are never read here: they stay where the `kaggle` client keeps them."""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kaggletts import parameters
+from kaggletts.errors import UsageError
+
+TOOL_TABLE = ("tool", "kaggletts")
+USER_FILE_NAME = "config.toml"
+# Keys that would hold a secret: refused with a word on where credentials belong.
+SECRET_KEYS = {"username", "key", "token", "api_token", "access_token", "password", "secret"}
+# Parameters that are a batch, not a default: they belong in a parameter file.
+BATCH_PARAMETERS = ("text", "utterances")
+# The shapes kagglesdk documents for ApiSaveKernelRequest.machine_shape.
+MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100", "Tpu1VmV38")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class Kind(enum.Enum):
+    TEXT = "a string"
+    WHOLE = "an integer"
+    NUMBER = "a number"
+    FLAG = "a boolean"
+    DURATION = "seconds or a duration such as 10m"
+    TEXT_LIST = "a list of strings"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its dotted name (`kaggle.shards`), type, bounds and environment variable."""
+
+    name: str
+    kind: Kind
+    help: str
+    env: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    # What happens when nobody sets it and the backend has no plain default value to show.
+    unset: str = "none"
+
+    @property
+    def variable(self) -> str:
+        return self.env or "KAGGLETTS_" + self.name.replace(".", "_").upper()
+
+    def refusal(self, value: Any) -> str | None:
+        """Why `value` is not acceptable for this key, or None."""
+        if not _has_kind(value, self.kind):
+            return f"must be {self.kind.value}, not {type(value).__name__} {value!r}"
+        if self.kind is Kind.DURATION:
+            from kaggletts.durations import parse_duration
+
+            try:
+                value = parse_duration(value, self.name)
+            except UsageError as error:
+                return str(error).removeprefix(self.name + " ")
+        if self.low is not None and value < self.low:
+            return f"{value} is below the minimum {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"{value} is over the maximum {self.high:g}"
+        if self.choices and value not in self.choices:
+            return (
+                f"{value!r} is not one of {', '.join(self.choices)}{_suggest(value, self.choices)}"
+            )
+        if self.name == "kaggle.endpoint" and not re.match(r"https?://[^/\s]+", value):
+            return f"{value!r} is not an http(s) URL"
+        return None
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "backend",
+        Kind.TEXT,
+        "where notebooks run",
+        choices=("local", "kaggle"),
+        unset="kaggle for GPU notebooks, else local",
+    ),
+    Key(
+        "output_dir",
+        Kind.TEXT,
+        "the folder job folders go under",
+        env="KAGGLETTS_OUTPUT",
+        unset="./kaggletts-output",
+    ),
+    Key("kaggle.endpoint", Kind.TEXT, "Kaggle API endpoint", unset="https://api.kaggle.com"),
+    Key(
+        "kaggle.machine_shape",
+        Kind.TEXT,
+        "accelerator of GPU notebooks",
+        choices=MACHINE_SHAPES,
+        unset="the notebook's own: NvidiaTeslaT4 for GPU notebooks",
+    ),
+    Key(
+        "kaggle.enable_internet",
+        Kind.FLAG,
+        "internet in the kernel",
+        unset="the notebook's own: on for GPU notebooks",
+    ),
+    Key("kaggle.is_private", Kind.FLAG, "push kernels as private"),
+    Key("kaggle.dataset_sources", Kind.TEXT_LIST, "datasets attached to every kernel"),
+    Key(
+        "kaggle.shards",
+        Kind.WHOLE,
+        "sessions a batch is split over",
+        low=1,
+        high=64,
+        unset="one per 500 lines",
+    ),
+    Key(
+        "kaggle.timeout",
+        Kind.DURATION,
+        "a run's time budget",
+        low=1,
+        unset="estimated from the batch",
+    ),
+    Key("kaggle.keep_kernels", Kind.FLAG, "keep kernels on Kaggle after download"),
+    Key("kaggle.gpu_sessions", Kind.WHOLE, "sessions run at once", low=1, high=64),
+)
+KEY_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True)
+class KaggleSettings:
+    """Kaggle backend options; None means not set (the backend's own default applies)."""
+
+    endpoint: str | None = None
+    machine_shape: str | None = None
+    enable_internet: bool | None = None
+    is_private: bool | None = None
+    dataset_sources: tuple[str, ...] | None = None
+    shards: int | None = None
+    timeout: float | None = None
+    keep_kernels: bool | None = None
+    gpu_sessions: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings. `origins` says where each set value came from: a file and
+    line, an environment variable, or the command line."""
+
+    backend: str | None = None
+    output_dir: str | None = None
+    kaggle: KaggleSettings = field(default_factory=KaggleSettings)
+    # Parameter defaults per notebook name, carrying their file and line for messages.
+    notebooks: Mapping[str, parameters.ParameterSet] = field(default_factory=dict)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def value(self, name: str) -> Any:
+        """A setting by its dotted name (`kaggle.shards`); None when not set."""
+        owner: Any = self
+        for part in name.split("."):
+            owner = getattr(owner, part)
+        return owner
+
+    def overridden(self, values: Mapping[str, Any], origin: str) -> Settings:
+        """These settings under explicit values (dotted names; None means not given)."""
+        layer = {
+            name: _checked(name, value, origin)
+            for name, value in values.items()
+            if value is not None
+        }
+        merged = {
+            name: (self.value(name), self.origins[name])
+            for name in self.origins
+            if name in KEY_BY_NAME
+        }
+        merged.update({name: (value, origin) for name, value in layer.items()})
+        return _build(merged, self.notebooks)
+
+    def notebook_defaults(self, notebook: str) -> parameters.ParameterSet:
+        return self.notebooks.get(notebook, parameters.ParameterSet())
+
+    def backend_options(self, backend: str) -> dict[str, Any]:
+        """Keyword arguments for `get_backend(backend, ...)` from the values that are set.
+        The local backend has no options: Kaggle settings in a file do not apply to it."""
+        if backend != "kaggle":
+            return {}
+        from kaggletts.backends.kaggle.kernel import KernelOptions
+
+        kernel_names = {f.name for f in fields(KernelOptions)}
+        options: dict[str, Any] = {}
+        kernel: dict[str, Any] = {}
+        for f in fields(KaggleSettings):
+            value = getattr(self.kaggle, f.name)
+            if value is not None:
+                (kernel if f.name in kernel_names else options)[f.name] = value
+        if kernel:
+            options["kernel"] = KernelOptions(**kernel)
+        return options
+
+    def check_notebook_defaults(self) -> None:
+        """Validate each notebook's defaults as parameters now (a run validates them anyway,
+        merged with its parameters): a bad one names its file and line."""
+        from kaggletts.notebook import find_notebook
+
+        for name, defaults in self.notebooks.items():
+            # A stand-in line, because a parameter set must speak something to be valid.
+            probe = parameters.ParameterSet({"text": "settings check"}, {(): "settings check"})
+            parameters.validate(find_notebook(name), parameters.load(defaults, probe))
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def user_file() -> Path:
+    """The user's settings file, in the platform's config folder."""
+    import platformdirs
+
+    return platformdirs.user_config_path("kaggletts", appauthor=False) / USER_FILE_NAME
+
+
+def nearest_pyproject(start: Path) -> Path | None:
+    """The pyproject.toml of the project `start` is in: the nearest one up the tree."""
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder / "pyproject.toml"
+    return None
+
+
+def load_settings(
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    user_path: Path | None = None,
+) -> Settings:
+    """The settings in effect here: pyproject.toml, then the user file, then environment."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, tuple[Any, str]] = {}
+    notebooks: dict[str, parameters.ParameterSet] = {}
+    project = nearest_pyproject((cwd or Path.cwd()).resolve())
+    for path, table in ((project, TOOL_TABLE), (user_path or user_file(), ())):
+        if path is not None and path.is_file():
+            values, defaults = _read_file(path, table)
+            merged.update(values)
+            for name, given in defaults.items():
+                notebooks.setdefault(name, parameters.ParameterSet()).update(given)
+    merged.update(_read_environment(environ))
+    return _build(merged, notebooks)
+
+
+def _build(
+    merged: Mapping[str, tuple[Any, str]], notebooks: Mapping[str, parameters.ParameterSet]
+) -> Settings:
+    kaggle = {
+        name.removeprefix("kaggle."): value
+        for name, (value, _) in merged.items()
+        if name.startswith("kaggle.")
+    }
+    if "dataset_sources" in kaggle:
+        kaggle["dataset_sources"] = tuple(kaggle["dataset_sources"])
+    return Settings(
+        backend=merged.get("backend", (None, ""))[0],
+        output_dir=merged.get("output_dir", (None, ""))[0],
+        kaggle=KaggleSettings(**kaggle),
+        notebooks=dict(notebooks),
+        origins={name: origin for name, (_, origin) in merged.items()},
+    )
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    found = {}
+    for key in KEYS:
+        raw = environ.get(key.variable, "").strip()
+        if raw:
+            origin = f"${key.variable}"
+            found[key.name] = (_checked(key.name, _from_text(key, raw, origin), origin), origin)
+    return found
+
+
+def _from_text(key: Key, raw: str, origin: str) -> Any:
+    try:
+        match key.kind:
+            case Kind.WHOLE:
+                return int(raw)
+            case Kind.NUMBER:
+                return float(raw)
+            case Kind.FLAG if raw.lower() in _TRUE | _FALSE:
+                return raw.lower() in _TRUE
+            case Kind.FLAG:
+                raise ValueError
+            case Kind.TEXT_LIST:
+                return [part.strip() for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{origin}: {key.name} must be {key.kind.value}, not {raw!r}") from None
+    return raw
+
+
+def _read_file(
+    path: Path, table: tuple[str, ...]
+) -> tuple[dict[str, tuple[Any, str]], dict[str, parameters.ParameterSet]]:
+    """The settings and notebook defaults in `table` of one TOML file, each with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read settings ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        found = re.search(r"\(at line (\d+), column \d+\)$", str(error))
+        message = re.sub(r"\s*\(at line .*\)$", "", str(error))
+        raise UsageError(
+            f"{path}:{found.group(1) if found else 1}: invalid TOML: {message}"
+        ) from None
+    for part in table:
+        data = data.get(part, {})
+        if not isinstance(data, dict):
+            return {}, {}
+    lines = TomlLines(path, text)
+    settings: dict[str, tuple[Any, str]] = {}
+    notebooks: dict[str, parameters.ParameterSet] = {}
+    for name, value in data.items():
+        if name == "notebooks":
+            notebooks = _read_notebooks(value, lines, (*table, name))
+        elif name == "kaggle" and isinstance(value, dict):
+            for option, given in value.items():
+                where = lines.where((*table, name), option)
+                settings[f"kaggle.{option}"] = (_checked(f"kaggle.{option}", given, where), where)
+        else:
+            where = lines.where(table, name)
+            value = _checked(name, value, where)
+            if name == "output_dir":
+                # Relative to the file that names it, wherever the command runs.
+                value = str((path.parent / Path(value).expanduser()).resolve())
+            settings[name] = (value, where)
+    return settings, notebooks
+
+
+def _read_notebooks(
+    tables: Any, lines: TomlLines, table: tuple[str, ...]
+) -> dict[str, parameters.ParameterSet]:
+    from kaggletts.notebook import notebook_names
+
+    if not isinstance(tables, dict):
+        raise UsageError(f"{lines.where(table[:-1], table[-1])}: expected a table per notebook")
+    known = notebook_names()
+    notebooks = {}
+    for notebook, values in tables.items():
+        where = lines.where(table, notebook)
+        if notebook not in known:
+            raise UsageError(
+                f"{where}: unknown notebook {notebook!r}{_suggest(notebook, known)}; "
+                f"known notebooks: {', '.join(known)}"
+            )
+        if not isinstance(values, dict):
+            raise UsageError(f"{where}: expected a table of parameter defaults")
+        for name in values:
+            if name in BATCH_PARAMETERS:
+                raise UsageError(
+                    f"{lines.where((*table, notebook), name)}: {name!r} is a batch, not a "
+                    "default; give it in a parameter file or with -p"
+                )
+        defaults = parameters.ParameterSet(
+            dict(values),
+            {(): where, **{(name,): lines.where((*table, notebook), name) for name in values}},
+            # Relative reference files are read from the settings file's folder.
+            folders={name: lines.path.parent.resolve() for name in values},
+        )
+        notebooks[notebook] = defaults
+    return notebooks
+
+
+def _checked(name: str, value: Any, where: str) -> Any:
+    key = KEY_BY_NAME.get(name)
+    if key is None:
+        short = name.rpartition(".")[2]
+        if short.lower() in SECRET_KEYS:
+            raise UsageError(
+                f"{where}: {name!r}: credentials are never read from settings; keep them where "
+                "the kaggle client does (~/.kaggle/kaggle.json, ~/.kaggle/access_token, or "
+                "KAGGLE_USERNAME and KAGGLE_KEY)"
+            )
+        known = [*KEY_BY_NAME, "notebooks"]
+        raise UsageError(f"{where}: unknown setting {name!r}{_suggest(name, known)}")
+    if (refusal := key.refusal(value)) is not None:
+        raise UsageError(f"{where}: {name} {refusal}")
+    return value
+
+
+class TomlLines:
+    """Lines of TOML keys and tables, found by scanning the text (tomllib gives none): a
+    `[table]` header or `key =` line, dotted keys included. Simple by design: a key it
+    cannot place (inside an inline table, say) is reported at its table's line."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.entries: list[tuple[tuple[str, ...], int]] = []
+        current: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if header := re.fullmatch(r"\[\[?([^\[\]]+)\]\]?\s*(#.*)?", stripped):
+                current = _dotted(header.group(1))
+                self.entries.append((current, number))
+            elif assignment := re.match(r"([A-Za-z0-9_\-.\"' ]+?)\s*=", stripped):
+                self.entries.append(((*current, *_dotted(assignment.group(1))), number))
+
+    def where(self, table: tuple[str, ...], key: str) -> str:
+        """`path:line` of `key` in `table`, else of the table, else of the file."""
+        for target in ((*table, key), table):
+            for path, number in self.entries:
+                if path[: len(target)] == target:
+                    return f"{self.path}:{number}"
+        return str(self.path)
+
+
+def _dotted(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in text.split("."))
+
+
+def _has_kind(value: Any, kind: Kind) -> bool:
+    match kind:
+        case Kind.TEXT:
+            return isinstance(value, str) and bool(value.strip())
+        case Kind.WHOLE:
+            return isinstance(value, int) and not isinstance(value, bool)
+        case Kind.NUMBER:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        case Kind.DURATION:
+            return isinstance(value, int | float | str) and not isinstance(value, bool)
+        case Kind.FLAG:
+            return isinstance(value, bool)
+        case Kind.TEXT_LIST:
+            return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+
+def _suggest(word: str, candidates: Any) -> str:
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def default_text(key: Key) -> str:
+    """What applies when `key` is not set: the backend's own default value where it has a
+    plain one, else the key's words for it."""
+    if key.name.startswith("kaggle."):
+        from kaggletts.backends.kaggle import KaggleBackend, KernelOptions
+
+        option = key.name.removeprefix("kaggle.")
+        for owner in (KernelOptions, KaggleBackend):
+            for f in fields(owner):
+                if f.name == option and f.default not in (None, ()) and not callable(f.default):
+                    return repr(f.default)
+    return key.unset
