@@ -49,6 +49,19 @@ class Result:
     def clips(self) -> list[dict[str, Any]]:
         return self.scraps.get("clips", [])
 
+    def __repr__(self) -> str:
+        seconds = sum(d for c in self.clips if isinstance(d := c.get("duration"), int | float))
+        return (
+            f"<Result {self.notebook_name} {self.backend} job {self.job_id}: "
+            f"{len(self.clips)} clips, {seconds:.1f}s of audio in {self.directory}>"
+        )
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the clips with players."""
+        from kaggletts.page import notebook_html
+
+        return notebook_html(self)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "job_id": self.job_id,
@@ -62,7 +75,11 @@ class Result:
         }
 
     def save(self) -> None:
+        """Store the result, and the audition page (index.html, clips.csv) beside it."""
+        from kaggletts.page import write_page
+
         write_json_atomic(self.directory / RESULT_FILE, self.to_json())
+        write_page(self)
 
     @classmethod
     def load(cls, directory: Path) -> Result | None:

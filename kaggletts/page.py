@@ -1,0 +1,382 @@
+"""The audition page of a job: `index.html`, a header and one row per clip with a player,
+and `clips.csv` for spreadsheets, written beside the audio when a result is stored.
+
+The page opens from file:// with no network: no scripts, no fonts or styles from elsewhere,
+players with relative sources. Every text in it comes from user input or from a notebook's
+scraps, so every text is escaped. Clip records grow fields over time (seed, precision,
+pieces...): whatever a record carries beyond the known columns is shown as key=value."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from kaggletts.result import Result
+
+PAGE_FILE = "index.html"
+CSV_FILE = "clips.csv"
+# Fields with a column of their own; `bytes` and `sha256` were checked when the audio was
+# kept and are in clips.csv, where a spreadsheet can use them.
+_OWN_COLUMNS = ("text", "file", "duration", "settings", "rms", "warnings")
+_HIDDEN_ON_PAGE = frozenset({"bytes", "sha256"})
+_CSV_FIRST = ("number", "file", "text", "duration", "rms", "settings", "warnings")
+# A value longer than this (a notebook's long list, say) is cut on the page; clips.csv has it whole.
+_LONGEST_VALUE = 300
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+_STYLE = """
+:root { color-scheme: light dark; font-family: system-ui, sans-serif; font-size: 15px; }
+body { margin: 1.5rem; }
+h1 { font-size: 1.3rem; margin: 0 0 .5rem; }
+dl.header { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: 0; }
+dl.header dt { font-weight: 600; }
+dl.header dd { margin: 0; overflow-wrap: anywhere; }
+details { margin: .5rem 0 1rem; }
+table { border-collapse: collapse; width: 100%; }
+th, td { padding: .35rem .5rem; text-align: left; vertical-align: top; }
+thead th { position: sticky; top: 0; background: Canvas; border-bottom: 2px solid #8888; }
+tbody tr:nth-child(even) { background: #8881; }
+tbody tr.warned { background: #f902; }
+td.num, td.number { font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.number { text-align: right; }
+td.text { overflow-wrap: anywhere; min-width: 12rem; }
+td.text a { display: block; font-size: .8rem; opacity: .7; }
+audio { width: 16rem; max-width: 100%; height: 2rem; }
+.kv { font-size: .85rem; overflow-wrap: anywhere; }
+.kv span { display: inline-block; margin-right: .6rem; }
+.extra { opacity: .7; }
+ul.warnings { margin: 0; padding-left: 1rem; color: #c60; }
+""".strip()
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the page says about the run as a whole."""
+
+    notebook: str
+    backend: str
+    job_id: str
+    finished: float
+    run_seconds: float
+    quota: str
+    kernel_urls: tuple[str, ...]
+    run_scrap: dict[str, Any]
+
+
+def write_page(result: Result) -> Path:
+    """Write index.html and clips.csv into the result's folder; returns the page's path."""
+    directory = result.directory
+    _write_text_atomic(directory / CSV_FILE, render_csv(result), encoding="utf-8-sig")
+    page = directory / PAGE_FILE
+    _write_text_atomic(page, render_page(result, read_header(result)), encoding="utf-8")
+    return page
+
+
+def read_header(result: Result) -> Header:
+    """The header's facts: the result, its job record (for kernel urls) and the time the
+    result was stored (result.json's modification time, so a page written again later
+    still says when the run finished)."""
+    from kaggletts.result import RESULT_FILE
+
+    stored = result.directory / RESULT_FILE
+    finished = stored.stat().st_mtime if stored.exists() else time.time()
+    run = result.scraps.get("run")
+    return Header(
+        notebook=result.notebook_name,
+        backend=result.backend,
+        job_id=result.job_id,
+        finished=finished,
+        run_seconds=sum(v for v in result.timings.values() if isinstance(v, int | float)),
+        quota=_quota_used(result),
+        kernel_urls=tuple(_kernel_urls(result.directory)),
+        run_scrap=run if isinstance(run, dict) else {},
+    )
+
+
+def render_page(result: Result, header: Header) -> str:
+    """The whole index.html: players point at the clips relative to the page."""
+    title = f"{header.notebook} · {len(result.clips)} clips · job {header.job_id}"
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_escape(title)}</title>",
+            f"<style>\n{_STYLE}\n</style>",
+            "</head><body>",
+            f"<h1>{_escape(title)}</h1>",
+            _header_html(result, header),
+            clips_table(result, lambda path: _relative_url(path, result.directory)),
+            "</body></html>",
+            "",
+        ]
+    )
+
+
+def notebook_html(result: Result) -> str:
+    """The players for Jupyter: sources relative to the kernel's working folder, which
+    JupyterLab and Notebook resolve against the notebook's folder (so they play when the
+    job folder is inside the folder Jupyter serves, as ./kaggletts-output is)."""
+    summary = (
+        f"<p><b>{_escape(result.notebook_name)}</b>, {_escape(result.backend)}, "
+        f"{len(result.clips)} clips, {_seconds_text(_audio_seconds(result))} of audio; "
+        f"job {_escape(result.job_id)}: <code>{_escape(str(result.directory))}</code></p>"
+    )
+    cwd = Path.cwd()
+    return summary + clips_table(result, lambda path: _relative_url(path, cwd))
+
+
+def clips_table(result: Result, source: Callable[[Path], str]) -> str:
+    """One row per clip: number, text, player, duration, settings and the rest, RMS and
+    warnings. `source` turns a clip's path into the player's (relative) url."""
+    rows = [
+        _clip_row(number, clip, source(path))
+        for number, (clip, path) in enumerate(zip(result.clips, result.audio, strict=True), 1)
+    ]
+    return "\n".join(
+        [
+            '<table class="clips">',
+            "<thead><tr><th>#</th><th>text</th><th>listen</th><th>duration</th>"
+            "<th>settings</th><th>RMS</th><th>warnings</th></tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody></table>",
+        ]
+    )
+
+
+def render_csv(result: Result) -> str:
+    """clips.csv: the known columns first, then any other field a clip carries, in the
+    order first seen; settings as key=value pairs, lists and mappings as JSON."""
+    extra: dict[str, None] = {}
+    for clip in result.clips:
+        extra.update(dict.fromkeys(k for k in clip if k not in _CSV_FIRST))
+    columns = [*_CSV_FIRST, *extra]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for number, clip in enumerate(result.clips, 1):
+        row = {**clip, "number": number}
+        writer.writerow([_csv_cell(name, row.get(name)) for name in columns])
+    return out.getvalue()
+
+
+# -- the header ----------------------------------------------------------------------------
+
+
+def _header_html(result: Result, header: Header) -> str:
+    clips = result.clips
+    warned = sum(1 for clip in clips if _warnings(clip))
+    rows: list[tuple[str, str]] = [
+        ("notebook", f'{_escape(header.notebook)} (<a href="__notebook__.ipynb">executed '
+         "notebook</a>)"),
+        ("backend", _escape(header.backend)),
+    ]
+    if header.kernel_urls:
+        rows.append(("kernel", "<br>".join(_link(url) for url in header.kernel_urls)))
+    rows += [
+        ("finished", _escape(_time_text(header.finished))),
+        ("took", _escape(_seconds_text(header.run_seconds))),
+        ("quota used", _escape(header.quota)),
+        (
+            "clips",
+            f"{len(clips)}, {_escape(_seconds_text(_audio_seconds(result)))} of audio"
+            + (f"; <b>{warned} with warnings</b>" if warned else "")
+            + ' (<a href="clips.csv">clips.csv</a>)',
+        ),
+        ("job", _escape(header.job_id)),
+    ]
+    body = "\n".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    details = ""
+    if header.run_scrap:
+        details = (
+            "<details><summary>what the notebook recorded about the run</summary>"
+            f'<div class="kv">{_key_values(header.run_scrap.items())}</div></details>'
+        )
+    return f'<dl class="header">\n{body}\n</dl>\n{details}'
+
+
+def _quota_used(result: Result) -> str:
+    """Kaggle counts a GPU session's whole time against the weekly quota; what a result
+    knows is each notebook's own run time, so that is given as a lower bound."""
+    if result.backend != "kaggle":
+        return "none (ran on this machine)"
+    runs = result.scraps.get("shards") or [result.scraps.get("run")]
+    seconds = sum(
+        r["total_seconds"]
+        for r in runs
+        if isinstance(r, dict) and isinstance(r.get("total_seconds"), int | float)
+    )
+    sessions = "1 session" if len(runs) == 1 else f"{len(runs)} sessions"
+    return f"at least {_seconds_text(seconds)} in {sessions} (plus each session's start-up)"
+
+
+def _kernel_urls(directory: Path) -> list[str]:
+    """The Kaggle kernels' urls from the job record; none for a local run, a record
+    without them, or one that cannot be read (the page never depends on them)."""
+    from kaggletts.jobs import RECORD_FILE, CorruptRecord, read_record_file
+
+    try:
+        record = read_record_file(directory / RECORD_FILE)
+    except CorruptRecord:
+        return []
+    shards = record.run.get("shards") if record else None
+    if not isinstance(shards, list):
+        return []
+    return [s["url"] for s in shards if isinstance(s, dict) and isinstance(s.get("url"), str)]
+
+
+# -- a clip's row --------------------------------------------------------------------------
+
+
+def _clip_row(number: int, clip: dict[str, Any], url: str) -> str:
+    warnings = _warnings(clip)
+    settings = clip.get("settings")
+    extra = [(k, v) for k, v in clip.items() if k not in _OWN_COLUMNS + tuple(_HIDDEN_ON_PAGE)]
+    settings_html = _key_values(settings.items()) if isinstance(settings, dict) else ""
+    if extra:
+        settings_html += f'<div class="extra">{_key_values(extra)}</div>'
+    warnings_html = (
+        '<ul class="warnings">' + "".join(f"<li>{_escape(w)}</li>" for w in warnings) + "</ul>"
+        if warnings
+        else ""
+    )
+    text = clip.get("text")
+    name = str(clip.get("file", ""))
+    row_class = ' class="warned"' if warnings else ""
+    return (
+        f'<tr id="clip-{number}"{row_class}>'
+        f'<td class="number">{number}</td>'
+        f'<td class="text">{_escape(text if isinstance(text, str) else _value_text(text))}'
+        f'<a href="{_escape(url)}">{_escape(name)}</a></td>'
+        f'<td><audio controls preload="none" src="{_escape(url)}"></audio></td>'
+        f'<td class="num">{_escape(_number_text(clip.get("duration"), "{:.2f} s"))}</td>'
+        f'<td class="kv">{settings_html}</td>'
+        f'<td class="num">{_escape(_number_text(clip.get("rms"), "{:.3f}"))}</td>'
+        f"<td>{warnings_html}</td></tr>"
+    )
+
+
+def _warnings(clip: dict[str, Any]) -> list[str]:
+    """A clip's warnings as texts, whether recorded as one text or a list of anything."""
+    warnings = clip.get("warnings")
+    if not warnings:
+        return []
+    if isinstance(warnings, list):
+        return [w if isinstance(w, str) else _value_text(w) for w in warnings]
+    return [warnings if isinstance(warnings, str) else _value_text(warnings)]
+
+
+def _key_values(pairs: Iterable[tuple[str, Any]]) -> str:
+    return "".join(
+        f"<span>{_escape(str(key))}={_escape(_value_text(value))}</span>" for key, value in pairs
+    )
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _link(url: str) -> str:
+    """A link for web urls only: a url from a server's reply is not trusted to be one."""
+    if url.startswith(("https://", "http://")):
+        return f'<a href="{_escape(url)}">{_escape(url)}</a>'
+    return _escape(url)
+
+
+def _relative_url(path: Path, base: Path) -> str:
+    """`path` as a url relative to `base`, percent-encoded (names may hold spaces, # or ?);
+    a file:// url where no relative path exists (another drive on Windows)."""
+    try:
+        relative = os.path.relpath(path, base)
+    except ValueError:
+        return path.resolve().as_uri()
+    return quote(Path(relative).as_posix())
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, int):
+        text = str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _LONGEST_VALUE else text[: _LONGEST_VALUE - 1] + "…"
+
+
+def _number_text(value: Any, pattern: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return pattern.format(value)
+    return "" if value is None else _value_text(value)
+
+
+def _csv_cell(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if name == "settings" and isinstance(value, dict):
+        text = "; ".join(f"{k}={_csv_value(v)}" for k, v in value.items())
+    elif name == "warnings" and isinstance(value, list):
+        text = "; ".join(_csv_value(w) for w in value)
+    else:
+        text = _csv_value(value)
+    # A text such as "=HYPERLINK(...)" would run as a formula when the file is opened.
+    return "'" + text if text.startswith(_FORMULA_STARTS) and not _is_number(value) else text
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _audio_seconds(result: Result) -> float:
+    return sum(c["duration"] for c in result.clips if _is_number(c.get("duration")))
+
+
+def _seconds_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _time_text(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(timestamp))
+
+
+def _write_text_atomic(path: Path, text: str, encoding: str) -> None:
+    """Replace `path` whole: a reader never sees half a page."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding=encoding)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
