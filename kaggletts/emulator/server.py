@@ -357,21 +357,26 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._send_events(source)
 
     def _send_events(self, live: LiveLog) -> None:
+        # Chunked, one event per chunk: requests' iter_lines (the kaggle CLI's --follow) reads
+        # a chunked body chunk by chunk, but waits for 512 bytes of an unframed one.
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.close_connection = True
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         seen = 0
         while True:
             done = live.finished.is_set()
             entries, seen = live.after(seen)
             for entry in entries:
-                self.wfile.write(f"data: {json.dumps(entry)}\n\n".encode())
-            self.wfile.flush()
+                self._write_chunk(f"data: {json.dumps(entry)}\n\n".encode())
             if done:
                 break
             live.finished.wait(SSE_POLL_SECONDS)
-        self.wfile.write(b"data: END_OF_LOG\n\n")
+        self._write_chunk(b"data: END_OF_LOG\n\n")
+        self._write_chunk(b"")
+
+    def _write_chunk(self, data: bytes) -> None:
+        """One chunk of a chunked body; an empty one ends the body."""
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
