@@ -125,7 +125,8 @@ def test_a_clone_that_runs_to_max_new_tokens_fails_naming_the_line(kernel, tmp_p
     checks pass, so only the duration against the text catches it."""
     result = run(tmp_path, {"mode": "voice_clone", "model_id": BASE, "ref_audio": "voice.wav",
                             "ref_text": "Not what the reference says.", "max_new_tokens": 48,
-                            "utterances": ["Fine.", "Hi."]}, input_root=reference, mp=kernel)
+                            "utterances": ["A longer first line.", "Hi."]},
+                 input_root=reference, mp=kernel)
     assert isinstance(result, kaggletts.RunFailed), result
     assert "line 2 ran away" in result.exception
     assert "'Hi.'" in result.exception
