@@ -4,8 +4,8 @@ It follows the real API of `qwen-tts` 0.1.1 (the models tier compares the signat
 real package's): `Qwen3TTSModel.from_pretrained(model_id, **kwargs)` (kwargs go on to
 transformers: `device_map`, `dtype`, ...) and the three `generate_*` methods, each returning
 `([1-D float32 numpy array, ...], 24000)`; `model.model.talker` and
-`model.model.speech_tokenizer.model` carry a `dtype`, and `.to(dtype)` changes it. The model kind comes from the model id
-(CustomVoice, VoiceDesign or Base) and a method of another kind raises ValueError, as the
+`model.model.speech_tokenizer.model` carry a `dtype`, and `.to(dtype)` changes it.
+The model kind comes from the model id (CustomVoice, VoiceDesign or Base) and a method of another kind raises ValueError, as the
 real one does. The audio is a tone whose length grows with the text.
 
 Test switches, read from the environment when called:
