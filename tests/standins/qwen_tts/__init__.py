@@ -6,7 +6,8 @@ transformers: `device_map`, `dtype`, ...) and the three `generate_*` methods, ea
 `([1-D float32 numpy array, ...], 24000)`; `model.model.talker` and
 `model.model.speech_tokenizer.model` carry a `dtype`, and `.to(dtype)` changes it.
 The model kind comes from the model id (CustomVoice, VoiceDesign or Base) and a method of
-another kind raises ValueError, as the real one does. The audio is a tone whose length grows with the text.
+another kind raises ValueError, as the real one does. The audio is a tone whose length
+grows with the text.
 
 Test switches, read from the environment when called:
 - KAGGLETTS_STANDIN_CALLS: a file; every call is appended to it as one JSON line.
