@@ -15,9 +15,9 @@ crash:      client subprocesses SIGKILLed at seeded random points (before push, 
             pushes. Goal 10/0. Plus one case with a second job: a client killed while its
             push had not landed (every SaveKernel dropped), another request for the same
             notebook runs meanwhile; the resumed job must push and get its own audio.
-lost-reply: 20 jobs one after another, each push's reply lost with probability 0.5 (a
+lost-reply: 20 jobs, 2 at a time, a push reply lost with probability 0.5 per job (a
             seeded coin per job, forced on SaveKernel only with `fail_next`: the emulator's
-            random faults cannot be aimed at one method). Goal: pushes == jobs.
+            random faults cannot be aimed at one method). Goal: pushes == jobs, all verified.
 twin:       the same request from two processes 0.2 s apart. Goal: 1 push, both get the
             same audio files.
 outage:     every API call and download refused (HTTP 503) for 90 Kaggle seconds while the
@@ -332,27 +332,39 @@ def crash_while_another_job_pushes(root: Path) -> dict[str, str]:
 # -- lost push replies -----------------------------------------------------------------------
 
 
-def lost_replies(jobs: int = LOST_REPLY_JOBS, seed: int = SEED) -> list[dict]:
+def lost_replies(jobs: int = LOST_REPLY_JOBS, workers: int = SOAK_WORKERS,
+                 seed: int = SEED) -> list[dict]:
     coin = random.Random(seed)
+    lose = {number: coin.random() < LOST_REPLY_RATE for number in range(1, jobs + 1)}
     completed, failures = 0, []
+    lock = threading.Lock()
     with tempfile.TemporaryDirectory(prefix="kaggletts-bench-lost-") as tmp, \
-            common.emulator(Path(tmp), latency=common.kaggle_latency()) as emu, \
-            common.Timer() as timer:
-        for number in range(1, jobs + 1):
-            if coin.random() < LOST_REPLY_RATE:
+            common.emulator(Path(tmp)) as emu, common.Timer() as timer:
+
+        def job(number: int) -> None:
+            nonlocal completed
+            if lose[number]:
+                # The next push to arrive loses its reply: this job's, or the other
+                # worker's; either way one push reply per flip.
                 emu.fail_next("SaveKernel", "lost-reply")
             texts = [f"Lost reply job {number}."]
             try:
-                if verify(run_job(emu.url, Path(tmp) / "out", texts), emu, texts) == 0:
-                    completed += 1
+                verified = verify(run_job(emu.url, Path(tmp) / "out", texts), emu, texts) == 0
             except Exception as error:
-                failures.append(f"job {number}: {failure_text(error)}")
+                with lock:
+                    failures.append(f"job {number}: {failure_text(error)}")
+                return
+            with lock:
+                completed += verified
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(job, lose))
         pushes = common.pushes(emu)
         lost = emu.faults_injected[("SaveKernel", "lost-reply")]
         calls = emu.calls["SaveKernel"]
-    note = (f"{jobs} jobs one after another, {timer.seconds:.0f} s; {lost} of {calls} push "
-            f"replies lost (seeded coin at {LOST_REPLY_RATE:g} per job, SaveKernel only); "
-            f"{completed}/{jobs} jobs completed and verified")
+    note = (f"{jobs} jobs, {workers} at a time, {timer.seconds:.0f} s; {lost} of {calls} push "
+            f"replies lost (a seeded coin at {LOST_REPLY_RATE:g} per job, forced on SaveKernel "
+            f"only); {completed}/{jobs} jobs completed and verified")
     if failures:
         note += "; failures: " + " || ".join(failures[:5])
     return [common.check(f"lost push replies ({LOST_REPLY_RATE:.0%}): pushes for {jobs} jobs",

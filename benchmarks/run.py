@@ -49,17 +49,6 @@ ANALYSIS = {
         "4.8 s against a 114 s cold start (80 x cold start >= 1900 x clip time). Faster "
         "synthesis would (batched generation, both T4s of the NvidiaTeslaT4 shape, fp16), "
         "or keeping the goal for small/fast models and stating it per model."),
-    "crash: killed before its push left": (
-        "A bug in kaggletts/backends/kaggle/__init__.py, KaggleBackend._push (lines 192-199 "
-        "at the time of writing): a job resumed in state `pushing` attaches to whatever "
-        "version is newer than `before_version`, without checking that the version is its "
-        "own. If its request never left and another job of the same notebook (same kernel "
-        "slug) pushed meanwhile, the resumed job adopts that job's run and returns its audio "
-        "as its own result - and never pushes its own lines.",
-        "Tell versions apart before attaching: mark each push with the job (for instance the "
-        "job id in the notebook's metadata, or a hash of the pushed text) and attach only to "
-        "a version whose pulled source (GetKernel for that version) carries the mark, "
-        "checking every version after `before_version`; otherwise push."),
     "download": (
         "With 20 ms per request the parallel Downloader's advantage is bounded by its "
         "worker count and by its fixed sequential steps (listing, then __notebook__.ipynb, "
@@ -138,8 +127,8 @@ def report(results: list[dict[str, Any]], command: str, seconds: float, quick: b
         "the project)",
         f"- Mode: {'quick (smoke run, smaller sizes)' if quick else 'full'}",
         f"- Time scale: 1/{1 / common.SCALE:g} (one emulated second stands for "
-        f"{1 / common.SCALE:g} Kaggle seconds) for batching; detection uses its own scale, "
-        "stated in its section.",
+        f"{1 / common.SCALE:g} Kaggle seconds) for batching and the reliability checks; "
+        "detection uses its own scale, stated in its section.",
         f"- Latency profile: {common.PROFILE}. Cold start = pip installs 79 s + model load "
         "35 s from the measured run in shared/kaggle.md; the queue delay was not measured "
         "(see common.py).",
