@@ -109,3 +109,21 @@ def test_stream_faults_and_permissions(kaggle_emulator: Emulator):
     assert raised.value.response.status_code == 403
     # Counted once it got past the fault: bob's refused call.
     assert kaggle_emulator.calls["LogsStream"] == 1
+
+
+@pytest.mark.timeout(120)
+def test_the_kaggle_cli_follows_a_running_session(
+    kaggle_emulator: Emulator, official_api, tmp_path: Path
+):
+    flag = tmp_path / "go-on"
+    assert push(kaggle_emulator, "followed-log", PRINTS_AROUND_A_FLAG.format(flag=str(flag))).ok
+    kaggle_emulator.wait_for("alice", "followed-log", statuses=["RUNNING"])
+    events = official_api("alice").kernels_logs_stream("alice/followed-log")
+    data = []
+    for event in events:
+        data.append(event["data"])
+        if "first line" in event["data"]:
+            break
+    flag.touch()
+    data += [event["data"] for event in events]
+    assert "second line" in "".join(data)
