@@ -313,6 +313,31 @@ def cancel(job_id: str, output_dir: str | None) -> None:
         click.echo(f"nothing of job {job.id} runs on Kaggle")
 
 
+@cli.command("open")
+@click.argument("job_id")
+@output_option
+def open_page(job_id: str, output_dir: str | None) -> None:
+    """Open a finished job's audition page (a player per clip) in the web browser."""
+    import webbrowser
+
+    from kaggletts.errors import UsageError
+    from kaggletts.jobs import find_job
+    from kaggletts.page import PAGE_FILE, write_page
+
+    job = find_job(job_id, output_dir)
+    result = job.stored_result()
+    if result is None:
+        raise UsageError(f"job {job.id} has no result yet; `kaggletts status {job.id}` says why")
+    page = job.directory / PAGE_FILE
+    if not page.is_file():  # a job stored before kaggletts wrote pages
+        page = write_page(result)
+    url = page.as_uri()
+    if webbrowser.open(url):
+        click.echo(url)
+    else:
+        click.echo(f"no web browser found; open {url}")
+
+
 @cli.command()
 @click.option(
     "--endpoint",
