@@ -1,6 +1,8 @@
 """Developer sessions: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s synth -- FILE.yaml`,
 `nox -s bench`, `nox -s models`."""
 
+import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -16,9 +18,24 @@ DEMO_PARAMS = "params/espeak-demo.yaml"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite: real papermill runs, real espeak audio, the emulator over real HTTP."""
+    """The test suite: real papermill runs, real espeak audio, the emulator over real HTTP,
+    the audition page in headless chromium."""
     session.install("-e", ".[test]", TORCH)
+    install_chromium(session)
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+def install_chromium(session: nox.Session) -> None:
+    """The page tests drive Debian's chromium headless: install it where it is missing and
+    apt-get can (as root). Elsewhere those tests skip, except under CI=true, where they fail."""
+    if shutil.which("chromium"):
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        session.warn("chromium is missing and apt-get (as root) is not here to install it")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env, silent=True)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env, silent=True)
 
 
 # What each model family's test environment holds before a notebook runs, shaped like
