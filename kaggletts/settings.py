@@ -256,6 +256,11 @@ def load_settings(
     return _build(merged, notebooks)
 
 
+def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of KAGGLETTS_* variables alone, without any file."""
+    return _build(_read_environment(os.environ if environ is None else environ), {})
+
+
 def _build(
     merged: Mapping[str, tuple[Any, str]], notebooks: Mapping[str, parameters.ParameterSet]
 ) -> Settings:
