@@ -52,7 +52,7 @@ td.num, td.number { font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.number { text-align: right; }
 td.text { overflow-wrap: anywhere; min-width: 12rem; }
 td.text a { display: block; font-size: .8rem; opacity: .7; }
-audio { width: 16rem; max-width: 100%; height: 2rem; }
+audio { width: 15rem; height: 2rem; }
 .kv { font-size: .85rem; overflow-wrap: anywhere; }
 .kv span { display: inline-block; margin-right: .6rem; }
 .extra { opacity: .7; }

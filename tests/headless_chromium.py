@@ -137,13 +137,15 @@ class Chromium:
                 raise DevToolsError(f"{url} did not load in {timeout}s")
             self._read_one(deadline)
 
-    def evaluate(self, expression: str, timeout: float = 60) -> Any:
-        """The value of a JavaScript expression in the page, promises awaited."""
+    def evaluate(self, expression: str, timeout: float = 60, user_gesture: bool = False) -> Any:
+        """The value of a JavaScript expression in the page, promises awaited; as if the
+        user had clicked (`user_gesture`), it may start playback."""
         reply = self.send(
             "Runtime.evaluate",
             expression=expression,
             awaitPromise=True,
             returnByValue=True,
+            userGesture=user_gesture,
             session=self.session,
             timeout=timeout,
         )

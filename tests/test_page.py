@@ -1,7 +1,7 @@
 """The audition page: index.html and clips.csv beside a job's audio, the players in
 Jupyter, and `kaggletts open`. The page is checked in real headless chromium: every player
-loads its file, texts that look like markup stay text, the screenshot is not blank, and a
-page of 1,000 lines keeps its header in view and fits the window's width."""
+loads and plays its file, texts that look like markup stay text, the screenshot is not
+blank, and a page of 1,000 lines keeps its header in view and fits the window's width."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ Promise.all([...document.querySelectorAll('audio')].map(audio => new Promise(don
   audio.preload = 'metadata';
   audio.load();
 })))
+"""
+
+# Then each player is played through its last 0.3 s: true where it reached its end.
+PLAY_ENDINGS = """
+(async () => {
+  const ended = [];
+  for (const audio of document.querySelectorAll('audio')) {
+    audio.currentTime = Math.max(0, audio.duration - 0.3);
+    const end = new Promise(done => audio.addEventListener('ended', () => done(true)));
+    await audio.play();
+    ended.push(await Promise.race([end, new Promise(done => setTimeout(done, 5000, false))]));
+  }
+  return ended;
+})()
 """
 
 
@@ -131,7 +145,7 @@ def test_the_result_has_a_short_repr_and_players_in_jupyter(
 # -- in chromium --------------------------------------------------------------------------
 
 
-def test_every_player_loads_its_clip_in_chromium_and_markup_stays_text(
+def test_every_player_loads_and_plays_its_clip_in_chromium_and_markup_stays_text(
     result: Result, browser: Chromium
 ) -> None:
     browser.open((result.directory / PAGE_FILE).as_uri())
@@ -142,6 +156,7 @@ def test_every_player_loads_its_clip_in_chromium_and_markup_stays_text(
     assert [p["duration"] for p in players] == pytest.approx(
         [clip["duration"] for clip in result.clips], abs=0.01
     )
+    assert browser.evaluate(PLAY_ENDINGS, user_gesture=True) == [True] * 4
     assert browser.evaluate("typeof window.kaggletts_pwned") == "undefined"
     shown = browser.evaluate(
         "[...document.querySelectorAll('td.text')].map(cell => cell.firstChild.textContent)"
