@@ -424,9 +424,13 @@ def test_chatterbox_english_runs_and_passes_its_settings(chatterbox_english, cha
     assert {c["kwargs"]["cfg_weight"] for c in made} == {0.4}
     assert {c["kwargs"]["min_p"] for c in made} == {0.05}
     assert all("language_id" not in c["kwargs"] for c in made)
-    assert "audio_prompt_path" not in made[0]["kwargs"]
+    # The prompt's voice is prepared once and set per line, never passed to generate(),
+    # which would keep it for every later line.
+    assert all("audio_prompt_path" not in c["kwargs"] for c in made)
     _, narrator, _ = chatterbox_inputs
-    assert Path(made[2]["kwargs"]["audio_prompt_path"]).resolve() == narrator.resolve()
+    [prepared] = generate_calls(calls, "prepare_conditionals")
+    assert Path(prepared["args"][0]).resolve() == narrator.resolve()
+    assert {c["kwargs"]["repetition_penalty"] for c in made} == {1.2}  # english's own
 
 
 def test_chatterbox_remakes_a_nan_clip_with_the_next_seed(chatterbox_english):
@@ -453,6 +457,7 @@ def test_chatterbox_multilingual_passes_language_id(chatterbox_multilingual):
         "chatterbox.mtl_tts"]
     made = generate_calls(calls)
     assert [c["kwargs"]["language_id"] for c in made] == ["fr", "ja"]
+    assert {c["kwargs"]["repetition_penalty"] for c in made} == {2.0}  # multilingual's own
     # A text with no ASCII letters still gets a safe name.
     assert [p.name for p in result.audio] == ["001-bonjour-et-bienvenue.wav", "002-utterance.wav"]
 
@@ -476,10 +481,12 @@ def test_chatterbox_turbo_sends_only_what_turbo_understands(chatterbox_turbo,
     assert [c["module"] for c in generate_calls(calls, "from_pretrained")] == [
         "chatterbox.tts_turbo"]
     [made] = generate_calls(calls)
-    for ignored in ("cfg_weight", "exaggeration", "min_p", "language_id"):
+    for ignored in ("cfg_weight", "exaggeration", "min_p", "language_id", "audio_prompt_path"):
         assert ignored not in made["kwargs"]
+    assert made["kwargs"]["top_p"] == 0.95  # turbo's own default
     _, _, long = chatterbox_inputs
-    assert Path(made["kwargs"]["audio_prompt_path"]).resolve() == long.resolve()
+    [prepared] = generate_calls(calls, "prepare_conditionals")
+    assert Path(prepared["args"][0]).resolve() == long.resolve()
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ synthetic audio."""
 
 from __future__ import annotations
 
-from standin_support import SAMPLE_RATE
-
-from chatterbox import prompt_seconds, recorded, synthetic_wav
+from chatterbox import StandinModel, recorded, synthetic_wav
 
 SUPPORTED_LANGUAGES = {
     "ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
@@ -16,22 +14,14 @@ SUPPORTED_LANGUAGES = {
 }
 
 
-class ChatterboxMultilingualTTS:
+class ChatterboxMultilingualTTS(StandinModel):
     """Stand-in for `chatterbox.mtl_tts.ChatterboxMultilingualTTS`."""
 
-    sr = SAMPLE_RATE
-
-    def __init__(self, device):
-        self.device = device
+    module = "chatterbox.mtl_tts"
 
     @classmethod
     def get_supported_languages(cls) -> dict[str, str]:
         return dict(SUPPORTED_LANGUAGES)
-
-    @classmethod
-    @recorded("chatterbox.mtl_tts")
-    def from_pretrained(cls, device) -> ChatterboxMultilingualTTS:
-        return cls(device)
 
     @recorded("chatterbox.mtl_tts")
     def generate(self, text, language_id, audio_prompt_path=None, exaggeration=0.5,
@@ -41,6 +31,4 @@ class ChatterboxMultilingualTTS:
             supported = ", ".join(sorted(SUPPORTED_LANGUAGES))
             raise ValueError(f"Unsupported language_id '{language_id}'. "
                              f"Supported languages: {supported}")
-        if audio_prompt_path:
-            prompt_seconds(audio_prompt_path)
-        return synthetic_wav(text, language_id)
+        return synthetic_wav(text, self.voice_for(audio_prompt_path) + language_id)
