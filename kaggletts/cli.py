@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -57,7 +58,12 @@ class LazyGroup(click.Group):
 def cli(verbose: bool) -> None:
     """Run open text-to-speech notebooks (Qwen3-TTS, Chatterbox, eSpeak NG) on Kaggle's
     free GPUs or on this machine, with validated parameters and verified audio."""
-    handler = logging.StreamHandler(sys.stderr)
+    if sys.stderr.isatty():
+        from kaggletts.progress import TerminalProgress
+
+        handler: logging.Handler = TerminalProgress(sys.stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -65,6 +71,22 @@ def cli(verbose: bool) -> None:
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     if verbose:
         logging.getLogger("papermill").setLevel(logging.INFO)
+
+
+class Duration(click.ParamType):
+    """Seconds, or a text such as 10m or 2h."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from kaggletts.durations import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value, param.opts[0] if param else "duration")
+        except KaggleTTSError as error:
+            self.fail(str(error), param, ctx)
 
 
 output_option = click.option(
@@ -82,8 +104,8 @@ def kaggle_options(command: Any) -> Any:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=1),
-            metavar="SECONDS",
+            type=Duration(),
+            metavar="DURATION",
             help="The run's time budget: the notebook starts no line after it and the "
             "session ends by itself soon after.",
         ),
@@ -101,7 +123,6 @@ def kaggle_options(command: Any) -> Any:
         click.option(
             "--endpoint",
             metavar="URL",
-            envvar="KAGGLETTS_KAGGLE_ENDPOINT",
             help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.",
         ),
     ]
@@ -110,39 +131,32 @@ def kaggle_options(command: Any) -> Any:
     return command
 
 
-def backend_options(
-    backend: str,
-    shards: int | None,
-    timeout: float | None,
-    keep_kernels: bool | None,
-    machine_shape: str | None,
-    endpoint: str | None,
-) -> dict[str, Any]:
-    if backend != "kaggle":
-        given = [
-            name
-            for name, value in (
-                ("--shards", shards),
-                ("--timeout", timeout),
-                ("--keep-kernels", keep_kernels),
-                ("--machine-shape", machine_shape),
-            )
-            if value
-        ]
-        if given:
-            from kaggletts.errors import UsageError
+# --- Settings: the command line over pyproject.toml, the user file and KAGGLETTS_* ----------
 
-            raise UsageError(f"{', '.join(given)} only apply to --backend kaggle")
-        return {}
-    from kaggletts.backends.kaggle.kernel import KernelOptions
 
-    return {
-        "shards": shards,
-        "timeout": timeout,
-        "endpoint": endpoint,
-        "keep_kernels": bool(keep_kernels),
-        "kernel": KernelOptions(machine_shape=machine_shape),
-    }
+def refuse_kaggle_only(backend: str, kaggle: dict[str, Any]) -> None:
+    """Kaggle options given for a local run are refused rather than ignored (settings from
+    files are not: they apply whenever the backend is Kaggle)."""
+    given = [f"--{name.replace('_', '-')}" for name, value in kaggle.items() if value]
+    if backend != "kaggle" and [name for name in given if name != "--endpoint"]:
+        from kaggletts.errors import UsageError
+
+        raise UsageError(f"{', '.join(given)} only apply to --backend kaggle")
+
+
+def command_settings(output_dir: str | None, kaggle: dict[str, Any]) -> Any:
+    """The settings in effect here, under the options given on the command line."""
+    from kaggletts.settings import load_settings
+
+    given = {"output_dir": output_dir, **{f"kaggle.{name}": v for name, v in kaggle.items()}}
+    return load_settings().overridden(given, "command line")
+
+
+def output_folder(output_dir: str | None) -> str | None:
+    """--out, else the output folder the settings name (None: jobs' own default)."""
+    from kaggletts.settings import load_settings
+
+    return output_dir or load_settings().output_dir
 
 
 def report(result: Any, as_json: bool) -> None:
@@ -173,22 +187,24 @@ def report(result: Any, as_json: bool) -> None:
     multiple=True,
     type=(str, str),
     metavar="NAME VALUE",
-    help="A parameter; the value is read as YAML (3, true, [a, b]). Repeatable.",
+    help="A parameter. A text parameter takes the argument exactly as typed; others are "
+    "read as YAML (3, true, [a, b]). Repeatable.",
 )
 @click.option(
     "-f",
     "--file",
     "files",
     multiple=True,
-    metavar="PARAMS.yaml",
-    help="A YAML parameter file; later files and -p win. Repeatable.",
+    metavar="FILE",
+    help="A YAML parameter file, a .txt file (one line per utterance, verbatim) or - for "
+    "such text on stdin; a shipped example by name (espeak-demo). Later files and -p win. "
+    "Repeatable.",
 )
+@click.option("--text", metavar="TEXT", help="One line to speak, exactly as typed.")
 @click.option(
     "--backend",
     type=click.Choice(["local", "kaggle"]),
-    default="local",
-    show_default=True,
-    help="Where the notebook runs.",
+    help="Where the notebook runs [default: kaggle for GPU notebooks, else local].",
 )
 @output_option
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
@@ -198,7 +214,8 @@ def run(
     notebook: str,
     pairs: tuple[tuple[str, str], ...],
     files: tuple[str, ...],
-    backend: str,
+    text: str | None,
+    backend: str | None,
     output_dir: str | None,
     force: bool,
     as_json: bool,
@@ -206,16 +223,15 @@ def run(
 ) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters."""
     from kaggletts import api, parameters
+    from kaggletts.notebook import find_notebook
 
+    if text is not None:
+        pairs = (("text", text), *pairs)
     sources = [*files, parameters.from_cli_pairs(list(pairs))]
-    result = api.execute(
-        notebook,
-        sources,
-        backend=backend,
-        output_dir=output_dir,
-        force=force,
-        **backend_options(backend, **kaggle),
-    )
+    settings = command_settings(output_dir, kaggle)
+    backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
+    refuse_kaggle_only(backend, kaggle)
+    result = api.execute(notebook, sources, backend=backend, force=force, settings=settings)
     report(result, as_json)
 
 
@@ -228,6 +244,7 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
 
     from kaggletts.jobs import list_records, record_directory
 
+    output_dir = output_folder(output_dir)
     records = list_records(output_dir)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records], indent=2))
@@ -252,7 +269,7 @@ def status(job_id: str, output_dir: str | None) -> None:
     """Show a job's record; for Kaggle jobs, each session's live state."""
     from kaggletts.jobs import JobState, find_job
 
-    job = find_job(job_id, output_dir)
+    job = find_job(job_id, output_folder(output_dir))
     record = job.read_record()
     assert record is not None  # find_job found it
     click.echo(f"job {job.id}: {job.spec.name} on {job.backend}, {record.state.value}")
@@ -285,9 +302,12 @@ def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) ->
     from kaggletts.backends import get_backend
     from kaggletts.jobs import find_job
 
-    job = find_job(job_id, output_dir)
+    job = find_job(job_id, output_folder(output_dir))
+    refuse_kaggle_only(job.backend, kaggle)
+    # A job is picked up where it ran unless another endpoint is named.
     kaggle["endpoint"] = kaggle["endpoint"] or job.identity.get("endpoint")
-    runner = get_backend(job.backend, **backend_options(job.backend, **kaggle))
+    settings = command_settings(None, kaggle)
+    runner = get_backend(job.backend, **settings.backend_options(job.backend))
     report(run_job(job, runner, attach=True), as_json)
 
 
@@ -301,7 +321,7 @@ def cancel(job_id: str, output_dir: str | None) -> None:
     from kaggletts.errors import UsageError
     from kaggletts.jobs import find_job
 
-    job = find_job(job_id, output_dir)
+    job = find_job(job_id, output_folder(output_dir))
     if job.backend != "kaggle":
         raise UsageError(f"job {job.id} ran locally; there is nothing to cancel on Kaggle")
     cancelled, left = KaggleBackend(endpoint=job.identity.get("endpoint")).cancel(job)
@@ -324,7 +344,7 @@ def open_page(job_id: str, output_dir: str | None) -> None:
     from kaggletts.jobs import find_job
     from kaggletts.page import PAGE_FILE, write_page
 
-    job = find_job(job_id, output_dir)
+    job = find_job(job_id, output_folder(output_dir))
     result = job.stored_result()
     if result is None:
         raise UsageError(f"job {job.id} has no result yet; `kaggletts status {job.id}` says why")
@@ -342,14 +362,14 @@ def open_page(job_id: str, output_dir: str | None) -> None:
 @click.option(
     "--endpoint",
     metavar="URL",
-    envvar="KAGGLETTS_KAGGLE_ENDPOINT",
     help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.",
 )
 def quota(endpoint: str | None) -> None:
     """GPU hours used and left this week on Kaggle."""
     from kaggletts.backends.kaggle import KaggleBackend
 
-    left = KaggleBackend(endpoint=endpoint).quota()
+    settings = command_settings(None, {"endpoint": endpoint})
+    left = KaggleBackend(**settings.backend_options("kaggle")).quota()
     click.echo(
         f"GPU: {left.used_seconds / 3600:.1f} h used, {left.remaining_seconds / 3600:.1f} h "
         f"left of {left.allowed_seconds / 3600:.1f} h (refreshes {left.refresh_time})"
@@ -382,6 +402,73 @@ def notebooks(as_json: bool) -> None:
         for pname, p in info["parameters"].items():
             click.echo(f"  {pname}: {p['type']} = {p['default']!r}\n      {p['help']}")
         click.echo()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+def config(as_json: bool) -> None:
+    """Show the settings in effect here and where each came from: pyproject.toml's
+    [tool.kaggletts], the user file, then KAGGLETTS_* variables (later ones win)."""
+    from kaggletts.settings import KEYS, default_text, load_settings, nearest_pyproject, user_file
+
+    settings = load_settings()
+    settings.check_notebook_defaults()
+    shown: dict[str, dict[str, Any]] = {
+        key.name: {"value": settings.value(key.name), "origin": settings.origins[key.name]}
+        if key.name in settings.origins
+        else {"value": None, "origin": "default", "default": default_text(key)}
+        for key in KEYS
+    }
+    defaults = {
+        notebook: {
+            name: {"value": value, "origin": given.where((name,))}
+            for name, value in given.values.items()
+        }
+        for notebook, given in settings.notebooks.items()
+    }
+    if as_json:
+        click.echo(json.dumps({"settings": shown, "notebooks": defaults}, indent=2))
+        return
+    project = nearest_pyproject(Path.cwd())
+    click.echo(f"# project file: {project or 'none'}")
+    click.echo(f"# user file:    {user_file()}{'' if user_file().is_file() else ' (none)'}")
+    rows = [
+        (name, repr(entry["value"]) if entry["origin"] != "default" else "", entry)
+        for name, entry in shown.items()
+    ]
+    rows += [
+        (f"{notebook}.{name}", repr(entry["value"]), entry)
+        for notebook, given in defaults.items()
+        for name, entry in given.items()
+    ]
+    for name, value, entry in rows:
+        value = value or f"({entry['default']})"
+        click.echo(f"{name:<22} {value:<28} {entry['origin']}")
+
+
+@cli.command()
+@click.option("--run", "round_trip", is_flag=True,
+              help="Also push a tiny CPU notebook to Kaggle and download its audio "
+              "(one short session, no GPU quota).")
+@click.option("--endpoint", metavar="URL", help="Kaggle API endpoint to check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(round_trip: bool, endpoint: str | None, as_json: bool) -> None:
+    """Check that this machine and Kaggle account are ready: settings, credentials and
+    their file, the endpoint, a login, the GPU quota, the notebooks, local eSpeak.
+    Exits 0 only when every check passes."""
+    from kaggletts.doctor import examine, passed
+
+    findings = examine(endpoint=endpoint, round_trip=round_trip)
+    if as_json:
+        click.echo(json.dumps({"ok": passed(findings),
+                               "checks": [f.to_dict() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            click.echo(f"{finding.verdict.value:<5} {finding.check.value:<13} {finding.detail}")
+            if finding.fix:
+                click.echo(f"{'':<19}fix: {finding.fix}")
+    if not passed(findings):
+        sys.exit(1)
 
 
 def main() -> None:

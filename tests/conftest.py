@@ -146,3 +146,20 @@ class Standins:
 @pytest.fixture(scope="session")
 def standins() -> type[Standins]:
     return Standins
+
+
+@pytest.fixture
+def failing_notebook(tmp_path: Path) -> Path:
+    """A notebook whose cell `speak` raises ValueError, past every check before the run."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell('text: str = ""  # One line', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError(f'cannot say {text!r}')", id="speak"),
+    ]
+    path = tmp_path / "failing.ipynb"
+    nbformat.write(nb, path)
+    return path

@@ -280,40 +280,21 @@ def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
     assert pushes(emulator) == 3 and len(kernels(emulator)) == 3
 
 
-def failing_notebook(tmp_path: Path) -> Path:
-    """A notebook whose second cell raises on Kaggle, past every check before the run."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell('text: str = ""  # One line', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError(f'cannot say {text!r}')", id="speak"),
-    ]
-    path = tmp_path / "failing.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
-def test_a_failing_notebook_names_its_cell_and_exception(emulator, tmp_path):
+def test_a_failing_notebook_names_its_cell_and_exception(emulator, tmp_path, failing_notebook):
     with pytest.raises(kaggletts.RunFailed) as failure:
         run_kaggle(
-            emulator, tmp_path / "out", {"text": "Broken."}, notebook=failing_notebook(tmp_path)
+            emulator, tmp_path / "out", {"text": "Broken."}, notebook=failing_notebook
         )
     assert failure.value.cell and "speak" in failure.value.cell
     assert "ValueError: cannot say 'Broken.'" in str(failure.value)
 
 
-def test_the_key_appears_nowhere(emulator, tmp_path, caplog):
+def test_the_key_appears_nowhere(emulator, tmp_path, caplog, failing_notebook):
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
     run_kaggle(emulator, out, {"utterances": lines(2)})
     with pytest.raises(kaggletts.RunFailed) as failure:
-        run_kaggle(emulator, out, {"text": "x"}, notebook=failing_notebook(tmp_path))
+        run_kaggle(emulator, out, {"text": "x"}, notebook=failing_notebook)
     searched = [p for root in (out, tmp_path / "state") for p in root.rglob("*") if p.is_file()]
     assert any(p.name == "notebook.ipynb" for p in searched), "the pushed notebook was searched"
     for path in searched:
@@ -419,3 +400,37 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
 
         quota = backend(emulator).quota()
         assert 0 < quota.used_seconds < quota.allowed_seconds == 30 * 3600, "GPU runs count"
+
+
+def test_the_kernels_progress_arrives_while_the_session_runs(emulator, tmp_path, caplog):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("lines: int = 3  # How many", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import time, scrapbook\n"
+            "for k in range(1, lines + 1):\n"
+            "    time.sleep(0.8)\n"
+            "    print(f'[{k}/{lines}] {k:03d}-line.wav 1.5s', flush=True)\n"
+            "scrapbook.glue('clips', [], encoder='json')"
+        ),
+    ]
+    source = tmp_path / "slow.ipynb"
+    nbformat.write(nb, source)
+    seen = []
+
+    def on_progress(progress):
+        [slug] = kernels(emulator)
+        seen.append((progress.done, progress.total, progress.file, emulator.status(USER, slug)))
+
+    caplog.set_level(logging.INFO, logger="kaggletts")
+    run_kaggle(emulator, tmp_path / "out", {"lines": 3}, notebook=source, on_progress=on_progress)
+    assert [s[:3] for s in seen] == [(k, 3, f"{k:03d}-line.wav") for k in (1, 2, 3)]
+    assert seen[0][3] == "RUNNING", "the first line was reported while the session ran"
+    assert "[2/3] 002-line.wav 1.5s" in caplog.text

@@ -277,14 +277,12 @@ def test_force_refuses_a_job_whose_session_may_still_run(tmp_path):
         assert pushes(emulator) == 1
 
 
-def test_attach_never_pushes_a_failed_job_again(tmp_path):
-    from test_kaggle_backend import failing_notebook
-
+def test_attach_never_pushes_a_failed_job_again(tmp_path, failing_notebook):
     with Emulator(state_dir=tmp_path / "state", users={USER: KEY}) as emulator:
         env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "o"))
         failed = kaggletts_cli(
             "run",
-            str(failing_notebook(tmp_path)),
+            str(failing_notebook),
             "-p",
             "text",
             "x",

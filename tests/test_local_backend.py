@@ -96,36 +96,35 @@ def test_a_tampered_clip_is_detected_on_a_fresh_run(tmp_path):
         verify_clip(clip_file, {**record, "bytes": 9})
 
 
-BAD_VOICE = {"text": "Hello.", "voice": "xx-nonexistent"}
-
-
-def test_a_failing_notebook_raises_run_failed_naming_the_cell(tmp_path):
+def test_a_failing_notebook_raises_run_failed_naming_the_cell(tmp_path, failing_notebook):
     with pytest.raises(kaggletts.RunFailed) as caught:
-        kaggletts.execute("espeak", BAD_VOICE, output_dir=tmp_path)
+        kaggletts.execute(failing_notebook, {"text": "Hello."}, output_dir=tmp_path)
     failure = caught.value
     message = str(failure)
-    assert "notebook 'espeak' failed in cell 'synthesize'" in message
-    assert "ValueError: unknown eSpeak NG voice 'xx-nonexistent'" in message
-    assert failure.exception == "ValueError: unknown eSpeak NG voice 'xx-nonexistent'"
-    assert "'synthesize'" in failure.cell
+    assert "notebook 'failing' failed in cell 'speak'" in message
+    assert "ValueError: cannot say 'Hello.'" in message
+    assert failure.exception == "ValueError: cannot say 'Hello.'"
+    assert "'speak'" in failure.cell
     assert failure.exit_code == 1
-    job = api.prepare("espeak", BAD_VOICE, "local", tmp_path)
+    job = api.prepare(failing_notebook, {"text": "Hello."}, "local", tmp_path)
     record = json.loads((job.directory / "job.json").read_text(encoding="utf-8"))
-    assert record["state"] == "error" and "synthesize" in record["error"]
+    assert record["state"] == "failed" and "speak" in record["error"]
     assert not (job.directory / "result.json").exists()
     assert (job.directory / "__notebook__.ipynb").exists()  # kept for inspection
 
 
-def test_a_failing_run_exits_1_with_one_line_and_no_traceback(kaggletts_cmd, tmp_path):
-    done = kaggletts_cmd("run", "espeak", "-p", "text", "Hello.", "-p", "voice",
-                         "xx-nonexistent", "--out", str(tmp_path / "out"))
+def test_a_failing_run_exits_1_with_one_line_and_no_traceback(
+    kaggletts_cmd, tmp_path, failing_notebook
+):
+    done = kaggletts_cmd("run", str(failing_notebook), "-p", "text", "Hello.",
+                         "--out", str(tmp_path / "out"))
     assert done.code == 1
     assert done.stdout == ""
     assert "Traceback" not in done.output
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1
-    assert "failed in cell 'synthesize'" in errors[0]
-    assert "ValueError: unknown eSpeak NG voice 'xx-nonexistent'" in errors[0]
+    assert "failed in cell 'speak'" in errors[0]
+    assert "ValueError: cannot say 'Hello.'" in errors[0]
 
 
 def test_cli_json_prints_exactly_one_json_document(kaggletts_cmd, tmp_path):
@@ -172,7 +171,7 @@ def test_notebooks_json_lists_the_three_notebooks(kaggletts_cmd):
     espeak = listing["espeak"]["parameters"]
     assert espeak["rate"] == {"type": "int", "default": 175, "help": espeak["rate"]["help"]}
     assert listing["qwen"]["parameters"]["x_vector_only"]["type"] == "bool"
-    assert listing["qwen"]["parameters"]["dtype"]["default"] == "float16"
+    assert listing["qwen"]["parameters"]["dtype"]["default"] == "auto"
     assert "voice" in listing["espeak"]["per_utterance"]
 
 

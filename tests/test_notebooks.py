@@ -169,7 +169,7 @@ def run_with_standins(standins, mp, tmp, notebook, params, *, fault=None, input_
     """Run `notebook` under the stand-ins; returns (result or RunFailed, the calls made)."""
     calls = standins.use(mp, tmp / "calls.jsonl", fault=fault, input_root=input_root)
     try:
-        outcome = kaggletts.execute(notebook, params, output_dir=tmp / "out")
+        outcome = kaggletts.execute(notebook, params, backend="local", output_dir=tmp / "out")
     except kaggletts.RunFailed as failure:
         outcome = failure
     return outcome, standins.calls(calls)

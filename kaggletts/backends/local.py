@@ -12,31 +12,11 @@ from typing import Any
 from kaggletts.errors import Interrupted, RunFailed, UsageError
 from kaggletts.jobs import LOCK_FILE, Job, JobState
 from kaggletts.notebook import find_failure, parameterize
+from kaggletts.progress import KernelLines
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
 
 log = logging.getLogger("kaggletts")
 PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
-
-
-class _LineLogger:
-    """A file-like sink for the kernel's output that logs it line by line."""
-
-    def __init__(self, level: int):
-        self.level = level
-        self.pending = ""
-
-    def write(self, text: str) -> int:
-        lines = (self.pending + text).split("\n")
-        self.pending = lines.pop()
-        for line in lines:
-            if line.strip():
-                log.log(self.level, "  %s", line)
-        return len(text)
-
-    def flush(self) -> None:
-        if self.pending.strip():
-            log.log(self.level, "  %s", self.pending)
-        self.pending = ""
 
 
 class LocalBackend:
@@ -73,8 +53,8 @@ class LocalBackend:
                 cwd=str(job.directory),
                 kernel_name="python3",
                 progress_bar=False,
-                stdout_file=_LineLogger(logging.INFO),
-                stderr_file=_LineLogger(logging.DEBUG),
+                stdout_file=KernelLines(job.id),
+                stderr_file=KernelLines(job.id, logging.DEBUG),
                 # The kernel's own start-up warnings (a loopback TCP connection without
                 # encryption) are noise on the user's terminal; its errors still show.
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from kaggletts.errors import (
     UsageError,
 )
 from kaggletts.jobs import CorruptRecord, Job, JobState, batch_lines
+from kaggletts.progress import Progress
 from kaggletts.result import Result, build_result, read_scraps
 
 log = logging.getLogger("kaggletts")
@@ -75,6 +77,8 @@ class KaggleBackend:
     download_workers: int = 4
     # Kernels are deleted once their job's result is safe on disk, unless kept.
     keep_kernels: bool = False
+    # Called with each line of progress the kernel reports (also logged to kaggletts.kernel).
+    on_progress: Callable[[Progress], None] | None = None
     name: ClassVar[str] = "kaggle"
 
     def __post_init__(self) -> None:

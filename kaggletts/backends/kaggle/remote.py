@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ _SESSION_ID_IN_URL = re.compile(r"[?&]scriptVersionId=(\d+)")
 _SESSION_CAP = re.compile(r"Maximum batch \w+ session count")
 # Bounds on an output listing, whatever the server sends: pages of 200, so 10,000 files.
 MAX_OUTPUT_PAGES = 50
+LOG_END = "END_OF_LOG"
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,33 @@ class KaggleRemote:
             log.warning("warning: %s lists more than %d pages of outputs", slug, MAX_OUTPUT_PAGES)
         return files, log_text
 
+    def log_lines(self, slug: str, wait_for_start: int = 60) -> Iterator[str]:
+        """The session's log, line by line, as it grows: Server-Sent Events while the
+        session runs (until END_OF_LOG), the persisted JSON log once it has ended, as
+        kagglesdk's GetKernelSessionLogsStream describes it. Not retried: a caller that
+        follows a log for show tries again when it likes."""
+        http = self._client._http_client
+        # The path the kaggle CLI's `kernels logs --follow` uses (kaggle_api_extended.py).
+        base = self.endpoint if self.endpoint == PRODUCTION else f"{self.endpoint}/api"
+        url = f"{base}/v1/kernels/logs/stream/{self.username}/{slug}"
+        headers = {**http._session.headers, "Accept": "text/event-stream, */*"}
+        headers.pop("Content-Type", None)
+        params = {"waitForLogsUrlSeconds": str(wait_for_start)}
+        with http._session.get(
+            url, stream=True, headers=headers, params=params, timeout=(10, 600)
+        ) as response:
+            response.raise_for_status()
+            if response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                for raw in response.iter_lines(decode_unicode=True):
+                    if not raw or not raw.startswith("data:"):
+                        continue
+                    payload = raw[len("data:") :].strip()
+                    if payload == LOG_END:
+                        return
+                    yield from _event_lines(_parsed(payload))
+            else:
+                yield from _log_text_lines(response.text)
+
     def cancel(self, session_id: int) -> str | None:
         from kagglesdk.kernels.types.kernels_api_service import ApiCancelKernelSessionRequest
 
@@ -380,3 +409,26 @@ def _unknown_enum_name(error: BaseException | None) -> str | None:
     if isinstance(error, KeyError) and error.args and isinstance(error.args[0], str):
         return error.args[0]
     return None
+
+
+def _event_lines(entry: Any) -> Iterator[str]:
+    """The text lines of one log entry: a `{stream_name, time, data}` object, or text."""
+    data = entry.get("data", "") if isinstance(entry, dict) else entry
+    yield from str(data).splitlines()
+
+
+def _parsed(payload: str) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
+
+
+def _log_text_lines(body: str) -> Iterator[str]:
+    """The lines of a persisted log: a JSON list of entries, or plain text."""
+    entries = _parsed(body)
+    if not isinstance(entries, list):
+        yield from body.splitlines()
+        return
+    for entry in entries:
+        yield from _event_lines(entry)

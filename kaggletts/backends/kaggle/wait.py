@@ -4,12 +4,14 @@ past the retry policy the job is left as it is and the caller is told to attach 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.records import Shard
 from kaggletts.backends.kaggle.remote import RemoteStatus
 from kaggletts.errors import KaggleUnreachable, LeftOnKaggle
+from kaggletts.progress import KernelLines
 
 log = logging.getLogger("kaggletts")
 # States after which a session does no more work.
@@ -20,7 +22,38 @@ OVERRUN_SECONDS = 600
 
 
 def wait_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
-    """The session's final status, or None when the run was told to stop watching."""
+    """The session's final status, or None when the run was told to stop watching. The
+    session's log is followed meanwhile, for show only."""
+    ended = threading.Event()
+    threading.Thread(
+        target=follow_log, args=(ctx, shard, ended), daemon=True, name=f"log {shard.slug}"
+    ).start()
+    try:
+        return _poll_until_ended(ctx, shard)
+    finally:
+        ended.set()
+
+
+def follow_log(ctx: RunContext, shard: Shard, ended: threading.Event) -> None:
+    """Pass the session's log lines on as they come (kernel progress included), through
+    reconnects, skipping lines already passed on. Whatever goes wrong here is logged and
+    never touches the run: the log is a view of it, not part of it."""
+    lines = KernelLines(shard.slug, on_progress=ctx.settings.on_progress)
+    seen, pause = 0, 1.0
+    while not (ended.is_set() or ctx.stop.is_set()):
+        try:
+            for number, line in enumerate(ctx.remote.log_lines(shard.slug), 1):
+                if number > seen:
+                    lines.line(line)
+                    seen = number
+            return
+        except Exception as error:  # noqa: BLE001 - a view must not fail what it shows
+            log.debug("%s: the live log broke off (%s)", shard.slug, type(error).__name__)
+        ended.wait(pause)
+        pause = min(pause * 2, 30.0)
+
+
+def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
     started = time.monotonic()
     said = ""
     give_up_at = (shard.ends_by or ctx.deadline) + OVERRUN_SECONDS

@@ -34,7 +34,7 @@ def run(tmp: Path, params: dict, input_root: Path | None = None, mp=None):
         mp.setenv("KAGGLETTS_INPUT_ROOT", str(input_root))
     try:
         return kaggletts.execute(NOTEBOOK, {"max_new_tokens": TOKENS, **params},
-                                 output_dir=tmp / "out")
+                                 backend="local", output_dir=tmp / "out")
     except kaggletts.RunFailed as failure:
         return failure
 
