@@ -75,7 +75,7 @@ class StandinModel:
         prompt_seconds(wav_fpath)
         self.conds = f"prompt:{wav_fpath}"
 
-    def voice_for(self, audio_prompt_path):
+    def _voice_for(self, audio_prompt_path):
         """The voice of a line, as the real generate() chooses it."""
         if audio_prompt_path:
             self.prepare_conditionals(audio_prompt_path)

@@ -31,4 +31,4 @@ class ChatterboxMultilingualTTS(StandinModel):
             supported = ", ".join(sorted(SUPPORTED_LANGUAGES))
             raise ValueError(f"Unsupported language_id '{language_id}'. "
                              f"Supported languages: {supported}")
-        return synthetic_wav(text, self.voice_for(audio_prompt_path) + language_id)
+        return synthetic_wav(text, self._voice_for(audio_prompt_path) + language_id)

@@ -40,4 +40,4 @@ class ChatterboxTurboTTS(StandinModel):
         if cfg_weight > 0.0 or exaggeration > 0.0 or min_p > 0.0:
             log.warning("CFG, min_p and exaggeration are not supported by Turbo version "
                         "and will be ignored.")
-        return synthetic_wav(text, self.voice_for(None))
+        return synthetic_wav(text, self._voice_for(None))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
-import json
 import sys
 from pathlib import Path
 
@@ -158,14 +157,14 @@ def _save_safetensors(module, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
 
 
-def reference_clip(path: Path, seconds: float) -> Path:
-    """A voiced-sounding 16-bit clip (a pitch glide with harmonics): something for the real
-    conditioning code to embed and tokenise."""
+def reference_clip(path: Path, seconds: float, pitch: float) -> Path:
+    """A voiced-sounding 16-bit clip (a gliding `pitch` with harmonics): something for the
+    real conditioning code to embed and tokenise."""
     import numpy as np
     import soundfile
 
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    pitch = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    pitch = pitch + 40 * np.sin(2 * np.pi * 0.7 * t)
     phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
     wav = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,20 +238,3 @@ def build_turbo(folder: Path, clip: Path) -> None:
     # Turbo's loudness step hands float64 samples on under numpy 2, which its tokenizer
     # rejects (the notebook works around it for reference clips); the built-in voice skips it.
     _builtin_voice(ChatterboxTurboTTS, folder, clip, norm_loudness=False)
-
-
-def hf_snapshot(hf_home: Path, repo_id: str, revision: str = "0" * 40) -> Path:
-    """The folder `from_pretrained` reads offline for `repo_id`: the Hugging Face cache's
-    models--ORG--NAME/snapshots/<revision>, with refs/main naming that revision."""
-    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
-    return repo / "snapshots" / revision
-
-
-def build_all(hf_home: Path, work: Path) -> None:
-    """Every variant's tiny checkpoint in a Hugging Face cache at `hf_home`."""
-    long_clip = reference_clip(work / "builtin-voice.wav", seconds=6.0)
-    build_english_and_multilingual(hf_snapshot(hf_home, "ResembleAI/chatterbox"), long_clip)
-    build_turbo(hf_snapshot(hf_home, "ResembleAI/chatterbox-turbo"), long_clip)
-    (hf_home / "built.json").write_text(json.dumps({"speech_token_cap": SPEECH_TOKEN_CAP}))
