@@ -43,7 +43,8 @@ def install_chromium(session: nox.Session) -> None:
 # because qwen-tts and chatterbox-tts pin conflicting transformers releases.
 MODEL_IMAGE: dict[str, list[str]] = {
     "qwen": [TORCH],
-    "chatterbox": [TORCH],
+    # Kaggle pins setuptools>=70,<82 (its Dockerfile), so 81.0.0: pkg_resources is still there.
+    "chatterbox": [TORCH, "setuptools==81.0.0"],
 }
 
 
