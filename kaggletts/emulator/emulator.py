@@ -123,6 +123,7 @@ class Emulator:
             ): kernels.list_kernel_session_output,
             ("kernels.KernelsApiService", "GetKernel"): kernels.get_kernel,
             ("kernels.KernelsApiService", "CancelKernelSession"): kernels.cancel_kernel_session,
+            ("kernels.KernelsApiService", "DeleteKernel"): kernels.delete_kernel,
             (
                 "kernels.KernelsApiService",
                 "GetAcceleratorQuotaStatistics",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -367,6 +368,23 @@ class KernelsService:
             return live
         log_file = self._app.store.version_dir(kernel, version.number) / LOG_FILE
         return log_file.read_bytes() if log_file.exists() else b"[]"
+
+    def delete_kernel(self, user: str, body: Body) -> Body:
+        owner = require_str(body, "userName")
+        slug = require_str(body, "kernelSlug")
+        store = self._app.store
+        with store.lock:
+            kernel = store.kernels.get(f"{owner}/{slug}")
+            # Someone else's kernel and a missing one look alike, as for kernels.get.
+            if kernel is None or kernel.owner != user:
+                raise permission_denied("kernels.delete")
+            # What Kaggle does with a running session is not known; refusing is visible.
+            if any(version.is_active for version in kernel.versions):
+                return {"errorMessage": f"{kernel.ref} has a session queued or running"}
+            del store.kernels[kernel.ref]
+            store.save()
+            shutil.rmtree(store.kernel_dir(kernel), ignore_errors=True)
+        return {}
 
     # Quota -----------------------------------------------------------------------------
 

@@ -209,8 +209,11 @@ class Store:
             if version.is_active and version.uses_gpu == uses_gpu
         )
 
+    def kernel_dir(self, kernel: KernelRecord) -> Path:
+        return self.root / "kernels" / kernel.owner / kernel.slug
+
     def version_dir(self, kernel: KernelRecord, number: int) -> Path:
-        return self.root / "kernels" / kernel.owner / kernel.slug / f"v{number}"
+        return self.kernel_dir(kernel) / f"v{number}"
 
     def working_dir(self, kernel: KernelRecord, number: int) -> Path:
         """A running session's working folder; its files move to `output/` when it ends."""

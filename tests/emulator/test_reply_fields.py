@@ -166,6 +166,7 @@ def _drive_kernels(recorder: Recorder, tmp_path: Path) -> None:
     emulator.wait_for("alice", "failing-kernel")
     failed = recorder.call("GetKernelSessionStatus", _kernel("failing-kernel"))
     assert failed["status"] == "ERROR" and failed["failureMessage"]
+    recorder.call("DeleteKernel", _kernel("failing-kernel"))
 
 
 def _drive_datasets(recorder: Recorder) -> None:
@@ -214,6 +215,7 @@ KERNEL_METHODS = {
     "GetKernel",
     "CancelKernelSession",
     "GetAcceleratorQuotaStatistics",
+    "DeleteKernel",
 }
 DATASET_METHODS = {
     "StartBlobUpload",

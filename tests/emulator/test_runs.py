@@ -149,3 +149,21 @@ def test_restart_keeps_state_and_fails_running_sessions(tmp_path: Path):
         assert outputs(emulator, "kept-notebook")["files"]
         assert emulator.status("alice", "interrupted") in ("ERROR", "CANCEL_ACKNOWLEDGED")
         assert push(emulator, "kept-notebook").json()["versionNumber"] == 2
+
+
+def test_delete_kernel(kaggle_emulator: Emulator):
+    kernel = {"userName": "alice", "kernelSlug": "short-lived"}
+    kaggle_emulator.latency = Latency(queue_delay=3600)
+    assert push(kaggle_emulator, "short-lived").ok
+    busy = call(kaggle_emulator, "DeleteKernel", kernel).json()
+    assert "queued or running" in busy["errorMessage"]
+    session_id = kaggle_emulator.session_id("alice", "short-lived")
+    call(kaggle_emulator, "CancelKernelSession", {"kernelSessionId": session_id})
+    kaggle_emulator.wait_for("alice", "short-lived", statuses=["CANCEL_ACKNOWLEDGED"])
+    assert call(kaggle_emulator, "DeleteKernel", kernel, user="bob").status_code == 403
+    assert call(kaggle_emulator, "DeleteKernel", kernel).json() == {}
+    assert kaggle_emulator.push_count("alice", "short-lived") == 0
+    assert call(kaggle_emulator, "GetKernel", kernel).status_code == 403
+    assert call(kaggle_emulator, "DeleteKernel", kernel).status_code == 403
+    kaggle_emulator.latency = Latency()
+    assert push(kaggle_emulator, "short-lived").json()["versionNumber"] == 1
