@@ -9,7 +9,7 @@ from typing import Any
 from kaggletts import parameters
 from kaggletts.backends import Backend, get_backend
 from kaggletts.jobs import Job
-from kaggletts.notebook import find_notebook
+from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.result import Result
 from kaggletts.settings import Settings, load_settings
 
@@ -17,7 +17,7 @@ ParamSource = Mapping[str, Any] | str | os.PathLike | parameters.ParameterSet
 
 
 def prepare(
-    notebook: str | os.PathLike,
+    notebook: str | os.PathLike | NotebookSpec,
     params: ParamSource | Sequence[ParamSource] | None,
     backend: str,
     output_dir: str | os.PathLike | None,
@@ -27,7 +27,17 @@ def prepare(
     """Validate the request and name its job, without running anything. `identity` is
     what else makes the run what it is (the backend's account, endpoint, options);
     `defaults` (the notebook's from the settings) go under `params`."""
-    spec = find_notebook(notebook)
+    spec = notebook if isinstance(notebook, NotebookSpec) else find_notebook(notebook)
+    values = validate(spec, params, defaults)
+    return Job.create(spec, values, backend, output_dir, identity)
+
+
+def validate(
+    spec: NotebookSpec,
+    params: ParamSource | Sequence[ParamSource] | None,
+    defaults: parameters.ParameterSet | None = None,
+) -> dict[str, Any]:
+    """The parameters checked against the notebook, `defaults` under them."""
     if params is None:
         sources: Sequence[ParamSource] = ()
     elif isinstance(params, Mapping | str | os.PathLike | parameters.ParameterSet):
@@ -35,8 +45,13 @@ def prepare(
     else:
         sources = params
     merged = parameters.load(defaults or parameters.ParameterSet(), *sources)
-    values = parameters.validate(spec, merged)
-    return Job.create(spec, values, backend, output_dir, identity)
+    return parameters.validate(spec, merged)
+
+
+def default_backend(spec: NotebookSpec) -> str:
+    """Where a notebook runs unless told otherwise: a GPU notebook on Kaggle, the rest
+    on this machine."""
+    return "kaggle" if spec.kernel.enable_gpu else "local"
 
 
 def execute(
@@ -51,8 +66,11 @@ def execute(
 ) -> Result:
     """Run `notebook` (a shipped name such as "qwen", or a path) with `params`.
 
-    `params` is a dict, a YAML file path, or a list of them merged in order. The
-    same request again returns the stored result at once unless `force` is true.
+    `params` is a dict, a YAML or text file path, or a list of them merged in order.
+    `backend` defaults to the notebook's own: Kaggle for the GPU notebooks, this machine
+    for the rest. The same request again returns the stored result at once unless `force`
+    is true. `backend_options` are the backend's settings (for Kaggle: `timeout` as
+    seconds or "10m", `shards`, `kernel`, `endpoint`, ...); an unknown one is refused.
 
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces
@@ -60,11 +78,12 @@ def execute(
     """
     chosen = settings or load_settings()
     spec = find_notebook(notebook)
-    backend = backend or chosen.backend or "local"
-    runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
+    backend = backend or chosen.backend or default_backend(spec)
     output_dir = output_dir or chosen.output_dir
-    defaults = chosen.notebook_defaults(spec.name)
-    job = prepare(notebook, params, backend, output_dir, runner.identity(), defaults)
+    # Bad parameters are reported before anything else is asked for (credentials, say).
+    values = validate(spec, params, chosen.notebook_defaults(spec.name))
+    runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
+    job = Job.create(spec, values, backend, output_dir, runner.identity())
     return run_job(job, runner, force=force)
 
 

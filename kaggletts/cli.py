@@ -58,7 +58,12 @@ class LazyGroup(click.Group):
 def cli(verbose: bool) -> None:
     """Run open text-to-speech notebooks (Qwen3-TTS, Chatterbox, eSpeak NG) on Kaggle's
     free GPUs or on this machine, with validated parameters and verified audio."""
-    handler = logging.StreamHandler(sys.stderr)
+    if sys.stderr.isatty():
+        from kaggletts.progress import TerminalProgress
+
+        handler: logging.Handler = TerminalProgress(sys.stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -66,6 +71,22 @@ def cli(verbose: bool) -> None:
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     if verbose:
         logging.getLogger("papermill").setLevel(logging.INFO)
+
+
+class Duration(click.ParamType):
+    """Seconds, or a text such as 10m or 2h."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from kaggletts.durations import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value, param.opts[0] if param else "duration")
+        except KaggleTTSError as error:
+            self.fail(str(error), param, ctx)
 
 
 output_option = click.option(
@@ -83,8 +104,8 @@ def kaggle_options(command: Any) -> Any:
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=1),
-            metavar="SECONDS",
+            type=Duration(),
+            metavar="DURATION",
             help="The run's time budget: the notebook starts no line after it and the "
             "session ends by itself soon after.",
         ),
@@ -166,20 +187,24 @@ def report(result: Any, as_json: bool) -> None:
     multiple=True,
     type=(str, str),
     metavar="NAME VALUE",
-    help="A parameter; the value is read as YAML (3, true, [a, b]). Repeatable.",
+    help="A parameter. A text parameter takes the argument exactly as typed; others are "
+    "read as YAML (3, true, [a, b]). Repeatable.",
 )
 @click.option(
     "-f",
     "--file",
     "files",
     multiple=True,
-    metavar="PARAMS.yaml",
-    help="A YAML parameter file; later files and -p win. Repeatable.",
+    metavar="FILE",
+    help="A YAML parameter file, a .txt file (one line per utterance, verbatim) or - for "
+    "such text on stdin; a shipped example by name (espeak-demo). Later files and -p win. "
+    "Repeatable.",
 )
+@click.option("--text", metavar="TEXT", help="One line to speak, exactly as typed.")
 @click.option(
     "--backend",
     type=click.Choice(["local", "kaggle"]),
-    help="Where the notebook runs [default: local].",
+    help="Where the notebook runs [default: kaggle for GPU notebooks, else local].",
 )
 @output_option
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
@@ -189,6 +214,7 @@ def run(
     notebook: str,
     pairs: tuple[tuple[str, str], ...],
     files: tuple[str, ...],
+    text: str | None,
     backend: str | None,
     output_dir: str | None,
     force: bool,
@@ -197,10 +223,13 @@ def run(
 ) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters."""
     from kaggletts import api, parameters
+    from kaggletts.notebook import find_notebook
 
+    if text is not None:
+        pairs = (("text", text), *pairs)
     sources = [*files, parameters.from_cli_pairs(list(pairs))]
     settings = command_settings(output_dir, kaggle)
-    backend = backend or settings.backend or "local"
+    backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
     result = api.execute(notebook, sources, backend=backend, force=force, settings=settings)
     report(result, as_json)
