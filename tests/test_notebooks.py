@@ -558,3 +558,13 @@ def test_support_cells_are_identical():
                       if "support" in c.metadata.get("tags", [])] for name in NOTEBOOKS}
     assert all(len(cells) == 1 for cells in sources.values()), sources.keys()
     assert len({cells[0] for cells in sources.values()}) == 1
+
+
+def test_names_sort_in_order_keep_accents_and_are_cut_between_words(tmp_path):
+    texts = ["Ceci est une phrase en français.", "Dies ist ein ganz und gar überlanger "
+             "deutscher Satz mit vielen Wörtern."] + [f"Line {n}." for n in range(3, 1001)]
+    result = kaggletts.execute("espeak", {"utterances": texts}, output_dir=tmp_path)
+    names = [p.name for p in result.audio]
+    assert names[:2] == ["0001-ceci-est-une-phrase-en-français.wav",
+                         "0002-dies-ist-ein-ganz-und-gar-überlanger.wav"]
+    assert names[-1] == "1000-line-1000.wav" and names == sorted(names)
