@@ -242,24 +242,32 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
     """List recorded jobs, newest first."""
     import time
 
-    from kaggletts.jobs import list_records, record_directory
+    from kaggletts.jobs import list_jobs
 
-    output_dir = output_folder(output_dir)
-    records = list_records(output_dir)
+    found = list_jobs(output_dir)
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        documents = [{**j.record.to_dict(), "directory": str(j.directory)} for j in found]
+        click.echo(json.dumps(documents, indent=2))
         return
     click.echo(
         f"{'JOB':<16}  {'NOTEBOOK':<10} {'BACKEND':<7} {'STATE':<11} {'LINES':>5}  "
-        f"{'CREATED':<16}  FOLDER"
+        f"{'CREATED':<16}  FIRST WORDS"
     )
-    for record in records:
+    for job in found:
+        record = job.record
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
+        lines = record.lines
+        first = lines[0] if lines and isinstance(lines[0], str) else (lines or [{}])[0]
+        words = first if isinstance(first, str) else str(first.get("text", ""))
         click.echo(
             f"{record.job_id:<16}  {record.notebook:<10} {record.backend:<7} "
-            f"{record.state.value:<11} {len(record.lines):>5}  {created:<16}  "
-            f"{record_directory(record, output_dir)}"
+            f"{record.state.value:<11} {len(lines):>5}  {created:<16}  {_first_words(words)}"
         )
+
+
+def _first_words(text: str, width: int = 40) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1].rsplit(" ", 1)[0] + "…"
 
 
 @cli.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -173,6 +174,8 @@ class Job:
     def write_record(self, record: JobRecord) -> JobRecord:
         """Store `record` atomically (a crash leaves the old record or the new one)."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if not (self.directory / RECORD_FILE).exists():
+            _remember(self.directory)
         record.updated = time.time()
         write_json_atomic(self.directory / RECORD_FILE, record.to_dict())
         return record
@@ -221,31 +224,61 @@ def read_record_file(path: Path) -> JobRecord | None:
     return JobRecord.from_dict(data, path)
 
 
+@dataclass(frozen=True)
+class RecordedJob:
+    record: JobRecord
+    directory: Path
+
+
 def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
     """A recorded job by its id or a unique prefix of it."""
-    matches = [r for r in list_records(output_dir) if r.job_id.startswith(job_id)]
+    matches = [j for j in list_jobs(output_dir) if j.record.job_id.startswith(job_id)]
     if len(matches) != 1:
         found = "no job" if not matches else f"{len(matches)} jobs"
-        raise UsageError(
-            f"{found} under {output_root(output_dir)} matches {job_id!r}; "
-            "`kaggletts jobs` lists them"
-        )
-    return Job.from_record(record_directory(matches[0], output_dir))
+        where = output_root(output_dir) if output_dir else "the recorded jobs"
+        raise UsageError(f"{found} in {where} matches {job_id!r}; `kaggletts jobs` lists them")
+    return Job.from_record(matches[0].directory)
 
 
-def record_directory(record: JobRecord, output_dir: str | os.PathLike | None = None) -> Path:
-    return (output_root(output_dir) / record.notebook / record.job_id).resolve()
-
-
-def list_records(output_dir: str | os.PathLike | None = None) -> list[JobRecord]:
-    """Every readable job record under the output folder, newest first; damaged ones are
+def list_jobs(output_dir: str | os.PathLike | None = None) -> list[RecordedJob]:
+    """Every readable job under `output_dir`, newest first; without one, under the default
+    output folder and wherever else jobs were recorded (the index). Damaged records are
     skipped here (`kaggletts status` on them says what is wrong)."""
-    records = []
-    for path in output_root(output_dir).glob(f"*/*/{RECORD_FILE}"):
+    folders = {p.parent.resolve() for p in output_root(output_dir).glob(f"*/*/{RECORD_FILE}")}
+    if output_dir is None:
+        folders |= set(_indexed_folders())
+    jobs = []
+    for folder in folders:
         try:
-            record = read_record_file(path)
+            record = read_record_file(folder / RECORD_FILE)
         except CorruptRecord:
             continue
-        if record is not None and path.parent.name == record.job_id:
-            records.append(record)
-    return sorted(records, key=lambda r: r.updated, reverse=True)
+        if record is not None and folder.name == record.job_id:
+            jobs.append(RecordedJob(record, folder))
+    return sorted(jobs, key=lambda j: j.record.updated, reverse=True)
+
+
+def job_index_path() -> Path:
+    """Where every job folder is listed, so `kaggletts jobs` finds jobs whatever `--out`
+    they used: a line per folder in the user's data directory."""
+    import platformdirs
+
+    return platformdirs.user_data_path("kaggletts", appauthor=False) / "jobs.txt"
+
+
+def _remember(folder: Path) -> None:
+    try:
+        index = job_index_path()
+        index.parent.mkdir(parents=True, exist_ok=True)
+        with index.open("a", encoding="utf-8") as out:
+            out.write(f"{folder}\n")
+    except OSError as error:
+        logging.getLogger("kaggletts").debug("job index not written: %s", error)
+
+
+def _indexed_folders() -> list[Path]:
+    try:
+        lines = job_index_path().read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [Path(line) for line in dict.fromkeys(lines) if line and Path(line).is_dir()]

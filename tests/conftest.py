@@ -21,6 +21,21 @@ import pytest
 
 pytest_plugins = ["kaggletts.emulator.pytest_plugin"]
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_folders_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The job index and the user settings file live in the user's folders: tests (and
+    the CLI subprocesses they start) get folders of their own, not the developer's."""
+    saved = {name: os.environ.get(name) for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME")}
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 STANDINS = TESTS / "standins"

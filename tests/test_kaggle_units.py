@@ -21,7 +21,7 @@ from kaggletts.backends.kaggle.records import BadTransition, KaggleRun, RunStore
 from kaggletts.backends.kaggle.remote import MAX_OUTPUT_PAGES, KaggleRemote, explain
 from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.errors import KaggleTTSError, KaggleUnreachable, PushRejected, RunFailed
-from kaggletts.jobs import CorruptRecord, Job, list_records
+from kaggletts.jobs import CorruptRecord, Job, list_jobs
 from kaggletts.result import clip_records, is_clip_name
 
 Reply = Callable[[BaseHTTPRequestHandler], None]
@@ -214,7 +214,7 @@ def test_a_damaged_record_is_refused_clearly_and_hides_no_other_job(tmp_path, te
     (bad.directory / "job.json").write_text(text)
     with pytest.raises(CorruptRecord, match="job.json"):
         bad.read_record()
-    assert [r.job_id for r in list_records(tmp_path)] == [good.id]
+    assert [j.record.job_id for j in list_jobs(tmp_path)] == [good.id]
 
 
 def test_every_remote_error_is_a_kaggletts_error():

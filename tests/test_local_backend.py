@@ -215,3 +215,18 @@ def test_kaggletts_help_lists_the_commands(kaggletts_cmd):
     assert done.code == 0
     for command in ("run", "notebooks", "emulator"):
         assert f"  {command}" in done.stdout
+
+
+def test_jobs_are_listed_whatever_folder_they_were_written_to(kaggletts_cmd, tmp_path):
+    for folder, text in (("one", "First job speaks."), ("two", "Second job, elsewhere.")):
+        done = kaggletts_cmd("run", "espeak", "--text", text, "--out", str(tmp_path / folder))
+        assert done.code == 0, done.stderr
+    listed = kaggletts_cmd("jobs")
+    assert listed.code == 0 and listed.stdout.splitlines()[0].split()[:3] == [
+        "JOB", "NOTEBOOK", "BACKEND"]
+    rows = listed.stdout.splitlines()[1:]
+    assert [r.split("  ")[-1].strip() for r in rows[:2]] == [
+        "Second job, elsewhere.", "First job speaks."]
+    job_id = rows[1].split()[0]
+    status = kaggletts_cmd("status", job_id[:8])
+    assert status.code == 0 and "complete" in status.stdout
