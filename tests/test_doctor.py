@@ -82,8 +82,9 @@ def test_a_healthy_setup_passes_every_check_with_a_round_trip(
     assert "KAGGLE_USERNAME/KAGGLE_KEY" in by_name["credentials"]["detail"]
     assert f"as {USER}" in by_name["login"]["detail"]
     assert "30.0 of 30.0 GPU hours left" in by_name["gpu-quota"]["detail"]
-    # The round trip really pushed one CPU kernel, polled it and downloaded its outputs.
+    # The round trip really pushed one CPU kernel, downloaded its outputs and tidied it away.
     assert emulator.calls["SaveKernel"] == 1 and emulator.calls["ListKernelSessionOutput"] >= 1
+    assert emulator.calls["DeleteKernel"] == 1 and not emulator.store.kernels
     assert "downloaded" in by_name["round-trip"]["detail"]
     assert not [v for k in emulator.store.kernels.values() for v in k.versions if v.uses_gpu]
 
