@@ -164,7 +164,7 @@ def report(result: Any, as_json: bool) -> None:
         click.echo(
             json.dumps(
                 {
-                    key: result.to_json()[key]
+                    key: result.to_dict()[key]
                     for key in ("job_id", "status", "audio", "scraps", "notebook")
                 }
             )
@@ -385,20 +385,25 @@ def quota(endpoint: str | None) -> None:
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--json", "as_json", is_flag=True, help="Print the notebooks as JSON.")
-def notebooks(as_json: bool) -> None:
-    """List the notebooks and their parameters (type, default, help)."""
+def notebooks(names: tuple[str, ...], as_json: bool) -> None:
+    """List the notebooks (or the ones named) with their parameters: type, default, help,
+    allowed values, and where they run by default."""
+    from kaggletts.api import default_backend
     from kaggletts.notebook import find_notebook, notebook_names
 
-    specs = [find_notebook(name) for name in notebook_names()]
+    specs = [find_notebook(name) for name in names or notebook_names()]
     described: dict[str, Any] = {
         spec.name: {
             "path": str(spec.path),
+            "backend": default_backend(spec),
             "per_utterance": list(spec.per_utterance),
             "parameters": {
                 p.name: {"type": p.type_name, "default": p.default, "help": p.help}
                 for p in spec.parameters.values()
             },
+            "choices": {name: list(values) for name, values in spec.choices.items()},
         }
         for spec in specs
     }
@@ -406,9 +411,13 @@ def notebooks(as_json: bool) -> None:
         click.echo(json.dumps(described, indent=2))
         return
     for name, info in described.items():
-        click.echo(f"{name}  ({info['path']})")
+        click.echo(f"{name}  (runs on {info['backend']} by default; {info['path']})")
         for pname, p in info["parameters"].items():
             click.echo(f"  {pname}: {p['type']} = {p['default']!r}\n      {p['help']}")
+            if pname in info["choices"]:
+                click.echo(f"      one of: {', '.join(map(str, info['choices'][pname]))}")
+        if info["per_utterance"]:
+            click.echo(f"  per utterance: {', '.join(info['per_utterance'])}")
         click.echo()
 
 

@@ -62,7 +62,12 @@ class Result:
 
         return notebook_html(self)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, **dumps_options: Any) -> str:
+        """The result as one JSON document (what `kaggletts run --json` prints)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, **dumps_options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain data: paths as strings, as stored in result.json."""
         return {
             "job_id": self.job_id,
             "status": self.status,
@@ -78,7 +83,7 @@ class Result:
         """Store the result, and the audition page (index.html, clips.csv) beside it."""
         from kaggletts.page import write_page
 
-        write_json_atomic(self.directory / RESULT_FILE, self.to_json())
+        write_json_atomic(self.directory / RESULT_FILE, self.to_dict())
         write_page(self)
 
     @classmethod

@@ -230,3 +230,17 @@ def test_jobs_are_listed_whatever_folder_they_were_written_to(kaggletts_cmd, tmp
     job_id = rows[1].split()[0]
     status = kaggletts_cmd("status", job_id[:8])
     assert status.code == 0 and "complete" in status.stdout
+
+
+def test_a_result_is_plain_data_and_one_json_document(tmp_path):
+    result = kaggletts.execute("espeak", {"text": "Plain data."}, output_dir=tmp_path)
+    data = result.to_dict()
+    assert data["audio"] == [str(p) for p in result.audio] and data["status"] == "complete"
+    assert json.loads(result.to_json()) == data
+    assert json.loads((result.directory / "result.json").read_text()) == data
+
+
+def test_one_notebook_is_shown_with_where_it_runs_and_its_choices(kaggletts_cmd):
+    shown = kaggletts_cmd("notebooks", "qwen")
+    assert shown.code == 0 and shown.stdout.startswith("qwen  (runs on kaggle by default")
+    assert "one of: Vivian, Serena" in shown.stdout and "espeak" not in shown.stdout
