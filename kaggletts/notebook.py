@@ -60,6 +60,9 @@ class NotebookSpec:
     only_when: dict[str, dict[str, Any]] = field(default_factory=dict)
     kernel: KernelSettings = KernelSettings(False, False, None)
     seconds_per_utterance: float = 1.0
+    # A notebook run as it is by the papermill engine, without kaggletts metadata: its
+    # run needs no `clips` scrap, and without one everything it wrote is its output.
+    plain: bool = False
 
     @cached_property
     def sha256(self) -> str:

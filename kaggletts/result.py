@@ -115,11 +115,16 @@ def read_scraps(executed_notebook: Path) -> dict[str, Any]:
     return {name: scrap.data for name, scrap in scraps.items()}
 
 
-def clip_records(scraps: dict[str, Any], executed: Path) -> list[dict[str, Any]]:
+def clip_records(
+    scraps: dict[str, Any], executed: Path, *, plain: bool = False
+) -> list[dict[str, Any]]:
     """The notebook's `clips` scrap, checked: every entry names a WAV inside the output by
     a relative path that none of kaggletts' own files use, with its size and sha256. The
-    names come from the notebook, and from the server for a Kaggle run: never trusted."""
+    names come from the notebook, and from the server for a Kaggle run: never trusted.
+    A `plain` notebook (see NotebookSpec) may record none."""
     clips = scraps.get("clips")
+    if clips is None and plain:
+        return []
     if clips is None:
         raise RunFailed(f"{executed} recorded no `clips` scrap; did the notebook finish?")
     if not isinstance(clips, list):
@@ -146,10 +151,14 @@ def _clip_problem(clip: Any) -> str | None:
 
 def is_clip_name(name: str) -> bool:
     """A relative path to a .wav file, inside the output, clear of kaggletts' own names."""
+    return name.lower().endswith(".wav") and is_output_name(name)
+
+
+def is_output_name(name: str) -> bool:
+    """A relative path inside the output, clear of kaggletts' own names."""
     parts = name.split("/")
     return (
-        name.lower().endswith(".wav")
-        and "\\" not in name
+        "\\" not in name
         and all(part and not part.startswith(".") and len(part) <= 255 for part in parts)
         and parts[0] not in RESERVED_NAMES
         and not _SHARD_FOLDER.fullmatch(parts[0])
@@ -182,9 +191,12 @@ def build_result(
     directory: Path,
     timings: dict[str, float],
     parts: list[Path] | None = None,
+    *,
+    plain: bool = False,
 ) -> Result:
     """Read the scraps of each executed notebook (one per part of a sharded run, else the
-    one in `directory`), check every clip against its record, and store the result."""
+    one in `directory`), check every clip against its record, and store the result. A
+    `plain` notebook's run may have no clips."""
     parts = parts or [directory]
     clips: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
@@ -192,7 +204,7 @@ def build_result(
     for part in parts:
         executed = part / EXECUTED_NOTEBOOK
         scraps = read_scraps(executed)
-        for clip in clip_records(scraps, executed):
+        for clip in clip_records(scraps, executed, plain=plain):
             path = (part / clip["file"]).resolve()
             verify_clip(path, clip)
             audio.append(path)

@@ -144,6 +144,7 @@ class KaggleBackend:
             job.directory,
             {"run": round(time.monotonic() - started, 3)},
             parts,
+            plain=job.spec.plain,
         )
         store.save(run, JobState.COMPLETE)
         if not self.keep_kernels:

@@ -18,7 +18,7 @@ from kaggletts.backends.kaggle.records import Shard
 from kaggletts.backends.kaggle.remote import RemoteStatus
 from kaggletts.errors import RunFailed
 from kaggletts.notebook import find_failure
-from kaggletts.result import EXECUTED_NOTEBOOK, clip_records, read_scraps
+from kaggletts.result import EXECUTED_NOTEBOOK, clip_records, is_output_name, read_scraps
 
 log = logging.getLogger("kaggletts")
 LOG_FILE = "kernel.log"
@@ -70,8 +70,15 @@ def collect(ctx: RunContext, shard: Shard) -> int:
     downloader.fetch(
         Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
     )
-    clips = clip_records(read_scraps(directory / EXECUTED_NOTEBOOK), directory / EXECUTED_NOTEBOOK)
-    wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
+    scraps = read_scraps(directory / EXECUTED_NOTEBOOK)
+    if ctx.job.spec.plain and "clips" not in scraps:
+        # A plain notebook names no files: everything it left in the working folder is
+        # its output (names from the server, so only those clear of kaggletts' own).
+        clips = []
+        wanted = [Wanted(name) for name in listing.urls if is_output_name(name)]
+    else:
+        clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
+        wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
     downloader.fetch_all(wanted, directory, listing.url_for)
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %d files", shard.label, len(wanted) + 1)
