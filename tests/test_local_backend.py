@@ -5,6 +5,7 @@ and the promise that importing kaggletts (or `kaggletts --help`) loads no heavy 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -244,3 +245,25 @@ def test_one_notebook_is_shown_with_where_it_runs_and_its_choices(kaggletts_cmd)
     shown = kaggletts_cmd("notebooks", "qwen")
     assert shown.code == 0 and shown.stdout.startswith("qwen  (runs on kaggle by default")
     assert "one of: Vivian, Serena" in shown.stdout and "espeak" not in shown.stdout
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_a_local_run_is_one_line_exit_130_and_a_record_that_says_so(tmp_path, stop):
+    lines = tmp_path / "long.txt"
+    lines.write_text("\n".join(f"Line {n} of a batch long enough to stop." for n in range(2000)))
+    run = subprocess.Popen(
+        [str(Path(sys.executable).with_name("kaggletts")), "run", "espeak", "-f", str(lines),
+         "--out", str(tmp_path / "o")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "o").rglob("[0-9]*.wav")):
+        if run.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the run never started: {run.communicate()}")
+        time.sleep(0.1)
+    run.send_signal(stop)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("error: interr")
+    record = json.loads(next((tmp_path / "o").rglob("job.json")).read_text())
+    assert record["state"] == "interrupted"

@@ -17,6 +17,7 @@ from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
 
 log = logging.getLogger("kaggletts")
 PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
+KERNEL_LOG = "kernel.log"
 
 
 class LocalBackend:
@@ -56,8 +57,9 @@ class LocalBackend:
                 stdout_file=KernelLines(job.id),
                 stderr_file=KernelLines(job.id, logging.DEBUG),
                 # The kernel's own start-up warnings (a loopback TCP connection without
-                # encryption) are noise on the user's terminal; its errors still show.
+                # encryption) are noise; its errors go to a file in the job folder.
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                kernel_manager_class=_kernel_manager_logging_to(job.directory / KERNEL_LOG),
             )
         except KeyboardInterrupt:
             job.update_record(state=JobState.INTERRUPTED, error="interrupted")
@@ -92,3 +94,16 @@ def _empty_but_the_lock(directory: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def _kernel_manager_logging_to(path: Path) -> type:
+    """A kernel manager whose kernel process writes its own stderr (ipykernel's log) to
+    `path`: a kernel cut off by Ctrl-C complains there, not on the user's terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelLoggingToFile(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            with path.open("ab") as stderr:  # the kernel keeps its own copy of the file
+                await super().start_kernel(**kw, stderr=stderr)
+
+    return KernelLoggingToFile
