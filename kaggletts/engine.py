@@ -338,16 +338,20 @@ def plain_values(params: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def kernel_output_to(log_output: bool, stdout_file: IO[str] | None) -> Iterator[None]:
     """While the session runs, its live log goes where papermill sends a local kernel's
-    output: papermill's logger with --log-output, the --stdout-file; nowhere without them."""
+    output: papermill's logger with --log-output, the --stdout-file; nowhere without them.
+    Every line reaches the handler whatever the logging levels: the --stdout-file gets it
+    all, and papermill's logger applies its own level, as for a local kernel."""
     handler = KernelOutput(log_output, stdout_file)
-    propagated = kernel_log.propagate
+    propagated, level = kernel_log.propagate, kernel_log.level
     kernel_log.addHandler(handler)
     kernel_log.propagate = False
+    kernel_log.setLevel(logging.DEBUG)
     try:
         yield
     finally:
         kernel_log.removeHandler(handler)
         kernel_log.propagate = propagated
+        kernel_log.setLevel(level)
 
 
 class KernelOutput(logging.Handler):

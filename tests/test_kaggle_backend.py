@@ -163,67 +163,6 @@ def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
     assert KEY not in done.stdout + done.stderr
 
 
-def papermill_cli(notebook: Path, out: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("papermill")),
-            str(notebook),
-            str(out),
-            *args,
-            "--engine",
-            "kaggle",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_papermill_engine_runs_on_the_emulator(emulator, tmp_path):
-    params = tmp_path / "params.yaml"
-    params.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
-    out = tmp_path / "executed.ipynb"
-    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
-    done = papermill_cli(kaggletts.find_notebook("espeak").path, out, env, "-f", str(params))
-    assert done.returncode == 0, done.stderr
-
-    import scrapbook
-
-    clips = scrapbook.read_notebook(str(out)).scraps["clips"].data
-    assert [c["text"] for c in clips] == lines(20)
-    job_dir = next((tmp_path / "jobs" / "espeak").iterdir())
-    for clip in clips:
-        assert sha256_of(job_dir / clip["file"]) == clip["sha256"]
-
-
-def test_the_papermill_engine_fails_when_the_run_failed_after_it_completed(emulator, tmp_path):
-    """The session ends COMPLETE, but what it recorded is unusable: papermill must not
-    report success."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell('text: str = ""  # One line', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import scrapbook\n"
-            "scrapbook.glue('clips', [{'text': text, 'file': 'job.json', 'bytes': 2,"
-            " 'sha256': '0' * 64}], encoder='json')"
-        ),
-    ]
-    source = tmp_path / "sneaky.ipynb"
-    nbformat.write(nb, source)
-    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
-    done = papermill_cli(source, tmp_path / "out.ipynb", env, "-p", "text", "hello")
-    assert done.returncode != 0
-    assert "names a file kaggletts will not write: 'job.json'" in done.stderr
-
-
 @pytest.mark.parametrize(
     "kinds", [("500", "502", "503"), ("429",), ("drop", "lost-reply"), ("truncate",)]
 )
