@@ -176,6 +176,11 @@ def report(result: Any, as_json: bool) -> None:
     click.echo(
         f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) in {result.directory}"
     )
+    from kaggletts.cost import summary
+
+    cost = summary(result)
+    if cost:
+        click.echo(cost)
 
 
 @cli.command()
@@ -372,8 +377,22 @@ def open_page(job_id: str, output_dir: str | None) -> None:
     metavar="URL",
     help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL.",
 )
-def quota(endpoint: str | None) -> None:
-    """GPU hours used and left this week on Kaggle."""
+@click.option(
+    "--estimate",
+    "notebook",
+    metavar="NOTEBOOK",
+    help="Estimate the session time of a batch for NOTEBOOK (with -f) from the Kaggle runs "
+    "stored under --out of the same notebook, mode and model, instead of asking Kaggle.",
+)
+@click.option("-f", "--file", "files", multiple=True, metavar="FILE", help="The batch, as for run.")
+@output_option
+def quota(
+    endpoint: str | None, notebook: str | None, files: tuple[str, ...], output_dir: str | None
+) -> None:
+    """GPU hours used and left this week on Kaggle, or a batch's estimated cost."""
+    if notebook:
+        estimate_quota(notebook, files, output_folder(output_dir))
+        return
     from kaggletts.backends.kaggle import KaggleBackend
 
     settings = command_settings(None, {"endpoint": endpoint})
@@ -381,6 +400,28 @@ def quota(endpoint: str | None) -> None:
     click.echo(
         f"GPU: {left.used_seconds / 3600:.1f} h used, {left.remaining_seconds / 3600:.1f} h "
         f"left of {left.allowed_seconds / 3600:.1f} h (refreshes {left.refresh_time})"
+    )
+
+
+def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None) -> None:
+    from kaggletts import api, cost
+    from kaggletts.jobs import batch_lines
+    from kaggletts.notebook import find_notebook
+
+    spec = find_notebook(notebook)
+    values = api.validate(spec, list(files))
+    defaults = {name: parameter.default for name, parameter in spec.parameters.items()}
+    kind = cost.kind_of(spec.name, values, defaults)
+    characters = cost.characters_of(batch_lines(values))
+    found = cost.estimate(kind, characters, cost.kaggle_history(output_dir))
+    if found is None:
+        click.echo(f"no Kaggle run of {kind} is stored yet to estimate from")
+        return
+    click.echo(
+        f"{kind}: {characters} characters, about {found.session_seconds / 60:.1f} min of GPU "
+        f"quota in one session: {found.startup_seconds:.0f} s to start, "
+        f"{found.seconds_per_character:.3f} s per character, from {found.runs} recorded "
+        "session(s) (their own time: queueing and start-up before the notebook are extra)"
     )
 
 

@@ -220,13 +220,14 @@ def test_qwen_loads_the_model_once_in_float16_with_sdpa(qwen_custom):
 
 def test_qwen_custom_voice_passes_speaker_language_and_instruct(qwen_custom):
     _, calls = qwen_custom
+    # Lines with other settings are not batched together: one call each, as lists of one.
     first, second = generate_calls(calls, "generate_custom_voice")
-    assert first["args"] == ["Good evening.", "Vivian"]  # the default speaker
-    assert first["kwargs"]["language"] is None  # "Auto" means no language
-    assert first["kwargs"]["instruct"] is None  # empty instruct is not sent
-    assert second["args"] == ["Tonight we have three stories for you.", "Ryan"]
-    assert second["kwargs"]["language"] == "English"
-    assert second["kwargs"]["instruct"] == "Speak warmly."
+    assert first["args"] == [["Good evening."], ["Vivian"]]  # the default speaker
+    assert first["kwargs"]["language"] == ["Auto"]  # qwen-tts reads "auto" as no language
+    assert first["kwargs"]["instruct"] == [""]  # qwen-tts reads "" as no instruction
+    assert second["args"] == [["Tonight we have three stories for you."], ["Ryan"]]
+    assert second["kwargs"]["language"] == ["English"]
+    assert second["kwargs"]["instruct"] == ["Speak warmly."]
     sampling = {k: v for k, v in first["kwargs"].items() if k not in ("language", "instruct")}
     assert sampling == {"do_sample": True, "temperature": 0.9, "top_p": 1.0, "top_k": 50,
                         "repetition_penalty": 1.05, "max_new_tokens": 2048}
@@ -251,9 +252,9 @@ def test_qwen_voice_design_runs_and_passes_the_description(qwen_design):
     assert isinstance(result, kaggletts.Result), result
     check_clips(result, expected_rate=24000)
     first, second = generate_calls(calls, "generate_voice_design")
-    assert first["args"] == ["Bonsoir.", "A calm, low voice."]
-    assert second["args"] == ["Et bienvenue.", "A bright voice."]
-    assert first["kwargs"]["language"] == "French"
+    assert first["args"] == [["Bonsoir."], ["A calm, low voice."]]
+    assert second["args"] == [["Et bienvenue."], ["A bright voice."]]
+    assert first["kwargs"]["language"] == ["French"]
     assert first["model_id"].endswith("-VoiceDesign")
 
 
@@ -274,22 +275,23 @@ def test_qwen_voice_clone_finds_the_reference_under_the_inputs_root(qwen_clone):
     result, calls, reference = qwen_clone
     assert isinstance(result, kaggletts.Result), result
     check_clips(result, expected_rate=24000)
-    clones = generate_calls(calls, "generate_voice_clone")
-    assert [c["args"] for c in clones] == [["Chapter one."],
-                                          ["Nobody had lived there for years."]]
-    for call in clones:
-        assert Path(call["kwargs"]["ref_audio"]).resolve() == reference.resolve()
-        assert call["kwargs"]["ref_text"] == "The transcript of the reference."
-        assert call["kwargs"]["non_streaming_mode"] is True  # streaming clones run away
-        assert call["kwargs"]["x_vector_only_mode"] is False
-        assert call["kwargs"]["language"] is None
+    # The reference is turned into a prompt once; both lines share it in one call.
+    (prompt,) = generate_calls(calls, "create_voice_clone_prompt")
+    assert Path(prompt["kwargs"]["ref_audio"]).resolve() == reference.resolve()
+    assert prompt["kwargs"]["ref_text"] == "The transcript of the reference."
+    assert prompt["kwargs"]["x_vector_only_mode"] is False
+    (clone,) = generate_calls(calls, "generate_voice_clone")
+    assert clone["args"] == [["Chapter one.", "Nobody had lived there for years."]]
+    assert len(clone["kwargs"]["voice_clone_prompt"]) == 2
+    assert clone["kwargs"]["non_streaming_mode"] is True  # streaming clones run away
+    assert clone["kwargs"]["language"] == ["Auto", "Auto"]
 
 
 @pytest.fixture(scope="module")
 def qwen_nan_once(standins, module_monkeypatch, tmp_path_factory):
     return run_with_standins(standins, module_monkeypatch, tmp_path_factory.mktemp("qwen-nan"),
-                             "qwen", {"utterances": ["First line.", "Second line."]},
-                             fault="nan-once")
+                             "qwen", {"utterances": ["First line.", "Second line."],
+                                      "batch_size": 1}, fault="nan-once")
 
 
 def test_qwen_remakes_a_nan_clip_in_float32_and_stays_there(qwen_nan_once):
@@ -298,8 +300,8 @@ def test_qwen_remakes_a_nan_clip_in_float32_and_stays_there(qwen_nan_once):
     check_clips(result, expected_rate=24000)
     assert result.scraps["run"]["precisions_used"] == ["float16", "float32"]
     made = [(c["args"][0], c["dtype"]) for c in generate_calls(calls, "generate_custom_voice")]
-    assert made == [("First line.", "torch.float16"), ("First line.", "torch.float32"),
-                    ("Second line.", "torch.float32")]
+    assert made == [(["First line."], "torch.float16"), (["First line."], "torch.float32"),
+                    (["Second line."], "torch.float32")]
     assert [c["precision"] for c in result.clips] == ["float32", "float32"]
     loads = [c["kwargs"]["dtype"] for c in generate_calls(calls, "from_pretrained")]
     assert loads == ["torch.float16", "torch.float32"]

@@ -12,13 +12,19 @@ grows with the text.
 Test switches, read from the environment when called:
 - KAGGLETTS_STANDIN_CALLS: a file; every call is appended to it as one JSON line.
 - KAGGLETTS_STANDIN_FAULT: `nan-once` gives NaN audio for the first float16 generation
-  only; `silence` gives zeros for every generation.
+  only (every item of it); `silence` gives zeros for every generation; `oom-over-N` raises
+  an out-of-memory error, as torch does on a GPU, for a call with more than N texts;
+  `fail-batches` raises RuntimeError for any call with more than one text.
+
+Texts, speakers, languages and instructs may be lists, one item each (the model batches
+them); `create_voice_clone_prompt` builds prompt items that `generate_voice_clone` reuses.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,6 +58,20 @@ def _check_language(language):
     for name in names:
         if name is not None and str(name).lower() not in LANGUAGES:
             raise ValueError(f"Unsupported languages: {[name]}. Supported: {list(LANGUAGES)}")
+
+
+class OutOfMemoryError(RuntimeError):
+    """What torch.cuda.OutOfMemoryError looks like from outside: its name and message."""
+
+
+@dataclass(frozen=True)
+class VoiceClonePromptItem:
+    """Stand-in for qwen_tts' prompt item: the real one holds the reference's speech codes
+    and speaker embedding; this one what the tone needs."""
+
+    ref_audio: str
+    ref_text: str | None
+    x_vector_only_mode: bool
 
 
 class _Module:
@@ -118,9 +138,13 @@ class Qwen3TTSModel:
                              f"support {method}, please check the model card ({self.model_id})")
 
     def _audio(self, texts, pitch_seed: str):
-        single = isinstance(texts, str)
-        wavs = [tone(t, pitch_seed) for t in ([texts] if single else texts)]
+        texts = [texts] if isinstance(texts, str) else texts
         fault = os.environ.get("KAGGLETTS_STANDIN_FAULT", "")
+        if fault.startswith("oom-over-") and len(texts) > int(fault.removeprefix("oom-over-")):
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (stand-in)")
+        if fault == "fail-batches" and len(texts) > 1:
+            raise RuntimeError(f"stand-in: a call with {len(texts)} texts failed")
+        wavs = [tone(t, pitch_seed) for t in texts]
         if fault == "silence":
             wavs = [np.zeros_like(w) for w in wavs]
         elif (fault == "nan-once" and "float16" in str(self.dtype)
@@ -147,16 +171,36 @@ class Qwen3TTSModel:
         return self._audio(text, str(instruct))
 
     @_recorded
+    def create_voice_clone_prompt(self, ref_audio, ref_text=None,
+                                  x_vector_only_mode=False) -> list[VoiceClonePromptItem]:
+        self._require("base", "create_voice_clone_prompt")
+        audios = ref_audio if isinstance(ref_audio, list) else [ref_audio]
+        texts = ref_text if isinstance(ref_text, list) else [ref_text] * len(audios)
+        items = []
+        for audio, transcript in zip(audios, texts, strict=True):
+            local = isinstance(audio, str) and not audio.startswith(("http://", "https://"))
+            if local and not Path(audio).is_file():
+                raise FileNotFoundError(audio)
+            if not x_vector_only_mode and not transcript:
+                raise ValueError("ref_text is required when x_vector_only_mode=False (ICL mode)")
+            items.append(VoiceClonePromptItem(str(audio), transcript, bool(x_vector_only_mode)))
+        return items
+
+    @_recorded
     def generate_voice_clone(self, text, language=None, ref_audio=None, ref_text=None,
                              x_vector_only_mode: bool = False, voice_clone_prompt=None,
                              non_streaming_mode: bool = False, **kwargs):
         self._require("base", "generate_voice_clone")
         _check_language(language)
-        if ref_audio is None and voice_clone_prompt is None:
-            raise ValueError("Either `voice_clone_prompt` or `ref_audio` must be provided.")
-        local = isinstance(ref_audio, str) and not ref_audio.startswith(("http://", "https://"))
-        if local and not Path(ref_audio).is_file():
-            raise FileNotFoundError(ref_audio)
-        if not x_vector_only_mode and not ref_text:
-            raise ValueError("ref_text is required unless x_vector_only_mode=True")
-        return self._audio(text, str(ref_audio))
+        if voice_clone_prompt is None:
+            if ref_audio is None:
+                raise ValueError("Either `voice_clone_prompt` or `ref_audio` must be provided.")
+            voice_clone_prompt = self.create_voice_clone_prompt(ref_audio, ref_text,
+                                                                x_vector_only_mode)
+        texts = text if isinstance(text, list) else [text]
+        if len(voice_clone_prompt) == 1:
+            voice_clone_prompt = voice_clone_prompt * len(texts)
+        if len(voice_clone_prompt) != len(texts):
+            raise ValueError(f"Batch size mismatch: prompt={len(voice_clone_prompt)}, "
+                             f"text={len(texts)}")
+        return self._audio(texts, str(voice_clone_prompt[0].ref_audio))

@@ -1,0 +1,141 @@
+"""What a run costs in Kaggle GPU quota, read from the figures each notebook records in its
+`run` scrap, and an estimate for a batch before it is pushed, from the runs of the same
+notebook, mode (or variant) and model stored under the output folder.
+
+Kaggle charges a session's whole time against the weekly GPU quota, however many of its
+GPUs work: seconds of session per minute of audio is therefore the figure that matters.
+A notebook knows its own time only; each session's queueing and start-up before its first
+cell are not in it, so every figure here is a lower bound."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kaggletts.result import Result
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """What makes runs comparable: the notebook, its mode or variant, its model."""
+
+    notebook: str
+    mode: str
+    model: str
+
+    def __str__(self) -> str:
+        return ", ".join(part for part in (self.notebook, self.mode, self.model) if part)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """One notebook session's figures: its own time, the part spent speaking (the rest is
+    installing and loading), and what it spoke."""
+
+    kind: RunKind
+    session_seconds: float
+    synthesis_seconds: float
+    characters: int
+    audio_seconds: float
+
+    @classmethod
+    def from_scrap(cls, notebook: str, run: Any) -> RunCost | None:
+        """None for a run recorded before these figures existed, or with nothing spoken."""
+        if not isinstance(run, dict):
+            return None
+        try:
+            cost = cls(
+                RunKind(notebook, str(run.get("mode") or run.get("variant") or ""),
+                        str(run.get("model_id") or "")),
+                float(run["total_seconds"]),
+                float(run["synthesis_seconds"]),
+                int(run["characters"]),
+                float(run["audio_seconds"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return cost if cost.characters > 0 and cost.audio_seconds > 0 else None
+
+    @property
+    def startup_seconds(self) -> float:
+        return max(self.session_seconds - self.synthesis_seconds, 0.0)
+
+
+def run_costs(result: Result) -> list[RunCost]:
+    """Every session of a result (one per shard) that recorded its figures."""
+    runs = result.scraps.get("shards") or [result.scraps.get("run")]
+    costs = (RunCost.from_scrap(result.notebook_name, run) for run in runs)
+    return [cost for cost in costs if cost is not None]
+
+
+def summary(result: Result) -> str | None:
+    """One line for the end of `kaggletts run`: session seconds per minute of audio, and
+    the quota this run took (on Kaggle) or would have taken at that rate."""
+    costs = run_costs(result)
+    if not costs:
+        return None
+    session = sum(cost.session_seconds for cost in costs)
+    audio = sum(cost.audio_seconds for cost in costs)
+    rate = f"{session * 60 / audio:.1f} s of session per minute of audio"
+    if result.backend != "kaggle":
+        return f"cost: {rate} on this machine (no GPU quota used)"
+    sessions = "1 session" if len(costs) == 1 else f"{len(costs)} sessions"
+    return (f"cost: {rate}; this run used at least {session / 60:.1f} min of GPU quota in "
+            f"{sessions} (plus each session's start-up)")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A batch's expected session time: the median start-up of the recorded runs plus their
+    pooled speaking time per character times the batch's characters."""
+
+    kind: RunKind
+    characters: int
+    runs: int
+    startup_seconds: float
+    seconds_per_character: float
+
+    @property
+    def session_seconds(self) -> float:
+        return self.startup_seconds + self.seconds_per_character * self.characters
+
+
+def estimate(kind: RunKind, characters: int, history: Iterable[RunCost]) -> Estimate | None:
+    """None when no recorded run is of this kind."""
+    alike = [cost for cost in history if cost.kind == kind]
+    if not alike:
+        return None
+    return Estimate(
+        kind,
+        characters,
+        len(alike),
+        statistics.median(cost.startup_seconds for cost in alike),
+        sum(cost.synthesis_seconds for cost in alike) / sum(cost.characters for cost in alike),
+    )
+
+
+def kind_of(notebook: str, values: dict[str, Any], defaults: dict[str, Any]) -> RunKind:
+    """The kind a run with these parameters will record (the notebook's defaults under them)."""
+    merged = {**defaults, **values}
+    return RunKind(notebook, str(merged.get("mode") or merged.get("variant") or ""),
+                   str(merged.get("model_id") or ""))
+
+
+def characters_of(lines: list[Any]) -> int:
+    """What the notebooks count: the characters of every line's text."""
+    return sum(len(line if isinstance(line, str) else str(line.get("text", ""))) for line in lines)
+
+
+def kaggle_history(output_dir: str | os.PathLike | None) -> list[RunCost]:
+    """The figures of every finished Kaggle job stored under the output folder."""
+    from kaggletts.jobs import list_records, record_directory
+
+    costs = []
+    for record in list_records(output_dir):
+        result = Result.load(record_directory(record, output_dir))
+        if result is not None and result.backend == "kaggle":
+            costs += run_costs(result)
+    return costs

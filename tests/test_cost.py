@@ -1,0 +1,65 @@
+"""What a run costs: the figures the notebooks record, the line `kaggletts run` prints, and
+`kaggletts quota --estimate` from stored runs of the same notebook, mode and model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kaggletts import cli, cost
+from kaggletts.result import Result
+
+QWEN = cost.RunKind("qwen", "custom_voice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice")
+
+
+def scrap(total, synthesis, characters, audio, **kind):
+    return {"total_seconds": total, "synthesis_seconds": synthesis, "characters": characters,
+            "audio_seconds": audio, "mode": "custom_voice",
+            "model_id": "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", **kind}
+
+
+def result(backend, *runs):
+    scraps = {"clips": [], "run": runs[0]}
+    if len(runs) > 1:
+        scraps["shards"] = list(runs)
+    return Result("job", "qwen", backend, Path("."), [], scraps, Path("x.ipynb"))
+
+
+def test_a_run_recorded_before_the_figures_existed_has_no_cost():
+    assert cost.RunCost.from_scrap("qwen", {"total_seconds": 10.0}) is None
+    assert cost.run_costs(result("kaggle", {"total_seconds": 10.0})) == []
+
+
+def test_the_summary_counts_every_session_of_a_sharded_kaggle_run():
+    line = cost.summary(result("kaggle", scrap(300, 200, 1000, 60), scrap(300, 200, 1000, 60)))
+    assert line == ("cost: 300.0 s of session per minute of audio; this run used at least "
+                    "10.0 min of GPU quota in 2 sessions (plus each session's start-up)")
+    assert "no GPU quota" in cost.summary(result("local", scrap(30, 20, 100, 6)))
+
+
+def test_the_estimate_uses_only_runs_of_the_same_kind():
+    history = [cost.RunCost.from_scrap("qwen", scrap(300, 200, 1000, 60)),
+               cost.RunCost.from_scrap("qwen", scrap(500, 400, 1000, 60)),
+               cost.RunCost.from_scrap("qwen", scrap(900, 10, 10, 6, model_id="other"))]
+    found = cost.estimate(QWEN, 4000, history)
+    assert (found.runs, found.startup_seconds) == (2, 100)
+    assert found.seconds_per_character == pytest.approx(0.3)  # 600 s for 2000 characters
+    assert found.session_seconds == pytest.approx(100 + 0.3 * 4000)
+    assert cost.estimate(cost.RunKind("chatterbox", "english", ""), 10, history) is None
+
+
+def test_quota_estimate_reads_the_batch_and_the_notebook_defaults(tmp_path, monkeypatch):
+    history = [cost.RunCost.from_scrap("qwen", scrap(300, 200, 1000, 60))]
+    monkeypatch.setattr(cost, "kaggle_history", lambda output_dir: history)
+    batch = tmp_path / "batch.yaml"
+    batch.write_text("utterances:\n  - " + "x" * 500 + "\n  - " + "y" * 500 + "\n")
+    outcome = CliRunner().invoke(cli.cli, ["quota", "--estimate", "qwen", "-f", str(batch)])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.startswith(f"{QWEN}: 1000 characters, about 5.0 min of GPU quota")
+    voice_design = tmp_path / "design.yaml"
+    voice_design.write_text("mode: voice_design\nmodel_id: Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign"
+                            "\ninstruct: calm\ntext: Hello.\n")
+    outcome = CliRunner().invoke(cli.cli, ["quota", "--estimate", "qwen", "-f", str(voice_design)])
+    assert "no Kaggle run of qwen, voice_design" in outcome.output
