@@ -25,6 +25,7 @@ SPEECH_TOKEN_CAP = 50
 # speech is done (alignment_stream_analyzer.LLAMA_ALIGNED_HEADS).
 LLAMA_LAYERS, LLAMA_HEADS = 14, 16
 SAMPLE_RATE = 24000
+SPEECH_VOCABULARY = 6563  # 6561 speech tokens, then start and stop
 
 
 def _force_keywords(cls, **forced) -> None:
@@ -34,6 +35,18 @@ def _force_keywords(cls, **forced) -> None:
     @functools.wraps(original)
     def init(self, *args, **given):
         original(self, *args, **{**given, **forced})
+
+    cls.__init__ = init
+
+
+def _set_after_init(cls, **values) -> None:
+    """Set attributes on every new `cls` once its own __init__ has run."""
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def init(self, *args, **given):
+        original(self, *args, **given)
+        vars(self).update(values)
 
     cls.__init__ = init
 
@@ -75,8 +88,13 @@ def shrink() -> None:
     from chatterbox.models.s3gen.xvector import CAMPPlus
     from chatterbox.models.t3 import T3
     from chatterbox.models.t3.modules.perceiver import Perceiver
+    from chatterbox.models.t3.modules.t3_config import T3Config
     from s3tokenizer.model_v2 import ModelConfig, S3TokenizerV2
 
+    # The speech vocabulary ends at the stop token, as turbo's does: random weights then
+    # cannot sample the unused ids above it, which a trained model never emits and which the
+    # multilingual model passes on to S3Gen unfiltered.
+    _set_after_init(T3Config, speech_tokens_dict_size=SPEECH_VOCABULARY)
     _force_keywords(Perceiver, pre_attention_query_size=WIDTH, embedding_dim=WIDTH,
                     num_attn_heads=2)
     # Its rotary embedding is fixed at 64 per head.
