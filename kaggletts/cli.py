@@ -64,6 +64,10 @@ def cli(verbose: bool) -> None:
         handler: logging.Handler = TerminalProgress(sys.stderr)
     else:
         handler = logging.StreamHandler(sys.stderr)
+        # A line per downloaded file says little in a log; a terminal draws them as a bar.
+        logging.getLogger("kaggletts.download").setLevel(
+            logging.DEBUG if verbose else logging.WARNING
+        )
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

@@ -5,6 +5,7 @@ record's state machine, and what makes two requests the same job."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -224,3 +225,26 @@ def test_every_remote_error_is_a_kaggletts_error():
     assert "cannot read" in str(unreadable)
     down = explain(requests.ConnectionError("refused"), "http://x", "status of k")
     assert isinstance(down, KaggleUnreachable) and "did not answer" in str(down)
+
+
+def test_each_downloaded_file_reports_its_progress(server, tmp_path, caplog):
+    body = b"RIFF" + b"\0" * 60
+
+    def reply(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    url = server(reply)
+    import hashlib
+
+    digest = hashlib.sha256(body).hexdigest()
+    wanted = [Wanted(f"00{n}-x.wav", len(body), digest) for n in (1, 2, 3)]
+    caplog.set_level(logging.INFO, logger="kaggletts.download")
+    Downloader(requests.Session(), RetryPolicy(attempts=2)).fetch_all(
+        wanted, tmp_path, lambda *_: url, "k-1 download"
+    )
+    progress = [r.progress for r in caplog.records if getattr(r, "progress", None)]
+    assert sorted(p.done for p in progress) == [1, 2, 3]
+    assert {p.total for p in progress} == {3} and {p.where for p in progress} == {"k-1 download"}

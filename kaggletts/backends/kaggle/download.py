@@ -17,9 +17,12 @@ import requests
 
 from kaggletts.backends.kaggle.retry import RetryPolicy, TransientError
 from kaggletts.errors import KaggleUnreachable, RunFailed
+from kaggletts.progress import Progress
 from kaggletts.result import sha256_of
 
 log = logging.getLogger("kaggletts")
+# A record per file: drawn as a bar on a terminal, left out of plain logs (see the CLI).
+download_log = logging.getLogger("kaggletts.download")
 CHUNK_BYTES = 1 << 20
 MAX_MISMATCHES = 2
 
@@ -60,11 +63,27 @@ class Downloader:
     _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fetch_all(
-        self, wanted: list[Wanted], directory: Path, url_for: Callable[[str, bool], str]
+        self,
+        wanted: list[Wanted],
+        directory: Path,
+        url_for: Callable[[str, bool], str],
+        where: str = "download",
     ) -> list[Path]:
-        """Download `wanted` into `directory`; `url_for(name, refresh)` gives each URL."""
+        """Download `wanted` into `directory`; `url_for(name, refresh)` gives each URL.
+        Each file done is logged with its Progress, which a terminal shows as a bar."""
+        done = 0
+
+        def fetch_one(item: Wanted) -> Path:
+            nonlocal done
+            path = self.fetch(item, directory, url_for)
+            with self._count_lock:
+                done += 1
+                progress = Progress(where, done, len(wanted), item.name)
+            download_log.info("  downloaded %s", item.name, extra={"progress": progress})
+            return path
+
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(lambda item: self.fetch(item, directory, url_for), wanted))
+            return list(pool.map(fetch_one, wanted))
 
     def fetch(self, item: Wanted, directory: Path, url_for: Callable[[str, bool], str]) -> Path:
         target = (directory / item.name).resolve()

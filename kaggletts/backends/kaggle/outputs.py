@@ -79,7 +79,7 @@ def collect(ctx: RunContext, shard: Shard) -> int:
     else:
         clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
         wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
-    downloader.fetch_all(wanted, directory, listing.url_for)
+    downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %d files", shard.label, len(wanted) + 1)
     return len(clips)
