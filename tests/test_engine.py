@@ -306,6 +306,20 @@ def test_a_scheduler_task_runs_through_the_python_api(
         assert sha256_of(job_dir / clip["file"]) == clip["sha256"]
     kernel_lines = [r.getMessage() for r in caplog.records if r.name == "papermill"]
     assert any(line.startswith("[2/2] 002-line-2") for line in kernel_lines)
+    assert emulator.calls["SaveKernel"] == 1
+
+    same_task = {
+        "parameters": {"utterances": lines(2), "voice": "en-gb"}, "engine_name": "kaggle",
+        "progress_bar": False, "endpoint": emulator.url, "timeout": "10m",
+        "output_dir": str(tmp_path / "audio"),
+    }
+    reused = papermill.execute_notebook(
+        str(kaggletts.find_notebook("espeak").path), str(out), reuse_result=True, **same_task
+    )
+    assert reused.metadata.kaggletts_run["job_id"] == run["job_id"]
+    assert emulator.calls["SaveKernel"] == 1, "a finished run was reused when asked"
+    papermill.execute_notebook(str(kaggletts.find_notebook("espeak").path), str(out), **same_task)
+    assert emulator.calls["SaveKernel"] == 2, "by default each task runs, as papermill does"
 
     with pytest.raises(UsageError, match="did you mean 'machine_shape'"):
         papermill.execute_notebook(
