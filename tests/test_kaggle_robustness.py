@@ -69,6 +69,14 @@ def wait_for_push(emulator: Emulator, count: int = 1) -> None:
     wait_until(lambda: pushes(emulator) >= count, "the client never pushed")
 
 
+def kill_after_push(emulator: Emulator, out: Path) -> None:
+    """Start a client for CRASH_TEXTS and SIGKILL it once its push has reached Kaggle."""
+    client = start_client(emulator, out)
+    wait_for_push(emulator)
+    client.send_signal(signal.SIGKILL)
+    client.wait(timeout=30)
+
+
 def record_of(out: Path) -> dict:
     return json.loads(next(out.rglob("job.json")).read_text())
 
@@ -77,10 +85,7 @@ def test_a_killed_client_resumes_without_a_second_push(tmp_path):
     with Emulator(
         state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=3.0)
     ) as emulator:
-        client = start_client(emulator, tmp_path / "out")
-        wait_for_push(emulator)
-        client.send_signal(signal.SIGKILL)
-        client.wait(timeout=30)
+        kill_after_push(emulator, tmp_path / "out")
         assert not list((tmp_path / "out").rglob("*.wav")), "killed before the download"
 
         result = run_kaggle(emulator, tmp_path / "out", {"utterances": CRASH_TEXTS})
@@ -92,10 +97,7 @@ def test_a_damaged_record_is_rebuilt_from_what_kaggle_holds(tmp_path):
     with Emulator(
         state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=2.0)
     ) as emulator:
-        client = start_client(emulator, tmp_path / "out")
-        wait_for_push(emulator)
-        client.send_signal(signal.SIGKILL)
-        client.wait(timeout=30)
+        kill_after_push(emulator, tmp_path / "out")
         record = next((tmp_path / "out").rglob("job.json"))
         record.write_text(record.read_text()[:57])
 
@@ -253,10 +255,7 @@ def test_a_job_moved_to_another_endpoint_never_adopts_the_other_run(tmp_path):
     with Emulator(
         state_dir=tmp_path / "a", users={USER: KEY}, latency=Latency(cold_start=60.0)
     ) as first:
-        client = start_client(first, out)
-        wait_for_push(first)
-        client.send_signal(signal.SIGKILL)
-        client.wait(timeout=30)
+        kill_after_push(first, out)
         with Emulator(state_dir=tmp_path / "b", users={USER: KEY}) as second:
             result = run_kaggle(second, out, {"utterances": CRASH_TEXTS})
             assert_verified(result, CRASH_TEXTS)
@@ -268,10 +267,7 @@ def test_force_refuses_a_job_whose_session_may_still_run(tmp_path):
     with Emulator(
         state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=60.0)
     ) as emulator:
-        client = start_client(emulator, tmp_path / "out")
-        wait_for_push(emulator)
-        client.send_signal(signal.SIGKILL)
-        client.wait(timeout=30)
+        kill_after_push(emulator, tmp_path / "out")
         with pytest.raises(kaggletts.UsageError, match="may still run on Kaggle"):
             run_kaggle(emulator, tmp_path / "out", {"utterances": CRASH_TEXTS}, force=True)
         assert pushes(emulator) == 1
@@ -303,10 +299,7 @@ def test_job_commands_status_attach_cancel_and_quota(tmp_path):
         state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=2.0)
     ) as emulator:
         env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "o"))
-        client = start_client(emulator, tmp_path / "o")
-        wait_for_push(emulator)
-        client.send_signal(signal.SIGKILL)
-        client.wait(timeout=30)
+        kill_after_push(emulator, tmp_path / "o")
 
         listed = kaggletts_cli("jobs", env=env)
         assert listed.returncode == 0 and listed.stdout.startswith("JOB")
