@@ -221,6 +221,11 @@ def soak(jobs: int = SOAK_JOBS, workers: int = SOAK_WORKERS) -> list[dict]:
 CRASH_LINES = 12
 
 
+def clips_arriving(out: Path) -> bool:
+    """Whether the download of a clip has begun (its temporary file, or the clip itself)."""
+    return any(out.rglob(".*.wav.part")) or any(out.rglob("*.wav"))
+
+
 def kill_when(point: str, out: Path, emu: Emulator, client: subprocess.Popen,
               rng: random.Random, timeout: float = 120.0) -> str:
     """Wait for `point`, SIGKILL the client after a seeded random delay; return what was
@@ -237,8 +242,10 @@ def kill_when(point: str, out: Path, emu: Emulator, client: subprocess.Popen,
         if point == "while polling" and state == "pushed":
             time.sleep(rng.uniform(0.0, 1.0))
             break
-        if point == "during download" and state == "complete":
-            time.sleep(rng.uniform(0.2, 0.7))  # listing, notebook, 12 clips at 0.1 s each
+        # The clips come after the executed notebook and its scraps are read: 12 of them,
+        # 4 at a time, each request 0.1 s.
+        if point == "during download" and state == "complete" and clips_arriving(out):
+            time.sleep(rng.uniform(0.0, 0.3))
             break
         time.sleep(0.002)
     if client.poll() is not None:
