@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +171,7 @@ def test_a_watermarker_that_cannot_load_fails_naming_the_cause(hf_home, tmp_path
 
 def notebook_constant(name: str):
     cells = json.loads((data_dir("notebooks") / "chatterbox.ipynb").read_text(encoding="utf-8"))
-    for cell in cells["cells"]:
+    for cell in (c for c in cells["cells"] if c["cell_type"] == "code"):
         for node in ast.parse("".join(cell["source"])).body:
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
                 return ast.literal_eval(node.value)
@@ -191,10 +192,14 @@ def test_the_install_list_is_what_the_package_code_imports(hf_home):
                     imported |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0:
                     imported.add(node.module.split(".")[0])
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
     owners = importlib.metadata.packages_distributions()
-    providers = {dist.lower() for module in imported for dist in owners.get(module, ())}
-    declared = {Requirement(r).name.lower() for r in importlib.metadata.requires("chatterbox-tts")}
-    needs = {Requirement(n).name.lower() for n in notebook_constant("CHATTERBOX_NEEDS")}
+    providers = {canonical(dist) for module in imported for dist in owners.get(module, ())}
+    declared = {canonical(Requirement(r).name)
+                for r in importlib.metadata.requires("chatterbox-tts")}
+    needs = {canonical(Requirement(n).name) for n in notebook_constant("CHATTERBOX_NEEDS")}
     assert needs == (declared & providers) | {"setuptools"}
     assert "gradio" in declared - needs
 
