@@ -16,6 +16,7 @@ import importlib
 import inspect
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -36,6 +37,11 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
     "download": {"quick": True},
     "reliability": {"quick": True},
 }
+
+# Sections that scripts running in environments of their own write into RESULTS.md
+# (throughput.py, in the qwen models tier's venv): a regenerated file keeps them.
+KEPT_SECTIONS = ("## throughput (qwen models tier)",)
+SECTION = re.compile(r"^## .*?(?=^## |\Z)", re.S | re.M)
 
 # Why a goal can be missed and what would close it, for the rows where the cause is known
 # from the design (matched by name prefix). Filled in by the measured figures at run time.
@@ -178,6 +184,15 @@ def report(results: list[dict[str, Any]], command: str, seconds: float, quick: b
     return "\n".join(out)
 
 
+def kept_sections(previous: Path) -> str:
+    """The KEPT_SECTIONS of the results file being replaced, as they are."""
+    if not previous.exists():
+        return ""
+    found = SECTION.finditer(previous.read_text(encoding="utf-8"))
+    return "\n".join(m.group(0).rstrip("\n") + "\n" for m in found
+                     if m.group(0).startswith(KEPT_SECTIONS))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=list(BENCHMARKS), default=[],
@@ -202,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             print(result["error"], file=sys.stderr, flush=True)
         print(f"({result['seconds']:.0f} s)", flush=True)
     seconds = time.perf_counter() - started
-    target.write_text(report(results, command, seconds, args.quick), encoding="utf-8")
+    text = report(results, command, seconds, args.quick)
+    kept = kept_sections(target)
+    target.write_text(text + ("\n" + kept if kept else ""), encoding="utf-8")
     print(f"wrote {target} after {seconds:.0f} s")
     return 0
 
