@@ -52,7 +52,7 @@ def check_round_trip(result: kaggletts.Result, texts: list[str], canary: Path) -
     assert [clip["text"] for clip in result.clips] == texts
     assert len(result.audio) == len(texts)
     for path in result.audio:
-        assert re.fullmatch(r"\d{3}-[a-z0-9-]{1,40}\.wav", path.name), path.name
+        assert re.fullmatch(r"\d{3,}-(?:[^\W_A-Z]|-){1,40}\.wav", path.name), path.name
         assert path.parent == result.directory
     assert not canary.exists()
     assert not (result.directory / "CANARY").exists()

@@ -23,7 +23,7 @@ import kaggletts
 from kaggletts.notebook import data_dir
 
 NOTEBOOKS = ("chatterbox", "espeak", "qwen")
-SAFE_NAME = re.compile(r"^\d{3}-[a-z0-9-]{1,40}\.wav$")
+SAFE_NAME = re.compile(r"^\d{3,}-(?:[^\W_A-Z]|-){1,40}\.wav$")
 
 
 def read_wav(path: Path) -> dict:
