@@ -123,7 +123,7 @@ class KaggleEngine(Engine):
                 "from stdout; --stdout-file gets both"
             )
         budget = time_budget(execution_timeout, start_timeout, options.timeout)
-        run = KaggleRun(nb_man, options, budget, notebook_name(input_path))
+        run = PapermillRun(nb_man, options, budget, notebook_name(input_path))
         with kernel_output_to(log_output, stdout_file):
             executed = run.execute()
         copy_run_into(nb_man, executed)
@@ -157,7 +157,7 @@ def notebook_name(input_path: Any) -> str:
     return "notebook"
 
 
-class KaggleRun:
+class PapermillRun:
     """One papermill execution on Kaggle: the request made from what papermill handed
     over, its job, and the executed notebook it came back with."""
 
