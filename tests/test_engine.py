@@ -153,7 +153,7 @@ def test_a_failing_cell_is_reported_as_a_local_papermill_run_reports_it(
     on_kaggle = papermill_cli(table_notebook, tmp_path / "kaggle.ipynb", env, "-p", "fail", "True")
     local = subprocess.run(
         [str(PAPERMILL), str(table_notebook), str(tmp_path / "local.ipynb"), "-p", "fail", "True"],
-        capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
 
     marker = "papermill.exceptions.PapermillExecutionError:"
