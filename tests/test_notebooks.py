@@ -460,8 +460,9 @@ def test_chatterbox_multilingual_passes_language_id(chatterbox_multilingual):
     made = generate_calls(calls)
     assert [c["kwargs"]["language_id"] for c in made] == ["fr", "ja"]
     assert {c["kwargs"]["repetition_penalty"] for c in made} == {2.0}  # multilingual's own
-    # A text with no ASCII letters still gets a safe name.
-    assert [p.name for p in result.audio] == ["001-bonjour-et-bienvenue.wav", "002-utterance.wav"]
+    # A text in another script keeps its letters in the name.
+    assert [p.name for p in result.audio] == ["001-bonjour-et-bienvenue.wav",
+                                              "002-こんにちは-ようこそ.wav"]
 
 
 @pytest.fixture(scope="module")
