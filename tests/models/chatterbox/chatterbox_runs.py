@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,13 @@ class Run:
     seconds: float
 
 
-def installed(distribution: str) -> bool:
-    return subprocess.run([sys.executable, "-m", "pip", "show", "--quiet", distribution],
-                          capture_output=True).returncode == 0
+def installed(requirement: str) -> bool:
+    """Whether `requirement` (a name, or name==version) is installed in this environment."""
+    name, _, version = requirement.partition("==")
+    try:
+        return not version or importlib.metadata.version(name) == version
+    except importlib.metadata.PackageNotFoundError:
+        return False
 
 
 def run_notebook(tmp: Path, params: dict) -> Run:

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from chatterbox_runs import Run, installed, run_notebook
-from common import hf_snapshot, kaggle_kernel, provide_cpu_torchaudio
+from common import hf_snapshot, kaggle_kernel, pip_install, provide_cpu_torchaudio
 
 KERNEL_SITE = Path(__file__).resolve().parent / "kernel_site"
 sys.path.insert(0, str(KERNEL_SITE))
 TORCHAUDIO = "2.11.0"  # the newest on the registry; its C extension does not load here
+# Kaggle's (its Dockerfile pins setuptools>=70,<82); a test moves it to 82 to see the notebook
+# cope, so each session starts from the image's again.
+IMAGE_SETUPTOOLS = "81.0.0"
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +26,8 @@ def kernel(tmp_path_factory):
     """Kernels started during the session are Kaggle-shaped, shrink chatterbox at start-up,
     run one torch thread (the test machine's two cores are shared) and read `hf_home`."""
     provide_cpu_torchaudio(TORCHAUDIO)
+    if not installed(f"setuptools=={IMAGE_SETUPTOOLS}"):
+        pip_install(f"setuptools=={IMAGE_SETUPTOOLS}")
     home = tmp_path_factory.mktemp("hf-home")
     with pytest.MonkeyPatch.context() as mp:
         kaggle_kernel(mp, tmp_path_factory.mktemp("kernel"), home)
