@@ -38,7 +38,8 @@ def papermill_cli(
     return subprocess.run(
         [str(PAPERMILL), str(notebook), str(out), *args, "--engine", "kaggle"],
         env=env,
-        cwd=cwd,
+        # Never the checkout: a notebook run in place writes its files into the folder.
+        cwd=cwd or Path(out).parent,
         capture_output=True,
         text=True,
         timeout=300,
