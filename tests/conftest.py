@@ -163,18 +163,33 @@ def standins() -> type[Standins]:
     return Standins
 
 
-@pytest.fixture
-def failing_notebook(tmp_path: Path) -> Path:
-    """A notebook whose cell `speak` raises ValueError, past every check before the run."""
+def write_notebook(path: Path, parameters: str, *cells: tuple[str, str]) -> Path:
+    """A plain Python notebook (no kaggletts metadata): a `parameters` cell, then code
+    cells given as (id, source)."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nb.cells = [
-        nbformat.v4.new_code_cell('text: str = ""  # One line', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError(f'cannot say {text!r}')", id="speak"),
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}, id="params"),
+        *(nbformat.v4.new_code_cell(source, id=cell_id) for cell_id, source in cells),
     ]
-    path = tmp_path / "failing.ipynb"
     nbformat.write(nb, path)
     return path
+
+
+@pytest.fixture
+def notebook_maker() -> Callable[..., Path]:
+    """`write_notebook`, for tests that need a notebook of their own."""
+    return write_notebook
+
+
+@pytest.fixture
+def failing_notebook(tmp_path: Path) -> Path:
+    """A notebook whose cell `speak` raises ValueError, past every check before the run."""
+    return write_notebook(
+        tmp_path / "failing.ipynb",
+        'text: str = ""  # One line',
+        ("speak", "raise ValueError(f'cannot say {text!r}')"),
+    )

@@ -46,26 +46,10 @@ def papermill_cli(
     )
 
 
-def new_notebook(path: Path, parameters: str, *cells: tuple[str, str]) -> Path:
-    """A plain notebook (no kaggletts metadata): a `parameters` cell, then code cells
-    given as (id, source)."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3", "language": "python"
-    }
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("# A notebook of the user's own", id="title"),
-        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}, id="params"),
-        *(nbformat.v4.new_code_cell(source, id=cell_id) for cell_id, source in cells),
-    ]
-    nbformat.write(nb, path)
-    return path
-
-
 @pytest.fixture
-def table_notebook(tmp_path: Path) -> Path:
+def table_notebook(tmp_path: Path, notebook_maker) -> Path:
     """Writes a CSV file, records no clips, and fails in cell `check` when told to."""
-    return new_notebook(
+    return notebook_maker(
         tmp_path / "table.ipynb",
         'rows = 3\nlabel = "x"\nextra = []\nfail = False',
         ("write", "open('table.csv', 'w').write(''.join(f'{label},{i}\\n' for i in range(rows)))\n"
@@ -76,9 +60,9 @@ def table_notebook(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def slow_notebook(tmp_path: Path) -> Path:
+def slow_notebook(tmp_path: Path, notebook_maker) -> Path:
     """Prints progress lines in the notebooks' `[k/N]` form, a little apart."""
-    return new_notebook(
+    return notebook_maker(
         tmp_path / "slow.ipynb",
         "lines = 3",
         ("work", "import time\nfor k in range(1, lines + 1):\n    time.sleep(1.0)\n"
@@ -122,25 +106,18 @@ def test_papermill_engine_runs_on_the_emulator(emulator, tmp_path):
     assert f"Kaggle outputs: {job_dir}" in done.stderr
 
 
-def test_the_papermill_engine_fails_when_the_run_failed_after_it_completed(emulator, tmp_path):
+def test_the_papermill_engine_fails_when_the_run_failed_after_it_completed(
+    emulator, tmp_path, notebook_maker
+):
     """The session ends COMPLETE, but what it recorded is unusable: papermill must not
     report success."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell('text: str = ""  # One line', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import scrapbook\n"
-            "scrapbook.glue('clips', [{'text': text, 'file': 'job.json', 'bytes': 2,"
-            " 'sha256': '0' * 64}], encoder='json')"
-        ),
-    ]
-    source = tmp_path / "sneaky.ipynb"
-    nbformat.write(nb, source)
+    source = notebook_maker(
+        tmp_path / "sneaky.ipynb",
+        'text: str = ""  # One line',
+        ("glue", "import scrapbook\n"
+                 "scrapbook.glue('clips', [{'text': text, 'file': 'job.json', 'bytes': 2,"
+                 " 'sha256': '0' * 64}], encoder='json')"),
+    )
     env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
     done = papermill_cli(source, tmp_path / "out.ipynb", env, "-p", "text", "hello")
     assert done.returncode != 0

@@ -341,27 +341,18 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
         assert 0 < quota.used_seconds < quota.allowed_seconds == 30 * 3600, "GPU runs count"
 
 
-def test_the_kernels_progress_arrives_while_the_session_runs(emulator, tmp_path, caplog):
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("lines: int = 3  # How many", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import time, scrapbook\n"
-            "for k in range(1, lines + 1):\n"
-            "    time.sleep(0.8)\n"
-            "    print(f'[{k}/{lines}] {k:03d}-line.wav 1.5s', flush=True)\n"
-            "scrapbook.glue('clips', [], encoder='json')"
-        ),
-    ]
-    source = tmp_path / "slow.ipynb"
-    nbformat.write(nb, source)
+def test_the_kernels_progress_arrives_while_the_session_runs(
+    emulator, tmp_path, caplog, notebook_maker
+):
+    source = notebook_maker(
+        tmp_path / "slow.ipynb",
+        "lines: int = 3  # How many",
+        ("work", "import time, scrapbook\n"
+                 "for k in range(1, lines + 1):\n"
+                 "    time.sleep(0.8)\n"
+                 "    print(f'[{k}/{lines}] {k:03d}-line.wav 1.5s', flush=True)\n"
+                 "scrapbook.glue('clips', [], encoder='json')"),
+    )
     seen = []
 
     def on_progress(progress):
