@@ -30,9 +30,10 @@ def installed(requirement: str) -> bool:
     """Whether `requirement` (a name, or name==version) is installed in this environment."""
     name, _, version = requirement.partition("==")
     try:
-        return not version or importlib.metadata.version(name) == version
+        found = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return False
+    return found == version if version else True
 
 
 def run_notebook(tmp: Path, params: dict) -> Run:
