@@ -129,7 +129,7 @@ def test_an_api_outage_leaves_the_job_running_and_attach_collects_it(tmp_path):
         out = tmp_path / "o"
         emulator.fail_next("GetKernelSessionStatus", "503", times=FAST["retry"].attempts)
         with pytest.raises(LeftOnKaggle) as outage:
-            run_kaggle(emulator, out, {"text": "Through the outage."})
+            run_kaggle(emulator, out, {"text": "Through the outage."}, outage_wait=0)
         assert "still running on Kaggle" in str(outage.value) and outage.value.exit_code == 3
         assert str(outage.value).count("kaggletts attach") == 1
         assert emulator.calls["CancelKernelSession"] == 0
@@ -139,14 +139,14 @@ def test_an_api_outage_leaves_the_job_running_and_attach_collects_it(tmp_path):
         attached = kaggletts_cli("attach", record_of(out)["job_id"], "--json", env=env)
         assert attached.returncode == 0, attached.stderr
         assert len(json.loads(attached.stdout)["audio"]) == 1
-        assert pushes(emulator) == 1
+        assert emulator.calls["SaveKernel"] == 1 and kernels(emulator) == [], "deleted after"
 
 
-def test_a_short_outage_mid_run_is_ridden_out(tmp_path):
+def test_an_outage_longer_than_each_calls_retries_is_ridden_out(tmp_path):
     with Emulator(
         state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=1.0)
     ) as emulator:
-        emulator.fail_next("GetKernelSessionStatus", "503", times=4)
+        emulator.fail_next("GetKernelSessionStatus", "503", times=3 * FAST["retry"].attempts)
         emulator.fail_next("ListKernelSessionOutput", "drop", times=3)
         result = run_kaggle(emulator, tmp_path / "out", {"text": "Patience."})
         assert_verified(result, ["Patience."])

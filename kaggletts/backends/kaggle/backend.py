@@ -74,6 +74,9 @@ class KaggleBackend:
     outputs_wait: float = 300.0
     # After a push's reply was lost: how long to give Kaggle to show the kernel it made.
     settle_wait: float = 5.0
+    # How long status calls may keep failing (past each call's retries) before the run is
+    # left to go on on Kaggle unwatched (exit 3).
+    outage_wait: float = 600.0
     download_workers: int = 4
     # Kernels are deleted once their job's result is safe on disk, unless kept.
     keep_kernels: bool = False

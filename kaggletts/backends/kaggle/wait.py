@@ -57,11 +57,21 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
     started = time.monotonic()
     said = ""
     give_up_at = (shard.ends_by or ctx.deadline) + OVERRUN_SECONDS
+    unreachable_since: float | None = None
     while True:
         try:
             status = ctx.remote.status(shard.slug)
         except KaggleUnreachable as error:
-            raise still_running(ctx, shard, str(error)) from None
+            # An outage is waited out for a while: the session runs on regardless.
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since >= ctx.settings.outage_wait:
+                raise still_running(ctx, shard, str(error)) from None
+            log.info("%s: Kaggle does not answer (%s); still trying", shard.label, error)
+            ctx.stop.wait(ctx.settings.poll.cap)
+            if ctx.stop.is_set():
+                return None
+            continue
+        unreachable_since = None
         state = "QUEUED" if status is None else status.state
         if status is not None and not status.known:
             state = f"{state} (a state kaggletts does not know; still waiting)"
