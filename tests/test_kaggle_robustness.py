@@ -315,7 +315,7 @@ def test_job_commands_status_attach_cancel_and_quota(tmp_path):
         attached = kaggletts_cli("attach", job_id, "--json", env=env)
         assert attached.returncode == 0, attached.stderr
         assert len(json.loads(attached.stdout)["audio"]) == 3
-        assert pushes(emulator) == 1
+        assert emulator.calls["SaveKernel"] == 1 and kernels(emulator) == [], "deleted after"
 
         quota = kaggletts_cli("quota", env=env)
         assert quota.returncode == 0 and "h left of 30.0 h" in quota.stdout

@@ -265,8 +265,7 @@ def test_p_values_through_the_cli_reach_the_job(run_cli, tmp_path, monkeypatch):
     seen = {}
 
     def fake_execute(notebook, sources, **options):
-        seen["params"] = api.prepare(notebook, sources, options["backend"],
-                                     options["output_dir"]).params
+        seen["params"] = api.prepare(notebook, sources, options["backend"], tmp_path).params
         raise kaggletts.UsageError("stop here")
 
     monkeypatch.setattr(api, "execute", fake_execute)
