@@ -65,3 +65,23 @@ def provide_cpu_torchaudio(version: str) -> None:
     extension = Path(sysconfig.get_paths()["purelib"]) / "torchaudio" / "lib"
     for library in extension.glob("*.so"):
         library.unlink()
+
+
+def notebook_code(notebook: Path, cell_id: str, names: tuple[str, ...] = ()) -> dict:
+    """Run a notebook cell's own code in this process and return what it defined: the
+    whole cell, or only its assignments to `names` (a setup cell's constants, say)."""
+    import ast
+    import json
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    source = "".join(next(c["source"] for c in cells if c.get("id") == cell_id))
+    tree = ast.parse(source)
+    if names:
+        tree.body = [
+            node for node in tree.body
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)
+        ]
+    defined: dict = {}
+    exec(compile(tree, f"{Path(notebook).name}:{cell_id}", "exec"), defined)
+    return defined

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from common import hf_snapshot, kaggle_kernel, pip_install, provide_cpu_torchaudio
+from common import hf_snapshot, kaggle_kernel, notebook_code, provide_cpu_torchaudio
 
-QWEN_TTS = "qwen-tts==0.1.1"
-# What `import qwen_tts` needs (its wheel also declares gradio, for its demo only).
-QWEN_TTS_IMPORTS = ("transformers==4.57.3", "accelerate==1.12.0", "librosa", "soundfile", "sox",
-                    "onnxruntime", "einops")
+import kaggletts
+
+NOTEBOOK = kaggletts.find_notebook("qwen").path
 TORCHAUDIO = "2.11.0"  # the newest on the registry; its C extension does not load here
 CUSTOM_VOICE = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
 VOICE_DESIGN = "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign"
@@ -29,19 +28,19 @@ def installed(distribution: str) -> bool:
 
 @pytest.fixture(scope="session")
 def qwen_environment() -> dict:
-    """The image's torchaudio, then qwen-tts without its dependencies and what its imports
-    need, holding torch and numpy: a naive `pip install qwen-tts` here would swap torch for
-    the CUDA build torchaudio pins. Returns how long that took."""
+    """The image's torchaudio, then qwen-tts installed by the notebook's own setup code (its
+    install helper and its list of what qwen-tts imports) in this process, with torch and
+    numpy already imported as in a Kaggle kernel: the tests need the package to build the
+    tiny checkpoints before any notebook runs. Returns how long that took."""
     started = time.perf_counter()
     provide_cpu_torchaudio(TORCHAUDIO)
     if not installed("qwen-tts"):
-        import numpy
-        import torch
+        import numpy  # noqa: F401 - imported first, as the image's kernel has them
+        import torch  # noqa: F401
 
-        held = Path(sys.prefix) / "image-constraints.txt"
-        held.write_text(f"torch=={torch.__version__}\nnumpy=={numpy.__version__}\n")
-        pip_install("--no-deps", QWEN_TTS)
-        pip_install("-c", str(held), *QWEN_TTS_IMPORTS)
+        install = notebook_code(NOTEBOOK, "support")
+        setup = notebook_code(NOTEBOOK, "setup", names=("QWEN_TTS", "QWEN_TTS_NEEDS"))
+        install["install_package"](setup["QWEN_TTS"], setup["QWEN_TTS_NEEDS"])
     return {"install_seconds": time.perf_counter() - started}
 
 
