@@ -82,9 +82,21 @@ def summary(result: Result) -> str | None:
     rate = f"{session * 60 / audio:.1f} s of session per minute of audio"
     if result.backend != "kaggle":
         return f"cost: {rate} on this machine (no GPU quota used)"
+    if not _uses_gpu(result.notebook_name):
+        return f"cost: {rate} on Kaggle's CPUs (no GPU quota used)"
     sessions = "1 session" if len(costs) == 1 else f"{len(costs)} sessions"
     return (f"cost: {rate}; this run used at least {session / 60:.1f} min of GPU quota in "
             f"{sessions} (plus each session's start-up)")
+
+
+def _uses_gpu(notebook: str) -> bool:
+    from kaggletts.errors import UsageError
+    from kaggletts.notebook import find_notebook
+
+    try:
+        return find_notebook(notebook).kernel.enable_gpu
+    except UsageError:
+        return True  # a notebook no longer found: say what a GPU run would cost
 
 
 @dataclass(frozen=True)

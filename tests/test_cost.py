@@ -20,11 +20,11 @@ def scrap(total, synthesis, characters, audio, **kind):
             "model_id": "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", **kind}
 
 
-def result(backend, *runs):
+def result(backend, *runs, notebook="qwen"):
     scraps = {"clips": [], "run": runs[0]}
     if len(runs) > 1:
         scraps["shards"] = list(runs)
-    return Result("job", "qwen", backend, Path("."), [], scraps, Path("x.ipynb"))
+    return Result("job", notebook, backend, Path("."), [], scraps, Path("x.ipynb"))
 
 
 def test_a_run_recorded_before_the_figures_existed_has_no_cost():
@@ -37,6 +37,10 @@ def test_the_summary_counts_every_session_of_a_sharded_kaggle_run():
     assert line == ("cost: 300.0 s of session per minute of audio; this run used at least "
                     "10.0 min of GPU quota in 2 sessions (plus each session's start-up)")
     assert "no GPU quota" in cost.summary(result("local", scrap(30, 20, 100, 6)))
+    on_cpus = cost.summary(result("kaggle", scrap(30, 20, 100, 6), notebook="espeak"))
+    assert on_cpus == (
+        "cost: 300.0 s of session per minute of audio on Kaggle's CPUs (no GPU quota used)"
+    )
 
 
 def test_the_estimate_uses_only_runs_of_the_same_kind():
