@@ -22,6 +22,7 @@ class Assumption(StrEnum):
     VERSION_SOURCE = "version-source"
     QUEUED_VERSION_COUNTED = "queued-version-counted"
     RUNNING_OUTPUTS = "running-outputs"
+    DELETE_REFUSED_WHILE_RUNNING = "delete-refused-while-running"
 
 
 # Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
@@ -45,6 +46,11 @@ ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
     Assumption.RUNNING_OUTPUTS: (
         "ListKernelSessionOutput of a running version lists the files and log written so far. "
         "The log is known to be missing while a session runs (kaggle-cli issue 653)."
+    ),
+    Assumption.DELETE_REFUSED_WHILE_RUNNING: (
+        "DeleteKernel of a kernel with a session queued or running is refused with "
+        "errorMessage. No evidence either way; by default the emulator ends the sessions "
+        "and deletes the kernel."
     ),
 }
 

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 Body = dict[str, object]
 DEFAULT_PAGE_SIZE = 20
 TPU_WEEKLY_SECONDS = 20 * 3600
+# DeleteKernel of a kernel with live sessions waits this long for them to stop.
+DELETE_WAIT_SECONDS = 30.0
 # GetKernelSessionLogsStream waits this long for a queued session to start (kagglesdk 0.1.38,
 # ApiGetKernelSessionLogsStreamRequest.wait_for_logs_url_seconds: default 60, capped to 300).
 LOG_STREAM_DEFAULT_WAIT_SECONDS = 60
@@ -378,10 +380,22 @@ class KernelsService:
             # Someone else's kernel and a missing one look alike, as for kernels.get.
             if kernel is None or kernel.owner != user:
                 raise permission_denied("kernels.delete")
-            # What Kaggle does with a running session is not known; refusing is visible.
-            if any(version.is_active for version in kernel.versions):
+            live = [version for version in kernel.versions if version.is_active]
+            # What Kaggle does with a live session is not known: by default the session
+            # ends with its kernel (a client cannot count on it running on); refusing is
+            # an opt-in assumption.
+            if live and self._app.assumes(Assumption.DELETE_REFUSED_WHILE_RUNNING):
                 return {"errorMessage": f"{kernel.ref} has a session queued or running"}
-            del store.kernels[kernel.ref]
+            for version in live:
+                version.status = "CANCEL_REQUESTED"
+            store.save()
+        for version in live:
+            self._app.sessions.cancel(version.session_id)
+        ends = time.monotonic() + DELETE_WAIT_SECONDS
+        while any(version.is_active for version in live) and time.monotonic() < ends:
+            time.sleep(LOG_STREAM_POLL_SECONDS)
+        with store.lock:
+            store.kernels.pop(kernel.ref, None)
             store.save()
             shutil.rmtree(store.kernel_dir(kernel), ignore_errors=True)
         return {}

@@ -151,8 +151,19 @@ def test_restart_keeps_state_and_fails_running_sessions(tmp_path: Path):
         assert push(emulator, "kept-notebook").json()["versionNumber"] == 2
 
 
+def test_delete_kernel_ends_its_live_session_by_default(kaggle_emulator: Emulator):
+    kernel = {"userName": "alice", "kernelSlug": "busy-kernel"}
+    kaggle_emulator.latency = Latency(queue_delay=3600)
+    assert push(kaggle_emulator, "busy-kernel").ok
+    version = kaggle_emulator.version("alice", "busy-kernel")
+    assert call(kaggle_emulator, "DeleteKernel", kernel).json() == {}
+    assert not version.is_active and kaggle_emulator.push_count("alice", "busy-kernel") == 0
+    assert call(kaggle_emulator, "GetKernel", kernel).status_code == 403
+
+
 def test_delete_kernel(kaggle_emulator: Emulator):
     kernel = {"userName": "alice", "kernelSlug": "short-lived"}
+    kaggle_emulator.assume = {"delete-refused-while-running"}
     kaggle_emulator.latency = Latency(queue_delay=3600)
     assert push(kaggle_emulator, "short-lived").ok
     busy = call(kaggle_emulator, "DeleteKernel", kernel).json()
