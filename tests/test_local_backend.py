@@ -247,6 +247,26 @@ def test_one_notebook_is_shown_with_where_it_runs_and_its_choices(kaggletts_cmd)
     assert "one of: Vivian, Serena" in shown.stdout and "espeak" not in shown.stdout
 
 
+def test_a_kernel_left_dying_by_ctrl_c_is_not_reported_with_a_traceback(tmp_path, caplog):
+    import asyncio
+    import gc
+
+    from nbclient.exceptions import DeadKernelError
+
+    kaggletts.execute("espeak", {"text": "Quick."}, output_dir=tmp_path)
+
+    async def cell_of_a_stopped_kernel():
+        raise DeadKernelError("Kernel died")
+
+    async def leave_it_unawaited():
+        asyncio.ensure_future(cell_of_a_stopped_kernel())
+        await asyncio.sleep(0)
+
+    asyncio.run(leave_it_unawaited())
+    gc.collect()
+    assert "Kernel died" not in caplog.text
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_stopping_a_local_run_is_one_line_exit_130_and_a_record_that_says_so(tmp_path, stop):
     lines = tmp_path / "long.txt"

@@ -47,6 +47,7 @@ class LocalBackend:
 
         started = time.perf_counter()
         executed = job.directory / EXECUTED_NOTEBOOK
+        logging.getLogger("asyncio").addFilter(_not_an_orphaned_kernel_death)
         try:
             papermill.execute_notebook(
                 str(job.directory / PARAMETERIZED_NOTEBOOK),
@@ -81,6 +82,16 @@ class LocalBackend:
         result = build_result(job.id, job.spec.name, self.name, job.directory, {"run": seconds})
         job.update_record(state=JobState.COMPLETE)
         return result
+
+
+def _not_an_orphaned_kernel_death(record: logging.LogRecord) -> bool:
+    """Ctrl-C leaves nbclient's cell task pending; papermill's clean-up then shuts the kernel
+    down, the task ends in DeadKernelError that nobody awaits, and asyncio logs it with a
+    traceback whenever the task is collected. A death that matters reaches papermill as an
+    exception, so these reports are dropped."""
+    from nbclient.exceptions import DeadKernelError
+
+    return not (record.exc_info and isinstance(record.exc_info[1], DeadKernelError))
 
 
 def _empty_but_the_lock(directory: Path) -> None:
