@@ -184,7 +184,7 @@ def report(result: Any, as_json: bool) -> None:
 
     cost = summary(result)
     if cost:
-        click.echo(cost)
+        click.echo(f"cost: {cost}")
 
 
 @cli.command()

@@ -72,8 +72,8 @@ def run_costs(result: Result) -> list[RunCost]:
 
 
 def summary(result: Result) -> str | None:
-    """One line for the end of `kaggletts run`: session seconds per minute of audio, and
-    the quota this run took (on Kaggle) or would have taken at that rate."""
+    """What a run cost, in one line (the end of `kaggletts run`, the audition page):
+    session seconds per minute of audio, and the GPU quota this run took on Kaggle."""
     costs = run_costs(result)
     if not costs:
         return None
@@ -81,11 +81,11 @@ def summary(result: Result) -> str | None:
     audio = sum(cost.audio_seconds for cost in costs)
     rate = f"{session * 60 / audio:.1f} s of session per minute of audio"
     if result.backend != "kaggle":
-        return f"cost: {rate} on this machine (no GPU quota used)"
+        return f"{rate} on this machine (no GPU quota used)"
     if not _uses_gpu(result.notebook_name):
-        return f"cost: {rate} on Kaggle's CPUs (no GPU quota used)"
+        return f"{rate} on Kaggle's CPUs (no GPU quota used)"
     sessions = "1 session" if len(costs) == 1 else f"{len(costs)} sessions"
-    return (f"cost: {rate}; this run used at least {session / 60:.1f} min of GPU quota in "
+    return (f"{rate}; this run used at least {session / 60:.1f} min of GPU quota in "
             f"{sessions} (plus each session's start-up)")
 
 

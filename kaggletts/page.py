@@ -70,6 +70,8 @@ class Header:
     finished: float
     run_seconds: float
     quota: str
+    cost: str | None
+    made_on: str | None
     kernel_urls: tuple[str, ...]
     run_scrap: dict[str, Any]
 
@@ -87,6 +89,7 @@ def read_header(result: Result) -> Header:
     """The header's facts: the result, its job record (for kernel urls) and the time the
     result was stored (result.json's modification time, so a page written again later
     still says when the run finished)."""
+    from kaggletts.cost import summary
     from kaggletts.result import RESULT_FILE
 
     stored = result.directory / RESULT_FILE
@@ -99,6 +102,8 @@ def read_header(result: Result) -> Header:
         finished=finished,
         run_seconds=sum(v for v in result.timings.values() if isinstance(v, int | float)),
         quota=_quota_used(result),
+        cost=summary(result),
+        made_on=_made_on(result.clips),
         kernel_urls=tuple(_kernel_urls(result.directory)),
         run_scrap=run if isinstance(run, dict) else {},
     )
@@ -189,6 +194,8 @@ def _header_html(result: Result, header: Header) -> str:
         ("finished", _escape(_time_text(header.finished))),
         ("took", _escape(_seconds_text(header.run_seconds))),
         ("quota used", _escape(header.quota)),
+        *([("cost", _escape(header.cost))] if header.cost else []),
+        *([("made on", _escape(header.made_on))] if header.made_on else []),
         (
             "clips",
             f"{len(clips)}, {_escape(_seconds_text(_audio_seconds(result)))} of audio"
@@ -220,6 +227,20 @@ def _quota_used(result: Result) -> str:
     )
     sessions = "1 session" if len(runs) == 1 else f"{len(runs)} sessions"
     return f"at least {_seconds_text(seconds)} in {sessions} (plus each session's start-up)"
+
+
+def _made_on(clips: list[dict[str, Any]]) -> str | None:
+    """Which devices made the clips and how many lines went through one call, as the
+    notebooks record it per clip (`device`, `batch`): where a T4 x2 session's work went."""
+    from collections import Counter
+
+    devices = Counter(c["device"] for c in clips if isinstance(c.get("device"), str))
+    if not devices:
+        return None
+    made = ", ".join(f"{device} ({count} clip{'' if count == 1 else 's'})"
+                     for device, count in sorted(devices.items()))
+    batches = [c["batch"] for c in clips if isinstance(c.get("batch"), int)]
+    return made + (f"; up to {max(batches)} lines per call" if batches else "")
 
 
 def _kernel_urls(directory: Path) -> list[str]:

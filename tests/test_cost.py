@@ -34,12 +34,12 @@ def test_a_run_recorded_before_the_figures_existed_has_no_cost():
 
 def test_the_summary_counts_every_session_of_a_sharded_kaggle_run():
     line = cost.summary(result("kaggle", scrap(300, 200, 1000, 60), scrap(300, 200, 1000, 60)))
-    assert line == ("cost: 300.0 s of session per minute of audio; this run used at least "
+    assert line == ("300.0 s of session per minute of audio; this run used at least "
                     "10.0 min of GPU quota in 2 sessions (plus each session's start-up)")
     assert "no GPU quota" in cost.summary(result("local", scrap(30, 20, 100, 6)))
     on_cpus = cost.summary(result("kaggle", scrap(30, 20, 100, 6), notebook="espeak"))
     assert on_cpus == (
-        "cost: 300.0 s of session per minute of audio on Kaggle's CPUs (no GPU quota used)"
+        "300.0 s of session per minute of audio on Kaggle's CPUs (no GPU quota used)"
     )
 
 

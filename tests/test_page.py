@@ -237,6 +237,21 @@ def test_the_header_links_kaggle_kernels_and_shows_whatever_a_clip_carries(
     assert "seed=7" in page and "precision=float32" in page
 
 
+def test_the_header_says_which_devices_made_the_clips_and_what_the_run_cost(
+    tmp_path: Path,
+) -> None:
+    clips = [fake_clip(n, f"Line {n}.") | {"device": device, "batch": batch}
+             for n, device, batch in ((1, "cuda:1", 2), (2, "cuda:0", 2), (3, "cuda:0", 1))]
+    run = {"total_seconds": 120.0, "synthesis_seconds": 60.0, "audio_seconds": 30.0,
+           "characters": 300}
+    result = fake_result(tmp_path, clips, backend="kaggle", scraps={"run": run})
+
+    page = write_page(result).read_text(encoding="utf-8")
+
+    assert "<dt>made on</dt><dd>cuda:0 (2 clips), cuda:1 (1 clip); up to 2 lines per call" in page
+    assert "<dt>cost</dt><dd>240.0 s of session per minute of audio; this run used" in page
+
+
 def test_a_local_page_says_no_quota_was_used_and_names_no_kernel(result: Result) -> None:
     page = (result.directory / PAGE_FILE).read_text(encoding="utf-8")
 
