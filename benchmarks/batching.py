@@ -126,33 +126,6 @@ def run(count: int = UTTERANCES, baseline_runs: int = BASELINE_RUNS) -> list[dic
     if extrapolated:
         for entry in rows:
             entry["baseline"] = f"{entry['baseline']} (extrapolated)"
-    return rows + projection(count)
-
-
-def projection(count: int) -> list[dict]:
-    """The same comparison computed (not measured) for Qwen3-TTS on real Kaggle, from the
-    measured run's timings: the emulated espeak synthesis takes milliseconds, a real clip
-    26 s, which every session pays per utterance whatever the batching."""
-    from detection import SCHEDULES, simulate
-
-    queue, cold, clip = common.QUEUE_DELAY, common.COLD_START, common.CLIP_SECONDS
-    per_run = cold + clip
-    base_session = count * per_run
-    base_wall = count * (queue + per_run + FIXED_POLL / 2)  # fixed 60 s polling: 30 s late
-    rows = []
-    for shards in (1, 2):
-        running = cold + clip * count / shards
-        noticed = simulate(SCHEDULES["kaggletts"], queue + running)[0]
-        rows.append(common.row(
-            f"projection, Qwen3-TTS on Kaggle, {count} clips, {shards} session(s): wall time",
-            queue + running + noticed, base_wall, GOAL, unit="Kaggle s", digits=0,
-            note=(f"computed, not measured: queue {queue:g} s, cold start {cold:g} s, "
-                  f"{clip:g} s per clip; baseline {count} x (queue + cold start + clip + "
-                  "30 s mean lateness of 60 s polling)") if shards == 1 else ""))
-        rows.append(common.row(
-            f"projection, Qwen3-TTS on Kaggle, {count} clips, {shards} session(s): "
-            "GPU-session seconds", shards * cold + clip * count, base_session, GOAL,
-            unit="Kaggle s", digits=0))
     return rows
 
 
