@@ -32,7 +32,7 @@ DEALT = ["cpu:1", "cpu:0", "cpu:0", "cpu:0", "cpu:1"]
 # Entry points that initialise CUDA, or its driver: after either, a forked worker cannot use
 # its GPU. Every real CUDA use, a tensor moved to a GPU included, goes through _lazy_init;
 # is_available initialises the driver unless PYTORCH_NVML_BASED_CUDA_CHECK is 1 when called
-# (torch.cuda._nvml_based_avail), so the probe counts it only then.
+# (torch.cuda._nvml_based_avail), so the probe counts it only when that switch is off.
 CUDA_ENTRY_POINTS = ("is_available", "init", "_lazy_init")
 # Each CPU worker gets half the cores (work_share): the one-process run gets as many, since
 # CPU sums, and so the audio, depend on how many threads share them.
