@@ -571,3 +571,19 @@ def test_names_sort_in_order_keep_accents_and_are_cut_between_words(tmp_path):
     assert names[:2] == ["0001-ceci-est-une-phrase-en-français.wav",
                          "0002-dies-ist-ein-ganz-und-gar-überlanger.wav"]
     assert names[-1] == "1000-line-1000.wav" and names == sorted(names)
+
+
+# The backend sets `deadline`; the README's tables list what a user chooses.
+_SET_BY_THE_BACKEND = ("deadline",)
+
+
+@pytest.mark.parametrize("name", kaggletts.notebook_names())
+def test_the_readme_lists_each_notebooks_parameters_as_its_parameters_cell_has_them(name):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"\n### {name}\n", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    spec = kaggletts.find_notebook(name)
+    expected = [f"| `{p.name}` | {p.type_name} | `{p.default!r}`".replace("'", '"')
+                + f" | {p.help} |"
+                for p in spec.parameters.values() if p.name not in _SET_BY_THE_BACKEND]
+    assert rows == expected

@@ -82,3 +82,13 @@ def test_two_workers_make_the_same_audio_as_one(two_workers, standins, monkeypat
     two, _ = two_workers
     assert [c["sha256"] for c in two.clips] == [c["sha256"] for c in one.clips]
     assert {clip["device"] for clip in one.clips} == {"cpu"}
+
+
+def test_workers_that_cannot_use_cuda_leave_the_batch_to_the_notebooks_own_process(
+        standins, monkeypatch, tmp_path):
+    result, calls = run_qwen(standins, monkeypatch, tmp_path, {"batch_size": 2, "workers": 2},
+                             fault="cuda-lost-in-fork")
+    spoken_in_order(result)
+    assert {clip["device"] for clip in result.clips} == {"cpu:0"}
+    assert result.scraps["run"]["devices"] == ["cpu:0"]
+    assert len(calls) == 3

@@ -14,7 +14,9 @@ Test switches, read from the environment when called:
 - KAGGLETTS_STANDIN_FAULT: `nan-once` gives NaN audio for the first float16 generation
   only (every item of it); `silence` gives zeros for every generation; `oom-over-N` raises
   an out-of-memory error, as torch does on a GPU, for a call with more than N texts;
-  `fail-batches` raises RuntimeError for any call with more than one text.
+  `fail-batches` raises RuntimeError for any call with more than one text;
+  `cuda-lost-in-fork` makes `from_pretrained` in a forked worker process raise torch's
+  error for a process forked after CUDA was initialised.
 
 Texts, speakers, languages and instructs may be lists, one item each (the model batches
 them); `create_voice_clone_prompt` builds prompt items that `generate_voice_clone` reuses.
@@ -23,6 +25,7 @@ them); `create_voice_clone_prompt` builds prompt items that `generate_voice_clon
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +126,10 @@ class Qwen3TTSModel:
             raise ImportError("FlashAttention2 has been toggled on, but it cannot be used due "
                               "to the following error: the package flash_attn seems to be not "
                               "installed.")
+        if (os.environ.get("KAGGLETTS_STANDIN_FAULT") == "cuda-lost-in-fork"
+                and multiprocessing.parent_process() is not None):
+            raise RuntimeError("Cannot re-initialize CUDA in forked subprocess. To use CUDA "
+                               "with multiprocessing, you must use the 'spawn' start method")
         return cls(pretrained_model_name_or_path, kwargs.get("device_map"), kwargs.get("dtype"),
                    kwargs)
 
