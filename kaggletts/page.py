@@ -14,6 +14,7 @@ import io
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,8 +233,6 @@ def _quota_used(result: Result) -> str:
 def _made_on(clips: list[dict[str, Any]]) -> str | None:
     """Which devices made the clips and how many lines went through one call, as the
     notebooks record it per clip (`device`, `batch`): where a T4 x2 session's work went."""
-    from collections import Counter
-
     devices = Counter(c["device"] for c in clips if isinstance(c.get("device"), str))
     if not devices:
         return None
