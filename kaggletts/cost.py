@@ -71,21 +71,30 @@ def run_costs(result: Result) -> list[RunCost]:
     return [cost for cost in costs if cost is not None]
 
 
-def summary(result: Result) -> str | None:
-    """What a run cost, in one line (the end of `kaggletts run`, the audition page):
-    session seconds per minute of audio, and the GPU quota this run took on Kaggle."""
+def rate(result: Result) -> str | None:
+    """Session seconds per minute of audio, over every session that recorded its figures."""
     costs = run_costs(result)
     if not costs:
         return None
     session = sum(cost.session_seconds for cost in costs)
     audio = sum(cost.audio_seconds for cost in costs)
-    rate = f"{session * 60 / audio:.1f} s of session per minute of audio"
+    return f"{session * 60 / audio:.1f} s of session per minute of audio"
+
+
+def summary(result: Result) -> str | None:
+    """What a run cost, in one line for the end of `kaggletts run`: its rate, and the GPU
+    quota this run took on Kaggle."""
+    per_minute = rate(result)
+    if per_minute is None:
+        return None
     if result.backend != "kaggle":
-        return f"{rate} on this machine (no GPU quota used)"
+        return f"{per_minute} on this machine (no GPU quota used)"
     if not _uses_gpu(result.notebook_name):
-        return f"{rate} on Kaggle's CPUs (no GPU quota used)"
+        return f"{per_minute} on Kaggle's CPUs (no GPU quota used)"
+    costs = run_costs(result)
+    session = sum(cost.session_seconds for cost in costs)
     sessions = "1 session" if len(costs) == 1 else f"{len(costs)} sessions"
-    return (f"{rate}; this run used at least {session / 60:.1f} min of GPU quota in "
+    return (f"{per_minute}; this run used at least {session / 60:.1f} min of GPU quota in "
             f"{sessions} (plus each session's start-up)")
 
 

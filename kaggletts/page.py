@@ -90,7 +90,7 @@ def read_header(result: Result) -> Header:
     """The header's facts: the result, its job record (for kernel urls) and the time the
     result was stored (result.json's modification time, so a page written again later
     still says when the run finished)."""
-    from kaggletts.cost import summary
+    from kaggletts.cost import rate
     from kaggletts.result import RESULT_FILE
 
     stored = result.directory / RESULT_FILE
@@ -103,7 +103,7 @@ def read_header(result: Result) -> Header:
         finished=finished,
         run_seconds=sum(v for v in result.timings.values() if isinstance(v, int | float)),
         quota=_quota_used(result),
-        cost=summary(result),
+        cost=rate(result),
         made_on=_made_on(result.clips),
         kernel_urls=tuple(_kernel_urls(result.directory)),
         run_scrap=run if isinstance(run, dict) else {},
