@@ -1,5 +1,5 @@
 """Developer sessions: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s synth -- FILE.yaml`,
-`nox -s bench`, `nox -s models`."""
+`nox -s bench`, `nox -s models`, `nox -s sync`."""
 
 import os
 import shutil
@@ -63,7 +63,15 @@ def models(session: nox.Session, family: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "kaggletts", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "kaggletts", "notebooks", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(venv_backend="none")
+def sync(session: nox.Session) -> None:
+    """Write kaggletts/kernel/support.py into every notebook's support cell (the module is
+    the only place that code is edited; the tests fail while a notebook is out of date).
+    Standard library only, so it needs no environment: `-- --check` only reports."""
+    session.run("python3", "-m", "kaggletts.kernel.sync", *session.posargs, "notebooks")
 
 
 @nox.session

@@ -410,13 +410,14 @@ def quota(
 def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None) -> None:
     from kaggletts import api, cost
     from kaggletts.jobs import batch_lines
+    from kaggletts.kernel.support import characters_of
     from kaggletts.notebook import find_notebook
 
     spec = find_notebook(notebook)
     values = api.validate(spec, list(files))
     defaults = {name: parameter.default for name, parameter in spec.parameters.items()}
     kind = cost.kind_of(spec.name, values, defaults)
-    characters = cost.characters_of(batch_lines(values))
+    characters = characters_of(batch_lines(values))
     found = cost.estimate(kind, characters, cost.kaggle_history(output_dir))
     if found is None:
         click.echo(f"no Kaggle run of {kind} is stored yet to estimate from")

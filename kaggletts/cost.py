@@ -145,11 +145,6 @@ def kind_of(notebook: str, values: dict[str, Any], defaults: dict[str, Any]) -> 
                    str(merged.get("model_id") or ""))
 
 
-def characters_of(lines: list[Any]) -> int:
-    """What the notebooks count: the characters of every line's text."""
-    return sum(len(line if isinstance(line, str) else str(line.get("text", ""))) for line in lines)
-
-
 def kaggle_history(output_dir: str | os.PathLike | None) -> list[RunCost]:
     """The figures of every finished Kaggle job stored under the output folder."""
     from kaggletts.jobs import list_records, record_directory

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import UsageError
+from kaggletts.kernel import support
 from kaggletts.notebook import NotebookSpec
 from kaggletts.result import Result, write_json_atomic
 
@@ -47,9 +48,8 @@ def output_root(output_dir: str | os.PathLike | None) -> Path:
 
 
 def batch_lines(params: dict[str, Any]) -> list[Any]:
-    """What a parameter set speaks, in order: `text` first (a batch of one), then
-    `utterances`, as the notebooks' support cell reads them."""
-    return ([params["text"]] if params.get("text") else []) + list(params.get("utterances", []))
+    """What a parameter set speaks, in order, read as the notebooks read it."""
+    return support.batch_items(params.get("text"), params.get("utterances", []))
 
 
 def job_id_for(

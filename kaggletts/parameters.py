@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kaggletts.errors import UsageError
+from kaggletts.kernel import support
 from kaggletts.notebook import NotebookSpec, data_dir
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -503,12 +504,8 @@ def _locate(value: str, folder: Path | None) -> InputFile | None:
     given = PurePosixPath(value)
     if given.is_relative_to(KAGGLE_INPUT_MOUNT):
         return InputFile(InputKind.KAGGLE, None)
-    root = _inputs_root()
-    if not given.is_absolute() and root.is_dir():
-        for match in sorted(root.rglob(given.name)):
-            if match.is_file() and match.as_posix().endswith(given.as_posix()):
-                return InputFile(InputKind.MOUNTED, match)
-    return None
+    mounted = support.find_under(_inputs_root(), given)
+    return None if mounted is None else InputFile(InputKind.MOUNTED, mounted)
 
 
 def _check_input_files(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
