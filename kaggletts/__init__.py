@@ -6,13 +6,21 @@ result.audio  # absolute paths of the WAV files, in input order
 """
 
 from kaggletts.api import execute
-from kaggletts.errors import Interrupted, KaggleTTSError, LeftOnKaggle, RunFailed, UsageError
+from kaggletts.errors import (
+    Incomplete,
+    Interrupted,
+    KaggleTTSError,
+    LeftOnKaggle,
+    RunFailed,
+    UsageError,
+)
 from kaggletts.notebook import find_notebook, notebook_names
 from kaggletts.parameters import ParameterSet
 from kaggletts.parameters import load as load_params
 from kaggletts.result import Result
 
 __all__ = [
+    "Incomplete",
     "Interrupted",
     "KaggleTTSError",
     "LeftOnKaggle",

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kaggletts import parameters
 from kaggletts.backends import Backend, get_backend
+from kaggletts.cache import LineCache
+from kaggletts.errors import Incomplete, RunFailed
 from kaggletts.jobs import Job
 from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.result import Result
 from kaggletts.settings import Settings, load_settings
 
+log = logging.getLogger("kaggletts")
 ParamSource = Mapping[str, Any] | str | os.PathLike | parameters.ParameterSet
 
 
@@ -61,6 +65,7 @@ def execute(
     backend: str | None = None,
     output_dir: str | os.PathLike | None = None,
     force: bool = False,
+    cache: bool = True,
     settings: Settings | None = None,
     **backend_options: Any,
 ) -> Result:
@@ -69,8 +74,10 @@ def execute(
     `params` is a dict, a YAML or text file path, or a list of them merged in order.
     `backend` defaults to the notebook's own: Kaggle for the GPU notebooks, this machine
     for the rest. The same request again returns the stored result at once unless `force`
-    is true. `backend_options` are the backend's settings (for Kaggle: `timeout` as
-    seconds or "10m", `shards`, `kernel`, `endpoint`, ...); an unknown one is refused.
+    is true. Lines spoken before with the same notebook and settings (by any request) are
+    taken from the line cache unless `cache` is false. `backend_options` are the backend's
+    settings (for Kaggle: `timeout` as seconds or "10m", `shards`, `kernel`, `endpoint`,
+    ...); an unknown one is refused.
 
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces
@@ -84,15 +91,40 @@ def execute(
     values = validate(spec, params, chosen.notebook_defaults(spec.name))
     runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
     job = Job.create(spec, values, backend, output_dir, runner.identity())
-    return run_job(job, runner, force=force)
+    return run_job(job, runner, force=force, cache=LineCache() if cache else None)
 
 
 def run_job(
-    job: Job, runner: Backend | None = None, *, force: bool = False, attach: bool = False
+    job: Job,
+    runner: Backend | None = None,
+    *,
+    force: bool = False,
+    attach: bool = False,
+    cache: LineCache | None = None,
 ) -> Result:
     """The job's stored result, or the job run (or picked up again) on its backend, by
-    one process at a time: a second identical request waits, then finds the result."""
+    one process at a time: a second identical request waits, then finds the result. With
+    a `cache`, lines it holds are taken from it and not spoken again (unless `force`),
+    and the lines the run made are kept in it. A job with lines missing raises Incomplete
+    (RunFailed where none was spoken); the same request again speaks only those."""
     with job.driving():
-        if not force and (stored := job.stored_result()) is not None:
+        stored = None if force else job.stored_result()
+        if stored is not None and not stored.missing:
             return stored
-        return (runner or get_backend(job.backend)).run(job, force=force, attach=attach)
+        if cache is not None and not (force or attach):
+            reused = cache.fill(job)
+            if reused:
+                log.info("%d of %d lines taken from the line cache", len(reused),
+                         job.utterance_count)
+        result = (runner or get_backend(job.backend)).run(job, force=force, attach=attach)
+        if cache is not None:
+            cache.store(job, result)
+    if not result.missing:
+        return result
+    if not result.audio:
+        reasons = sorted({line.reason for line in result.missing})
+        raise RunFailed(
+            f"job {job.id}: none of its {len(result.missing)} lines was spoken: "
+            + "; ".join(reasons[:3])
+        )
+    raise Incomplete(result)

@@ -169,7 +169,7 @@ def report(result: Any, as_json: bool) -> None:
             json.dumps(
                 {
                     key: result.to_dict()[key]
-                    for key in ("job_id", "status", "audio", "scraps", "notebook")
+                    for key in ("job_id", "status", "audio", "scraps", "notebook", "missing")
                 }
             )
         )
@@ -185,6 +185,14 @@ def report(result: Any, as_json: bool) -> None:
     cost = summary(result)
     if cost:
         click.echo(f"cost: {cost}")
+    reused = sum(1 for clip in result.clips if clip.get("reused"))
+    if reused:
+        click.echo(f"{reused} of them taken from the line cache, not spoken again")
+    shown = 10
+    for line in result.missing[:shown]:
+        click.echo(f"missing: line {line.number} ({line.text[:40]!r}): {line.reason}", err=True)
+    if len(result.missing) > shown:
+        click.echo(f"missing: {len(result.missing) - shown} more, listed on the page", err=True)
 
 
 @cli.command()
@@ -217,6 +225,11 @@ def report(result: Any, as_json: bool) -> None:
 )
 @output_option
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Speak every line, even those the line cache holds from earlier requests.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
 def run(
@@ -227,11 +240,14 @@ def run(
     backend: str | None,
     output_dir: str | None,
     force: bool,
+    no_cache: bool,
     as_json: bool,
     **kaggle: Any,
 ) -> None:
-    """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters."""
+    """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
+    with lines missing exits 4; running the same command again speaks only those."""
     from kaggletts import api, parameters
+    from kaggletts.errors import Incomplete
     from kaggletts.notebook import find_notebook
 
     if text is not None:
@@ -240,8 +256,33 @@ def run(
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
-    result = api.execute(notebook, sources, backend=backend, force=force, settings=settings)
+    try:
+        result = api.execute(
+            notebook, sources, backend=backend, force=force, cache=not no_cache,
+            settings=settings,
+        )
+    except Incomplete as partial:
+        report(partial.result, as_json)
+        raise
     report(result, as_json)
+
+
+@cli.command()
+@click.option("--clear", is_flag=True, help="Remove every clip the cache holds.")
+def cache(clear: bool) -> None:
+    """The line cache: every verified clip, reused by any later request that asks for the
+    same line with the same notebook and settings."""
+    from kaggletts.cache import LineCache
+
+    lines = LineCache()
+    if clear:
+        click.echo(f"removed {lines.clear()} clips from {lines.directory}")
+        return
+    stats = lines.stats()
+    click.echo(
+        f"{stats.clips} clips, {stats.bytes / 1e6:.1f} MB of {stats.max_bytes / 1e9:.0f} GB "
+        f"at most, in {stats.directory}"
+    )
 
 
 @cli.command()

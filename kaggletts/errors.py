@@ -1,9 +1,15 @@
 """The errors kaggletts raises; each knows the exit code the CLI gives it.
 
 Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or may go on) on
-Kaggle without this process watching it, 130 interrupted."""
+Kaggle without this process watching it, 4 some lines were spoken and others not (the same
+request again speaks only the rest), 130 interrupted."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kaggletts.result import Result
 
 
 class KaggleTTSError(Exception):
@@ -25,6 +31,26 @@ class RunFailed(KaggleTTSError):
         super().__init__(message)
         self.cell = cell
         self.exception = exception
+
+
+class Incomplete(RunFailed):
+    """The job ended with some of its lines spoken and others not (a line that failed
+    twice, a deadline, a session that stopped): `result` holds what was made and lists
+    the missing lines with their reasons (exit 4). The same request again speaks only
+    the missing lines and returns the whole result."""
+
+    exit_code = 4
+
+    def __init__(self, result: Result):
+        spoken, missing = len(result.audio), len(result.missing)
+        first = result.missing[0]
+        super().__init__(
+            f"job {result.job_id}: {spoken} of {spoken + missing} lines spoken, {missing} "
+            f"missing (line {first.number}: {first.reason}); run the same request again to "
+            f"speak only the missing lines; the page {result.directory / 'index.html'} "
+            "lists them"
+        )
+        self.result = result
 
 
 class KaggleUnreachable(RunFailed):

@@ -31,6 +31,8 @@ class JobState(StrEnum):
     PLANNED = "planned"
     RUNNING = "running"
     COMPLETE = "complete"
+    # Ended with some lines spoken and others missing; the same request speaks the rest.
+    PARTIAL = "partial"
     FAILED = "failed"
     # Stopped watching, by Ctrl-C or SIGTERM; whatever ran on Kaggle goes on unwatched.
     INTERRUPTED = "interrupted"
@@ -50,6 +52,31 @@ def output_root(output_dir: str | os.PathLike | None) -> Path:
 def batch_lines(params: dict[str, Any]) -> list[Any]:
     """What a parameter set speaks, in order, read as the notebooks read it."""
     return support.batch_items(params.get("text"), params.get("utterances", []))
+
+
+def line_texts(params: dict[str, Any]) -> list[str]:
+    return [support.line_text(line) for line in batch_lines(params)]
+
+
+def params_for_lines(params: dict[str, Any], numbers: list[int]) -> dict[str, Any]:
+    """The parameters (a job's, or a part's with its own `line_numbers`) that speak only the
+    job's lines `numbers` (counted from 1), each under its number in the whole job, so its
+    clip keeps the name it has there."""
+    lines = batch_lines(params)
+    own = params.get("line_numbers") or range(1, len(lines) + 1)
+    by_number = dict(zip(own, lines, strict=True))
+    part = {name: value for name, value in params.items() if name != "text"}
+    part.update(
+        utterances=[by_number[number] for number in numbers],
+        line_numbers=list(numbers),
+        line_count=params.get("line_count") or len(lines),
+    )
+    return part
+
+
+def line_numbers_of(params: dict[str, Any]) -> list[int]:
+    """The job-wide numbers of the lines a parameter set (a job's or a part's) speaks."""
+    return list(params.get("line_numbers") or range(1, len(batch_lines(params)) + 1))
 
 
 def job_id_for(

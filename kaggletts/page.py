@@ -29,7 +29,7 @@ CSV_FILE = "clips.csv"
 # Fields with a column of their own; `bytes` and `sha256` were checked when the audio was
 # kept and are in clips.csv, where a spreadsheet can use them.
 _OWN_COLUMNS = ("text", "file", "duration", "settings", "rms", "warnings")
-_HIDDEN_ON_PAGE = frozenset({"bytes", "sha256"})
+_HIDDEN_ON_PAGE = frozenset({"bytes", "sha256", "line"})  # the line is the row's number
 _CSV_FIRST = ("number", "file", "text", "duration", "rms", "settings", "warnings")
 # A value longer than this (a notebook's long list, say) is cut on the page; clips.csv has it whole.
 _LONGEST_VALUE = 300
@@ -58,6 +58,8 @@ audio { width: 15rem; height: 2rem; }
 .kv span { display: inline-block; margin-right: .6rem; }
 .extra { opacity: .7; }
 ul.warnings { margin: 0; padding-left: 1rem; color: #c60; }
+h2 { font-size: 1.1rem; margin: 1.5rem 0 .3rem; }
+tr.missing td { color: #c33; }
 """.strip()
 
 
@@ -124,6 +126,7 @@ def render_page(result: Result, header: Header) -> str:
             f"<h1>{_escape(title)}</h1>",
             _header_html(result, header),
             clips_table(result, lambda path: _relative_url(path, result.directory)),
+            missing_table(result),
             "</body></html>",
             "",
         ]
@@ -147,7 +150,7 @@ def clips_table(result: Result, source: Callable[[Path], str]) -> str:
     """One row per clip: number, text, player, duration, settings and the rest, RMS and
     warnings. `source` turns a clip's path into the player's (relative) url."""
     rows = [
-        _clip_row(number, clip, source(path))
+        _clip_row(clip.get("line", number), clip, source(path))
         for number, (clip, path) in enumerate(zip(result.clips, result.audio, strict=True), 1)
     ]
     return "\n".join(
@@ -162,18 +165,50 @@ def clips_table(result: Result, source: Callable[[Path], str]) -> str:
     )
 
 
+def missing_table(result: Result) -> str:
+    """The job's lines that have no clip, with the reason each gave ("" when none)."""
+    if not result.missing:
+        return ""
+    rows = [
+        f'<tr class="missing"><td class="number">{line.number}</td>'
+        f'<td class="text">{_escape(line.text)}</td><td>{_escape(line.reason)}</td></tr>'
+        for line in result.missing
+    ]
+    return "\n".join(
+        [
+            f"<h2>{len(result.missing)} missing {'line' if len(result.missing) == 1 else 'lines'}"
+            "</h2>",
+            "<p>Running the same request again speaks only these.</p>",
+            '<table class="missing">',
+            "<thead><tr><th>#</th><th>text</th><th>why</th></tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody></table>",
+        ]
+    )
+
+
 def render_csv(result: Result) -> str:
     """clips.csv: the known columns first, then any other field a clip carries, in the
-    order first seen; settings as key=value pairs, lists and mappings as JSON."""
+    order first seen; settings as key=value pairs, lists and mappings as JSON. A line with
+    no clip has a row of its own, with the reason in `missing`."""
     extra: dict[str, None] = {}
     for clip in result.clips:
         extra.update(dict.fromkeys(k for k in clip if k not in _CSV_FIRST))
-    columns = [*_CSV_FIRST, *extra]
+    columns = [*_CSV_FIRST, *extra, *(["missing"] if result.missing else [])]
+    rows = [
+        {**clip, "number": clip.get("line", number)}
+        for number, clip in enumerate(result.clips, 1)
+    ]
+    rows += [
+        {"number": line.number, "text": line.text, "missing": line.reason}
+        for line in result.missing
+    ]
+    rows.sort(key=lambda row: row["number"] if isinstance(row["number"], int) else 0)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    for number, clip in enumerate(result.clips, 1):
-        row = {**clip, "number": number}
+    for row in rows:
         writer.writerow([_csv_cell(name, row.get(name)) for name in columns])
     return out.getvalue()
 
@@ -264,7 +299,7 @@ def _clip_row(number: int, clip: dict[str, Any], url: str) -> str:
     warnings = _warnings(clip)
     settings = clip.get("settings")
     extra = [(k, v) for k, v in clip.items() if k not in _OWN_COLUMNS + tuple(_HIDDEN_ON_PAGE)]
-    settings_html = _key_values(settings.items()) if isinstance(settings, dict) else ""
+    settings_html = _key_values(sorted(settings.items())) if isinstance(settings, dict) else ""
     if extra:
         settings_html += f'<div class="extra">{_key_values(extra)}</div>'
     warnings_html = (
@@ -352,7 +387,7 @@ def _csv_cell(name: str, value: Any) -> str:
     if value is None:
         return ""
     if name == "settings" and isinstance(value, dict):
-        text = "; ".join(f"{k}={_csv_value(v)}" for k, v in value.items())
+        text = "; ".join(f"{k}={_csv_value(v)}" for k, v in sorted(value.items()))
     elif name == "warnings" and isinstance(value, list):
         text = "; ".join(_csv_value(w) for w in value)
     else:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import RunFailed
+from kaggletts.kernel.support import LEDGER_FILE
+from kaggletts.ledger import LEDGER_FOLDER, Ledger, MissingLine, ledger_files, read_ledger
 
 EXECUTED_NOTEBOOK = "__notebook__.ipynb"
 RESULT_FILE = "result.json"
@@ -26,6 +28,8 @@ RESERVED_NAMES = frozenset(
         "parameterized.ipynb",
         EXECUTED_NOTEBOOK,
         "__results__.html",
+        LEDGER_FILE,
+        LEDGER_FOLDER,
     }
 )
 _SHARD_FOLDER = re.compile(r"shard-\d+")
@@ -44,6 +48,9 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     status: str = "complete"
     cached: bool = False
+    # The job's lines that have no clip (a failed line, a session that ended early), each
+    # with its reason: running the same request again speaks only these.
+    missing: list[MissingLine] = field(default_factory=list)
 
     @property
     def clips(self) -> list[dict[str, Any]]:
@@ -51,9 +58,10 @@ class Result:
 
     def __repr__(self) -> str:
         seconds = sum(d for c in self.clips if isinstance(d := c.get("duration"), int | float))
+        missing = f", {len(self.missing)} missing" if self.missing else ""
         return (
             f"<Result {self.notebook_name} {self.backend} job {self.job_id}: "
-            f"{len(self.clips)} clips, {seconds:.1f}s of audio in {self.directory}>"
+            f"{len(self.clips)} clips{missing}, {seconds:.1f}s of audio in {self.directory}>"
         )
 
     def _repr_html_(self) -> str:
@@ -77,6 +85,7 @@ class Result:
             "scraps": self.scraps,
             "notebook": str(self.notebook),
             "timings": self.timings,
+            "missing": [line.to_dict() for line in self.missing],
         }
 
     def save(self) -> None:
@@ -104,6 +113,9 @@ class Result:
             timings=data.get("timings", {}),
             status=data.get("status", "complete"),
             cached=True,
+            missing=[
+                MissingLine(m["line"], m["text"], m["reason"]) for m in data.get("missing", [])
+            ],
         )
 
 
@@ -130,13 +142,13 @@ def clip_records(
     if not isinstance(clips, list):
         raise RunFailed(f"{executed}: the `clips` scrap is not a list")
     for number, clip in enumerate(clips, 1):
-        problem = _clip_problem(clip)
+        problem = clip_problem(clip)
         if problem:
             raise RunFailed(f"{executed}: clip {number} in the `clips` scrap {problem}")
     return clips
 
 
-def _clip_problem(clip: Any) -> str | None:
+def clip_problem(clip: Any) -> str | None:
     if not isinstance(clip, dict):
         return "is not a mapping"
     name = clip.get("file")
@@ -193,11 +205,63 @@ def build_result(
     parts: list[Path] | None = None,
     *,
     plain: bool = False,
+    texts: list[str] | None = None,
 ) -> Result:
-    """Read the scraps of each executed notebook (one per part of a sharded run, else the
-    one in `directory`), check every clip against its record, and store the result. A
-    `plain` notebook's run may have no clips."""
+    """Read what each part of the job made (one part per shard of a sharded run, else the
+    job's folder), check every clip against its record, and store the result. Parts with a
+    line ledger are read from it, each clip's `file` then relative to the job's folder, and
+    `texts` (the job's lines, in order) name the lines that have no clip; a notebook without
+    the support code is read from its scraps. A `plain` notebook's run may have no clips."""
     parts = parts or [directory]
+    if any(ledger_files(part) for part in parts):
+        clips, audio, scraps, missing = _from_ledgers(directory, parts, texts or [])
+    else:
+        clips, audio, scraps = _from_scraps(parts, plain)
+        missing = []
+    result = Result(
+        job_id,
+        notebook_name,
+        backend,
+        directory.resolve(),
+        audio,
+        {"clips": clips, **scraps},
+        (parts[0] / EXECUTED_NOTEBOOK).resolve(),
+        timings,
+        status="partial" if missing else "complete",
+        missing=missing,
+    )
+    result.save()
+    return result
+
+
+def _from_ledgers(
+    directory: Path, parts: list[Path], texts: list[str]
+) -> tuple[list[dict[str, Any]], list[Path], dict[str, Any], list[MissingLine]]:
+    ledger = Ledger()
+    runs = []
+    for part in parts:
+        own = read_ledger(part)
+        runs.append(own.runs[-1] if own.runs else {})
+        ledger.merge(own)
+    clips, audio = [], []
+    for entry in ledger.spoken:
+        problem = clip_problem(entry.clip)
+        if problem:
+            raise RunFailed(f"line {entry.number} in the ledger of {entry.directory} {problem}")
+        path = (entry.directory / entry.clip["file"]).resolve()
+        verify_clip(path, entry.clip)
+        audio.append(path)
+        clips.append({**entry.clip, "line": entry.number,
+                      "file": path.relative_to(directory.resolve()).as_posix()})
+    scraps: dict[str, Any] = {"run": next((run for run in runs if run), {})}
+    if len(parts) > 1:
+        scraps["shards"] = runs
+    return clips, audio, scraps, ledger.missing(texts)
+
+
+def _from_scraps(
+    parts: list[Path], plain: bool
+) -> tuple[list[dict[str, Any]], list[Path], dict[str, Any]]:
     clips: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     audio: list[Path] = []
@@ -210,21 +274,10 @@ def build_result(
             audio.append(path)
             clips.append(clip)
         runs.append(scraps.get("run", {}))
-    scraps = {"clips": clips, "run": runs[0]}
+    found: dict[str, Any] = {"run": runs[0]}
     if len(parts) > 1:
-        scraps["shards"] = runs
-    result = Result(
-        job_id,
-        notebook_name,
-        backend,
-        directory.resolve(),
-        audio,
-        scraps,
-        (parts[0] / EXECUTED_NOTEBOOK).resolve(),
-        timings,
-    )
-    result.save()
-    return result
+        found["shards"] = runs
+    return clips, audio, found
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -22,6 +22,21 @@ import pytest
 pytest_plugins = ["kaggletts.emulator.pytest_plugin"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _a_line_cache_per_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The line cache reuses a line any earlier request spoke: a module's fixtures get a
+    cache of their own, so no test's run is served from another module's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAGGLETTS_CACHE_DIR", str(tmp_path_factory.mktemp("line-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _a_line_cache_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and each test one of its own (tests of the cache share one on purpose)."""
+    monkeypatch.setenv("KAGGLETTS_CACHE_DIR", str(tmp_path / "line-cache"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _user_folders_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The job index and the user settings file live in the user's folders: tests (and

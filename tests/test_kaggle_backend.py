@@ -219,11 +219,23 @@ def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
     assert pushes(emulator) == 3 and len(kernels(emulator)) == 3
 
 
-def test_a_failing_notebook_names_its_cell_and_exception(emulator, tmp_path, failing_notebook):
+def test_a_failing_notebook_names_its_exception_and_says_what_was_lost(
+    emulator, tmp_path, failing_notebook
+):
+    """By default a failed version lists no outputs (not known either way): the reason
+    comes from Kaggle's failure message, and the user is told the session's work is lost."""
     with pytest.raises(kaggletts.RunFailed) as failure:
-        run_kaggle(
-            emulator, tmp_path / "out", {"text": "Broken."}, notebook=failing_notebook
-        )
+        run_kaggle(emulator, tmp_path / "out", {"text": "Broken."}, notebook=failing_notebook)
+    assert "ValueError: cannot say 'Broken.'" in str(failure.value)
+    assert "Kaggle listed none of its clips, so what it made is lost" in str(failure.value)
+
+
+def test_a_failing_notebook_names_its_cell_where_failed_outputs_are_listed(
+    emulator, tmp_path, failing_notebook
+):
+    emulator.assume = {"failed-outputs"}
+    with pytest.raises(kaggletts.RunFailed) as failure:
+        run_kaggle(emulator, tmp_path / "out", {"text": "Broken."}, notebook=failing_notebook)
     assert failure.value.cell and "speak" in failure.value.cell
     assert "ValueError: cannot say 'Broken.'" in str(failure.value)
 

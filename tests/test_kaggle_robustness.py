@@ -214,7 +214,7 @@ def test_the_deadline_is_kept_inside_the_session(tmp_path):
     ) as emulator:
         with pytest.raises(kaggletts.RunFailed, match="deadline") as failure:
             run_kaggle(emulator, tmp_path / "out", {"utterances": lines(3)}, timeout=1.0)
-        assert "0 of 3 lines" in str(failure.value)
+        assert "none of its 3 lines was spoken" in str(failure.value)
         [slug] = kernels(emulator)
         assert emulator.status(USER, slug) == "COMPLETE"
         assert emulator.calls["CancelKernelSession"] == 0
@@ -348,7 +348,7 @@ def test_a_download_outage_is_picked_up_again_without_a_second_push(tmp_path, mo
                     {"utterances": texts},
                     retry=RetryPolicy(attempts=2, first_wait=0.01, max_wait=0.02),
                 )
-        assert "could not download __notebook__.ipynb" in str(failure.value)
+        assert "could not download 0-kaggletts-ledger.jsonl" in str(failure.value)
         assert "kaggletts attach" in str(failure.value) and "SECRET" not in str(failure.value)
         assert not list((tmp_path / "out").rglob("*.part"))
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
-from kaggletts.jobs import LOCK_FILE, Job, JobState
+from kaggletts.jobs import LOCK_FILE, Job, JobState, line_texts, params_for_lines
+from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
@@ -39,10 +40,16 @@ class LocalBackend:
         if force:
             _empty_but_the_lock(job.directory)
         job.directory.mkdir(parents=True, exist_ok=True)
-        nbformat.write(parameterize(job.spec, job.params), job.directory / PARAMETERIZED_NOTEBOOK)
+        params = self._params_for_what_is_missing(job)
+        if params is None:
+            return self._result(job, 0.0)
+        nbformat.write(parameterize(job.spec, params), job.directory / PARAMETERIZED_NOTEBOOK)
         job.update_record(state=JobState.RUNNING, error=None)
         log.info(
-            "running %s locally: %d utterances, job %s", job.spec.name, job.utterance_count, job.id
+            "running %s locally: %s, job %s",
+            job.spec.name,
+            _count(len(params.get("line_numbers") or []) or job.utterance_count, "line"),
+            job.id,
         )
 
         started = time.perf_counter()
@@ -78,10 +85,32 @@ class LocalBackend:
                 cell=failure.cell if failure else None,
                 exception=failure.exception if failure else None,
             ) from None
-        seconds = round(time.perf_counter() - started, 3)
-        result = build_result(job.id, job.spec.name, self.name, job.directory, {"run": seconds})
-        job.update_record(state=JobState.COMPLETE)
+        return self._result(job, round(time.perf_counter() - started, 3))
+
+    def _params_for_what_is_missing(self, job: Job) -> dict[str, Any] | None:
+        """The job's parameters, or, where an earlier run of it spoke some lines (its
+        ledger says which), those that speak only the rest; None when none is left."""
+        if "line_numbers" not in job.spec.parameters:
+            return job.params
+        spoken = {entry.number for entry in read_ledger(job.directory).spoken}
+        if not spoken:
+            return job.params
+        missing = [n for n in range(1, job.utterance_count + 1) if n not in spoken]
+        if missing:
+            log.info("%s of job %s already spoken", _count(len(spoken), "line"), job.id)
+        return params_for_lines(job.params, missing) if missing else None
+
+    def _result(self, job: Job, seconds: float) -> Result:
+        result = build_result(
+            job.id, job.spec.name, self.name, job.directory, {"run": seconds},
+            texts=line_texts(job.params),
+        )
+        job.update_record(state=JobState.PARTIAL if result.missing else JobState.COMPLETE)
         return result
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _not_an_orphaned_kernel_death(record: logging.LogRecord) -> bool:

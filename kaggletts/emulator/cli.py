@@ -149,6 +149,11 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
     "--late-outputs", default=0.0, show_default=True, help="Seconds outputs lag COMPLETE."
 )
 @click.option(
+    "--unlisted-notebook",
+    is_flag=True,
+    help="Leave the executed notebook (__notebook__.ipynb) out of output listings.",
+)
+@click.option(
     "--unknown-status",
     metavar="NAME:SECONDS",
     default=None,
@@ -193,6 +198,7 @@ def emulator(
     fault_kinds: str,
     stale_status: float,
     late_outputs: float,
+    unlisted_notebook: bool,
     unknown_status: str | None,
     datasets: tuple[str, ...],
     image_paths: tuple[Path, ...],
@@ -232,6 +238,7 @@ def emulator(
             late_outputs_seconds=late_outputs,
             unknown_status=status_name,
             unknown_status_seconds=status_seconds,
+            unlisted_notebook=unlisted_notebook,
         ),
         image_paths=image_paths,
         kernel_env=_parse_kernel_env(kernel_env),

@@ -23,6 +23,7 @@ class Assumption(StrEnum):
     QUEUED_VERSION_COUNTED = "queued-version-counted"
     RUNNING_OUTPUTS = "running-outputs"
     DELETE_REFUSED_WHILE_RUNNING = "delete-refused-while-running"
+    FAILED_OUTPUTS = "failed-outputs"
 
 
 # Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
@@ -51,6 +52,11 @@ ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
         "DeleteKernel of a kernel with a session queued or running is refused with "
         "errorMessage. No evidence either way; by default the emulator ends the sessions "
         "and deletes the kernel."
+    ),
+    Assumption.FAILED_OUTPUTS: (
+        "ListKernelSessionOutput of a version that ended in ERROR or was cancelled lists the "
+        "files it wrote. No source either way; by default the emulator lists none of them "
+        "(its log is still given)."
     ),
 }
 
@@ -103,6 +109,9 @@ class Quirks:
     # name kagglesdk's enum may not know) instead of the version's real status.
     unknown_status: str | None = None
     unknown_status_seconds: float = 0.0
+    # The executed notebook (__notebook__.ipynb) left out of output listings: no public
+    # fixture of a kernel's outputs shows it (the one known lists __script__.ipynb).
+    unlisted_notebook: bool = False
 
     def __post_init__(self) -> None:
         if self.unknown_status == "":
@@ -124,6 +133,9 @@ class Limits:
     url_ttl_seconds: int = 3600
     weekly_gpu_seconds: int = 30 * 3600
     outputs_page_size: int = 200
+    # Listing and download stop at the first 500 files, by name (a Kaggle maintainer in
+    # kaggle-api #664: "Downloading output files is limited to the first 500 currently").
+    listed_outputs: int = 500
     # A connection idle (or a body stalled) this long is closed, freeing its thread.
     request_timeout_seconds: float = 60.0
 

@@ -246,7 +246,7 @@ class KernelsService:
             names = _relative_files(self._app.store.working_dir(kernel, version.number))
             log = json.dumps(live.snapshot()) if live else None
         elif self.outputs_ready(version):
-            names = _relative_files(version_dir / OUTPUT_DIR)
+            names = self._listed_outputs(version, version_dir / OUTPUT_DIR)
             log_file = version_dir / LOG_FILE
             log = log_file.read_text(encoding="utf-8") if log_file.exists() else None
         else:
@@ -267,6 +267,17 @@ class KernelsService:
         if offset + page_size < len(names):
             reply["nextPageToken"] = _encode_page_token(version.session_id, offset + page_size)
         return reply
+
+    def _listed_outputs(self, version: VersionRecord, output_dir: Path) -> list[str]:
+        """What a finished version's listing names: nothing of a version that failed unless
+        that is assumed, never the executed notebook under the quirk, and only the first
+        files by name (Kaggle's known cap)."""
+        if version.status != "COMPLETE" and not self._app.assumes(Assumption.FAILED_OUTPUTS):
+            return []
+        names = _relative_files(output_dir)
+        if self._app.quirks.unlisted_notebook:
+            names = [name for name in names if name != NOTEBOOK_NAME]
+        return names[: self._app.config.limits.listed_outputs]
 
     def outputs_ready(self, version: VersionRecord) -> bool:
         if version.status not in FINAL_STATUSES or version.finished_at is None:

@@ -8,6 +8,7 @@
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import math
 import os
 import re
@@ -29,6 +30,10 @@ if __name__ == "__main__":  # in a notebook's kernel; the package's import leave
 # Kaggle mounts datasets here; local and emulated runs move it with this variable.
 INPUT_ROOT = Path(os.environ.get("KAGGLETTS_INPUT_ROOT", "/kaggle/input"))
 SILENCE_RMS = 1e-3
+# The line ledger, in the working folder: its name sorts before every clip's ("0-" before
+# "001-"), since Kaggle lists and downloads only the first 500 outputs of a session.
+LEDGER_FILE = "0-kaggletts-ledger.jsonl"
+LEDGER_SCHEMA = 1
 
 
 def ensure_package(module, *requirements):
@@ -194,8 +199,6 @@ def write_clip(path, pcm16, sample_rate, utterance, synthesis_seconds):
     """Write 16-bit mono PCM and return the record the library reads back."""
     samples = array("h", pcm16)
     rms = math.sqrt(sum(s * s for s in samples) / max(len(samples), 1)) / 32768
-    if rms < SILENCE_RMS:
-        raise RuntimeError(f"silent audio (RMS {rms:.2e}) for: {utterance['text']!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -212,8 +215,26 @@ def write_clip(path, pcm16, sample_rate, utterance, synthesis_seconds):
         "sample_rate": sample_rate,
         "rms": round(rms, 6),
         "synthesis_seconds": round(synthesis_seconds, 4),
-        "settings": {k: v for k, v in utterance.items() if k != "text"},
+        "settings": {k: v for k, v in utterance.items() if k not in ("text", "retry")},
     }
+
+
+class Ledger:
+    """The run's line ledger: one JSON line for each line spoken (its clip's record) or
+    failed (the reason), then one for the run, each flushed and fsynced before the next
+    line starts, so that whatever ends the session, what was made is on record in a file
+    of its own (kaggletts reads it, not the executed notebook)."""
+
+    def __init__(self, path=LEDGER_FILE):
+        self.path = Path(path)
+
+    def add(self, kind, **fields):
+        entry = {"schema": LEDGER_SCHEMA, "kind": kind, **fields}
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return entry
 
 
 def float_to_pcm16(wav):
@@ -267,16 +288,26 @@ def duration_bounds(text, seconds_per_character):
     return shortest, longest + DURATION_SLACK_SECONDS
 
 
-def check_duration(number, text, seconds, seconds_per_character):
-    """Fail a generation far longer than its text (a runaway: a wrong ref_text can babble
-    until max_new_tokens and still pass the NaN and silence checks) or far shorter (cut off)."""
+def duration_problem(text, seconds, seconds_per_character):
+    """What is wrong with a generation far longer than its text (a runaway: a wrong ref_text
+    can babble until max_new_tokens and still pass the NaN and silence checks) or far
+    shorter (cut off); None when its length is plausible."""
     shortest, longest = duration_bounds(text, seconds_per_character)
     if seconds > longest:
-        raise RuntimeError(f"line {number} ran away: {seconds:.1f}s of audio for {len(text)} "
-                           f"characters, at most {longest:.1f}s expected: {text!r}")
+        return (f"ran away: {seconds:.1f}s of audio for {len(text)} characters, at most "
+                f"{longest:.1f}s expected")
     if seconds < shortest:
-        raise RuntimeError(f"line {number} was cut off: {seconds:.1f}s of audio for {len(text)} "
-                           f"characters, at least {shortest:.1f}s expected: {text!r}")
+        return (f"was cut off: {seconds:.1f}s of audio for {len(text)} characters, at least "
+                f"{shortest:.1f}s expected")
+    return None
+
+
+def audio_problem(text, outcome, seconds_per_character):
+    """Why a generation of `text` is unusable, or None."""
+    wav, sample_rate, _ = outcome
+    if not usable_audio(wav):
+        return "NaN or silent audio"
+    return duration_problem(text, len(wav) / sample_rate, seconds_per_character)
 
 
 @dataclass(frozen=True)
@@ -288,6 +319,32 @@ class Piece:
     part: int
     utterance: dict
     text: str
+
+
+@dataclass
+class Made:
+    """What became of a piece: its outcome (samples, rate, how they were made), or why it
+    failed; the seconds it took, and what went wrong on the way to a good outcome."""
+
+    piece: Piece
+    outcome: tuple | None = None
+    seconds: float = 0.0
+    failure: str | None = None
+    warnings: tuple = ()
+    device: str | None = None
+
+
+class BatchStopped(RuntimeError):
+    """No later line can be made in this process (the model cannot load, the device is
+    gone): the batch ends here, with what it made kept."""
+
+
+def ends_the_session(error):
+    """A CUDA error poisons the process: every later call fails the same way (and a worker
+    that cannot use CUDA hands the batch back to the notebook's own process)."""
+    text = str(error)
+    return any(sign in text for sign in ("device-side assert", "CUDA error",
+                                         "CUDA in forked subprocess"))
 
 
 def plan_work(batch, max_characters, batch_size):
@@ -336,39 +393,65 @@ def out_of_memory(error):
     return type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower()
 
 
-def speak_unit(unit, speak, speak_together):
-    """[(piece, (samples, rate, made_with), seconds)] for every piece of `unit`: together in
-    one call when the notebook can, else one by one. A failed call (other than out of
-    memory, which the caller handles) or an unusable clip from it has those pieces spoken
-    alone through `speak`, so a bad line fails alone, not its batch."""
+def speak_alone(piece, speak, seconds_per_character):
+    """A piece in a call of its own. One that raises or comes out unusable is made once
+    more, with `retry` 1 in its utterance (the notebook's `speak` moves to its next seed);
+    after a second failure the Made says why, and the batch goes on without it. Out of
+    memory and errors that end the session are raised."""
+    reasons = []
+    for retry in (0, 1):
+        utterance = {**piece.utterance, "retry": retry} if retry else piece.utterance
+        started = time.perf_counter()
+        try:
+            outcome = speak(utterance, piece.text)
+        except Exception as error:
+            if out_of_memory(error) or ends_the_session(error):
+                raise
+            reason = f"{type(error).__name__}: {error}"
+        else:
+            reason = audio_problem(piece.text, outcome, seconds_per_character)
+            if reason is None:
+                warnings = tuple(f"made again after: {earlier}" for earlier in reasons)
+                return Made(piece, outcome, time.perf_counter() - started, warnings=warnings)
+        reasons.append(reason)
+        again = "; once more with the next seed" if not retry else ""
+        print(f"line {piece.line + 1} {reason}{again}", flush=True)
+    return Made(piece, failure="; then ".join(reasons))
+
+
+def speak_unit(unit, speak, speak_together, seconds_per_character):
+    """A Made for every piece of `unit`: together in one call when the notebook can, else
+    one by one. A failed call (other than out of memory, which the caller handles) or an
+    unusable clip from it has those pieces spoken alone, so a bad line fails alone."""
     if speak_together is None or len(unit) == 1:
-        made = []
-        for piece in unit:
-            started = time.perf_counter()
-            made.append((piece, speak(piece.utterance, piece.text), time.perf_counter() - started))
-        return made
+        return [speak_alone(piece, speak, seconds_per_character) for piece in unit]
     started = time.perf_counter()
     try:
         outcomes = speak_together(unit)
     except Exception as error:
-        if out_of_memory(error):
+        if out_of_memory(error) or ends_the_session(error):
             raise
         print(f"{len(unit)} lines together failed ({type(error).__name__}: {error}): "
               "each alone", flush=True)
-        return speak_unit(unit, speak, None)
+        return speak_unit(unit, speak, None, seconds_per_character)
     share = (time.perf_counter() - started) / len(unit)  # each piece's part of the call
-    made = []
-    for piece, outcome in zip(unit, outcomes, strict=True):
-        made += ([(piece, outcome, share)] if usable_audio(outcome[0])
-                 else speak_unit([piece], speak, None))
-    return made
+    return [Made(piece, outcome, share)
+            if audio_problem(piece.text, outcome, seconds_per_character) is None
+            else speak_alone(piece, speak, seconds_per_character)
+            for piece, outcome in zip(unit, outcomes, strict=True)]
 
 
-def speak_units(units, speak, speak_together, deadline):
-    """Speak `units` in order on this process's model, yielding what speak_unit makes; start
-    no unit after `deadline`. Out of memory halves the unit, and no later one is bigger."""
+# Lines failing alike before anything was made: the model, not the lines, is at fault.
+FAILURES_BEFORE_STOPPING = 3
+
+
+def speak_units(units, speak, speak_together, deadline, seconds_per_character):
+    """Speak `units` in order on this process's model, yielding a Made per piece; start no
+    unit after `deadline`. Out of memory halves the unit, and no later one is bigger; the
+    same failure on the first lines stops the batch (BatchStopped)."""
     fits = max(map(len, units), default=1)
     todo = list(units)
+    made_any, alike = False, []
     while todo:
         if deadline and time.time() >= deadline:
             return
@@ -377,20 +460,30 @@ def speak_units(units, speak, speak_together, deadline):
             todo[:0] = [unit[start:start + fits] for start in range(0, len(unit), fits)]
             continue
         try:
-            made = speak_unit(unit, speak, speak_together)
+            made = speak_unit(unit, speak, speak_together, seconds_per_character)
         except Exception as error:
             if not out_of_memory(error) or len(unit) == 1:
-                raise
+                raise BatchStopped(f"{type(error).__name__}: {error}") from error
             fits = len(unit) // 2
             print(f"out of memory with {len(unit)} lines together: {fits} at most from here",
                   flush=True)
             todo.insert(0, unit)
             continue
         yield from made
+        for each in made:
+            if each.failure is None:
+                made_any, alike = True, []
+            elif alike and alike[-1] != each.failure:
+                alike = [each.failure]
+            else:
+                alike.append(each.failure)
+        if not made_any and len(alike) >= FAILURES_BEFORE_STOPPING:
+            raise BatchStopped(f"{len(alike)} lines in a row failed alike: {alike[-1]}")
 
 
-def work_share(device, share, speak, speak_together, deadline, results, cpu_threads):
-    """A worker process: its share of the units on `device`, each piece sent to the parent
+def work_share(device, share, speak, speak_together, deadline, seconds_per_character, results,
+               cpu_threads):
+    """A worker process: its share of the units on `device`, each Made sent to the parent
     as it is made, then "done", or "failed" with the error."""
     import numpy as np
 
@@ -399,10 +492,11 @@ def work_share(device, share, speak, speak_together, deadline, results, cpu_thre
     elif "torch" in sys.modules:  # CPU workers share the cores rather than each taking all
         sys.modules["torch"].set_num_threads(cpu_threads)
     try:
-        for piece, (wav, rate, made_with), seconds in speak_units(share, speak, speak_together,
-                                                                   deadline):
-            results.put(("made", device, (piece, (np.asarray(wav, np.float32), rate, made_with),
-                                          seconds)))
+        for made in speak_units(share, speak, speak_together, deadline, seconds_per_character):
+            if made.outcome is not None:
+                wav, rate, made_with = made.outcome
+                made.outcome = (np.asarray(wav, np.float32), rate, made_with)
+            results.put(("made", device, made))
         results.put(("done", device, None))
     except BaseException as error:
         results.put(("failed", device, f"{type(error).__name__}: {error}"))
@@ -413,8 +507,8 @@ class CudaLostInFork(RuntimeError):
     forked (counting GPUs does that where NVML is missing)."""
 
 
-def speak_in_workers(devices, shares, speak, speak_together, deadline):
-    """Yield (device, piece, outcome, seconds) from one forked process per device. Forked,
+def speak_in_workers(devices, shares, speak, speak_together, deadline, seconds_per_character):
+    """Yield a Made for each piece from one forked process per device. Forked,
     so each inherits the notebook's functions and settings; the parent has loaded no model
     and has not initialised CUDA (a forked child could not use it then)."""
     import multiprocessing
@@ -425,8 +519,8 @@ def speak_in_workers(devices, shares, speak, speak_together, deadline):
     on_cpu = sum(1 for device in devices if not device.startswith("cuda:"))
     cpu_threads = max(1, (os.cpu_count() or 1) // max(on_cpu, 1))
     processes = [context.Process(target=work_share, daemon=True,
-                                 args=(device, share, speak, speak_together, deadline, results,
-                                       cpu_threads))
+                                 args=(device, share, speak, speak_together, deadline,
+                                       seconds_per_character, results, cpu_threads))
                  for device, share in zip(devices, shares, strict=True)]
     for process in processes:
         process.start()
@@ -443,12 +537,13 @@ def speak_in_workers(devices, shares, speak, speak_together, deadline):
             if kind == "failed":
                 if "CUDA in forked subprocess" in payload and not made_any:
                     raise CudaLostInFork(payload)
-                raise RuntimeError(f"{payload} (on {device})")
+                raise BatchStopped(f"{payload} (on {device})")
             if kind == "done":
                 running -= 1
             else:
                 made_any = True
-                yield (device, *payload)
+                payload.device = device
+                yield payload
     finally:
         for process in processes:
             if process.is_alive():
@@ -469,81 +564,127 @@ def worker_devices(requested):
     return ["cpu"] if workers == 1 else [f"cpu:{index}" for index in range(workers)]
 
 
-def speak_everywhere(devices, units, speak, speak_together, deadline):
-    """(device, piece, outcome, seconds) for every unit: on the one device in this process,
-    or dealt to one forked worker per device. Workers that cannot use CUDA leave the whole
-    batch to this process's first device: slower, but no session is lost to it."""
+def speak_everywhere(devices, units, speak, speak_together, deadline, seconds_per_character):
+    """A Made for every piece: on the one device in this process, or dealt to one forked
+    worker per device. Workers that cannot use CUDA leave the whole batch to this process's
+    first device: slower, but no session is lost to it."""
     if len(devices) > 1:
         try:
             yield from speak_in_workers(devices, deal(units, len(devices)), speak,
-                                        speak_together, deadline)
+                                        speak_together, deadline, seconds_per_character)
             return
         except CudaLostInFork as error:
             print(f"the worker processes cannot use CUDA ({error}): every line on "
                   f"{devices[0]} in this process instead", flush=True)
-    for outcome in speak_units(units, speak, speak_together, deadline):
-        yield (devices[0], *outcome)
+    for made in speak_units(units, speak, speak_together, deadline, seconds_per_character):
+        made.device = devices[0]
+        yield made
 
 
 def speak_batch(batch, speak, out_dir, deadline, max_characters, seconds_per_character,
-                speak_together=None, batch_size=1, devices=(None,)):
-    """Speak every line and write each as soon as all its pieces are done; start no new
-    work after `deadline` (Unix time, 0: none). `speak(utterance, text)` returns float
-    samples, their rate and what the record should say about how they were made (precision,
-    seed...); `speak_together(pieces)` (optional) returns the same for several pieces with
-    the same settings in one call, at most `batch_size` at once. A line longer than
-    `max_characters` is spoken in pieces joined by a short pause. With several `devices`
-    (labels such as cuda:0, cuda:1) each gets a process with its own model and a share of
-    the work dealt by expected length, and each clip names the device that made it.
-    Returns the clips in input order and how far the batch got."""
-    import numpy as np
-
+                speak_together=None, batch_size=1, devices=(None,), numbers=(), total=0):
+    """Speak every line, write each as soon as all its pieces are done, and put it in the
+    line ledger at once: its clip's record, or why it failed. Start no new work after
+    `deadline` (Unix time, 0: none). `speak(utterance, text)` returns float samples, their
+    rate and what the record should say about how they were made (precision, seed...);
+    `speak_together(pieces)` (optional) returns the same for several pieces with the same
+    settings in one call, at most `batch_size` at once. A line longer than `max_characters`
+    is spoken in pieces joined by a short pause. With several `devices` (labels such as
+    cuda:0, cuda:1) each gets a process with its own model and a share of the work dealt by
+    expected length, and each clip names the device that made it. `numbers` are the lines'
+    numbers in their job (default 1, 2, ...) and `total` the job's line count (default this
+    batch's): clip names and the ledger use them, so a job's lines keep their names in
+    whichever session they are made. A bad line is retried once, then recorded as failed;
+    only an error that leaves no later line possible stops the batch, and that too ends
+    normally, with its reason in the run's record.
+    Returns the clips spoken, in input order, and how far the batch got."""
     started = time.perf_counter()
+    numbers = list(numbers) or list(range(1, len(batch) + 1))
+    if len(numbers) != len(batch):
+        raise ValueError(f"{len(numbers)} line numbers for {len(batch)} lines")
+    total = total or len(batch)
+    ledger = Ledger()
     units = plan_work(batch, max_characters, batch_size if speak_together else 1)
-    made = speak_everywhere(devices, units, speak, speak_together, deadline)
     parts_of = {}
     for unit in units:
         for piece in unit:
             parts_of[piece.line] = parts_of.get(piece.line, 0) + 1
-    pieces_of, clips = {}, {}
-    used = set()
-    for device, piece, (wav, sample_rate, made_with), seconds in made:
-        used.add(device)
-        number = piece.line + 1
-        if not usable_audio(wav):
-            raise RuntimeError(f"NaN or silent audio for line {number}: {piece.text!r}")
-        check_duration(number, piece.text, len(wav) / sample_rate, seconds_per_character)
-        made_with = {**made_with, **({"device": device} if device else {})}
-        pieces_of.setdefault(piece.line, {})[piece.part] = (piece.text, wav, made_with, seconds)
-        if len(pieces_of[piece.line]) < parts_of[piece.line]:
-            continue
-        parts = [pieces_of[piece.line][part] for part in range(parts_of[piece.line])]
-        audio = []
-        for _, samples, _, _ in parts:
-            audio += [np.zeros(int(PAUSE_SECONDS * sample_rate), np.float32)] if audio else []
-            audio.append(np.asarray(samples, dtype=np.float32))
-        utterance = batch[piece.line]
-        path = clip_path(out_dir, number, utterance, len(batch))
-        clip = write_clip(path, float_to_pcm16(np.concatenate(audio)), sample_rate, utterance,
-                          sum(part[3] for part in parts))
-        clip.update(parts[-1][2])  # how the line ended; each piece's own is in `pieces`
-        if len(parts) > 1:
-            clip["pieces"] = [{"text": text, "duration": len(samples) / sample_rate, **how}
-                              for text, samples, how, _ in parts]
-        clips[piece.line] = clip
-        print(f"[{len(clips)}/{len(batch)}] {clip['file']} {clip['duration']:.1f}s", flush=True)
-    if len(clips) < len(batch):
-        print(f"deadline reached: {len(clips)} of {len(batch)} lines spoken", flush=True)
+    pieces_of, clips, failed, used, stopped = {}, {}, {}, set(), None
+    made = speak_everywhere(devices, units, speak, speak_together, deadline,
+                            seconds_per_character)
+    try:
+        for each in made:
+            used.add(each.device)
+            line = each.piece.line
+            pieces_of.setdefault(line, {})[each.piece.part] = each
+            if len(pieces_of[line]) < parts_of[line]:
+                continue
+            parts = [pieces_of[line][part] for part in range(parts_of[line])]
+            utterance = batch[line]
+            reasons = [part.failure for part in parts if part.failure]
+            if reasons:
+                failed[line] = ledger.add("line", line=numbers[line], status="failed",
+                                          text=utterance["text"], reason="; ".join(reasons),
+                                          settings=write_settings(utterance))
+                print(f"[{len(clips) + len(failed)}/{len(batch)}] (failed) line "
+                      f"{numbers[line]}: {failed[line]['reason']}", flush=True)
+                continue
+            clip = write_line(parts, utterance,
+                              clip_path(out_dir, numbers[line], utterance, total))
+            clips[line] = clip
+            ledger.add("line", line=numbers[line], status="spoken", **clip)
+            print(f"[{len(clips) + len(failed)}/{len(batch)}] {clip['file']} "
+                  f"{clip['duration']:.1f}s", flush=True)
+    except Exception as error:
+        stopped = str(error) if isinstance(error, BatchStopped) else (
+            f"{type(error).__name__}: {error}")
+        print(f"the batch stopped: {stopped}", flush=True)
+    reached = len(clips) + len(failed)
+    if reached < len(batch) and stopped is None:
+        print(f"deadline reached: {reached} of {len(batch)} lines done", flush=True)
     return [clips[line] for line in sorted(clips)], {
-        "stopped_at_deadline": len(clips) < len(batch), "lines_done": len(clips),
+        "stopped_at_deadline": reached < len(batch) and stopped is None,
+        "stopped": stopped, "lines_done": len(clips), "lines_failed": len(failed),
         "lines_total": len(batch), "devices": [d for d in devices if d and d in used] or None,
         "batch_size": batch_size if speak_together else 1,
         "synthesis_seconds": round(time.perf_counter() - started, 3)}
 
 
+def write_settings(utterance):
+    return {k: v for k, v in utterance.items() if k not in ("text", "retry")}
+
+
+def write_line(parts, utterance, path):
+    """Join a line's pieces with a short pause, write its WAV, and return its clip record:
+    how its last piece was made, each piece's own when there are several, and what went
+    wrong on the way."""
+    import numpy as np
+
+    sample_rate = parts[0].outcome[1]
+    audio = []
+    for part in parts:
+        audio += [np.zeros(int(PAUSE_SECONDS * sample_rate), np.float32)] if audio else []
+        audio.append(np.asarray(part.outcome[0], dtype=np.float32))
+    clip = write_clip(path, float_to_pcm16(np.concatenate(audio)), sample_rate, utterance,
+                      sum(part.seconds for part in parts))
+    clip.update(parts[-1].outcome[2])  # how the line ended; each piece's own is in `pieces`
+    if parts[-1].device:
+        clip["device"] = parts[-1].device
+    warnings = [warning for part in parts for warning in part.warnings]
+    if warnings:
+        clip["warnings"] = warnings
+    if len(parts) > 1:
+        clip["pieces"] = [{"text": part.piece.text,
+                           "duration": len(part.outcome[0]) / part.outcome[1],
+                           **part.outcome[2], **({"device": part.device} if part.device else {})}
+                          for part in parts]
+    return clip
+
+
 def record(clips, **run):
-    """Glue what the library returns into the executed notebook, with what the run cost:
-    Kaggle charges a session's whole time against the GPU quota, whatever its GPUs do."""
+    """Put the run's record last in the ledger, and glue what the library returns into the
+    executed notebook as its summary, with what the run cost: Kaggle charges a session's
+    whole time against the GPU quota, whatever its GPUs do."""
     import scrapbook
 
     run["total_seconds"] = round(time.perf_counter() - RUN_STARTED, 3)
@@ -552,6 +693,7 @@ def record(clips, **run):
     run["characters"] = characters_of(clips)
     run["session_seconds_per_audio_minute"] = (
         round(run["total_seconds"] * 60 / audio_seconds, 3) if audio_seconds else None)
+    Ledger().add("run", **run)
     scrapbook.glue("clips", clips, encoder="json")
     scrapbook.glue("run", run, encoder="json")
     print(f"done: {len(clips)} clips in {run['total_seconds']:.1f}s", flush=True)

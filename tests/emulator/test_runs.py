@@ -30,6 +30,9 @@ def test_failing_notebook_ends_in_error(kaggle_emulator: Emulator):
     assert reply["status"] == "ERROR" and "ValueError" in reply["failureMessage"]
     listing = outputs(kaggle_emulator, "boom-notebook")
     assert "kaboom" in "".join(entry["data"] for entry in json.loads(listing["log"]))
+    assert listing["files"] == []  # whether a failed version's outputs are listed is unknown
+    kaggle_emulator.assume = {"failed-outputs"}
+    listing = outputs(kaggle_emulator, "boom-notebook")
     assert "__notebook__.ipynb" in [item["fileName"] for item in listing["files"]]
 
 

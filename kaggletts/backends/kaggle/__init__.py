@@ -4,7 +4,7 @@ The modules follow the flow: `records` (the typed job record and its state machi
 `kernel` (the pushed folder), `push`, `wait`, `outputs` (+ `download`), tied together by
 `backend`; `remote` is the one place that speaks to Kaggle's API."""
 
-from kaggletts.backends.kaggle.backend import DeadlinePassed, KaggleBackend
+from kaggletts.backends.kaggle.backend import KaggleBackend
 from kaggletts.backends.kaggle.kernel import KernelOptions
 
-__all__ = ["DeadlinePassed", "KaggleBackend", "KernelOptions"]
+__all__ = ["KaggleBackend", "KernelOptions"]

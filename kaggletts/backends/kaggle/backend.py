@@ -39,20 +39,29 @@ from kaggletts.errors import (
     RunFailed,
     UsageError,
 )
-from kaggletts.jobs import CorruptRecord, Job, JobState, batch_lines
+from kaggletts.jobs import (
+    CorruptRecord,
+    Job,
+    JobState,
+    batch_lines,
+    line_numbers_of,
+    line_texts,
+    params_for_lines,
+)
+from kaggletts.ledger import ledger_files, read_ledger
 from kaggletts.progress import Progress
-from kaggletts.result import Result, build_result, read_scraps
+from kaggletts.result import Result, build_result
 
 log = logging.getLogger("kaggletts")
 
 ENDPOINT_VARIABLE = "KAGGLETTS_KAGGLE_ENDPOINT"
 COLD_START_SECONDS = 180
+# Kaggle lists and downloads only the first 500 outputs of a session (kaggle-api #664,
+# #463): a session's clips, its ledger, the executed notebook and a few files of Kaggle's
+# own stay under that.
+MAX_LINES_PER_SESSION = 480
 # How many attempts of a shard a damaged record is rebuilt from at most.
 MAX_ATTEMPTS_PROBED = 50
-
-
-class DeadlinePassed(RunFailed):
-    """The job ran out of time: its notebook stopped starting lines at the deadline."""
 
 
 @dataclass
@@ -132,14 +141,18 @@ class KaggleBackend:
                     f"{job.id}` collects it, and --force is for after it has ended"
                 )
             run = self._plan(job, remote, store)
+        elif not attach:
+            self._retry_what_is_missing(job, run, store)
         else:
-            self._retry_ended_badly(job, run, store, attach)
+            self._refuse_to_push_when_attaching(job, run)
         ctx = RunContext(job, remote, store, run, self, time.time() + self._time_allowed(job))
         store.save(run, JobState.RUNNING)
         self._warn_about_quota(ctx)
         started = time.monotonic()
         self._drive_all(ctx)
         parts = [Path(s.directory) for s in sorted(run.shards, key=lambda s: s.index)]
+        if job.directory not in parts and (ledger_files(job.directory) or not parts):
+            parts.insert(0, job.directory)  # lines taken from the line cache
         result = build_result(
             job.id,
             job.spec.name,
@@ -148,8 +161,9 @@ class KaggleBackend:
             {"run": round(time.monotonic() - started, 3)},
             parts,
             plain=job.spec.plain,
+            texts=line_texts(job.params),
         )
-        store.save(run, JobState.COMPLETE)
+        store.save(run, JobState.PARTIAL if result.missing else JobState.COMPLETE)
         if not self.keep_kernels:
             self._delete_kernels(ctx)
         return result
@@ -217,15 +231,14 @@ class KaggleBackend:
         except RunFailed as error:
             ctx.move(shard, ShardState.FAILED, error=str(error).splitlines()[0])
             raise
-        run_scrap = read_scraps(Path(shard.directory) / "__notebook__.ipynb").get("run")
-        if isinstance(run_scrap, dict) and run_scrap.get("stopped_at_deadline"):
-            message = (
-                f"job {ctx.job.id} reached its deadline on Kaggle: {made} of "
-                f"{len(batch_lines(shard.params))} lines were spoken, in {shard.directory}; "
-                "run the request again with a longer --timeout for all of them"
+        if made < len(batch_lines(shard.params)):
+            log.warning(
+                "%s: %d of %d lines spoken; the rest are listed with their reasons when the "
+                "job ends",
+                shard.label,
+                made,
+                len(batch_lines(shard.params)),
             )
-            ctx.move(shard, ShardState.FAILED, error=message)
-            raise DeadlinePassed(message)
         ctx.move(shard, ShardState.DOWNLOADED)
 
     def _leave(self, ctx: RunContext, reason: str) -> str:
@@ -307,19 +320,26 @@ class KaggleBackend:
         return run
 
     def _plan(self, job: Job, remote: KaggleRemote, store: RunStore) -> KaggleRun:
-        """Split the batch into shards and record them before anything is pushed."""
+        """Split the lines still to speak (those in no ledger of the job's folder yet: the
+        line cache may have given some) into shards of at most MAX_LINES_PER_SESSION, and
+        record them before anything is pushed. One shard runs in the job's folder."""
         params, dataset_sources = attach_voices(job.spec, job.params, remote)
         lines = batch_lines(params)
-        count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
-        count = max(1, min(count, len(lines) or 1))
-        base, extra = divmod(len(lines), count)
+        done = {entry.number for entry in read_ledger(job.directory).spoken}
+        numbers = [number for number in range(1, len(lines) + 1) if number not in done]
+        per_session = min(self.shard_size, MAX_LINES_PER_SESSION)
+        count = max(self.shards or 1, math.ceil(len(numbers) / per_session))
+        count = min(count, len(numbers)) if numbers else 0
+        if not lines:
+            count = 1  # a plain notebook speaks no lines: its one session is the job
+        base, extra = divmod(len(numbers), max(count, 1))
         bounds = [index * base + min(index, extra) for index in range(count + 1)]
         shards = []
         for index in range(1, count + 1):
-            part = dict(params)
-            if count > 1:
-                part.pop("text", None)
-                part["utterances"] = lines[bounds[index - 1] : bounds[index]]
+            share = numbers[bounds[index - 1] : bounds[index]]
+            part = params if share == list(range(1, len(lines) + 1)) else (
+                params_for_lines(params, share)
+            )
             directory = job.directory / f"shard-{index}" if count > 1 else job.directory
             shards.append(
                 Shard(index, slug_stem(job.spec.name, job.id, index), part, str(directory))
@@ -328,29 +348,42 @@ class KaggleBackend:
         store.save(run, JobState.PLANNED)
         return run
 
-    def _retry_ended_badly(self, job: Job, run: KaggleRun, store: RunStore, attach: bool) -> None:
-        """The same request after a failure runs again only the shards that ended without
-        a result, each as a new attempt on a kernel of its own; `attach` never does."""
-        ended = [s for s in run.shards if s.state in ENDED_BADLY]
-        if not ended:
-            return
-        if attach:
-            raise UsageError(
-                f"job {job.id} {ended[0].state.value} ({ended[0].error or 'no message'}); "
-                "attach collects runs and never pushes again: run the request again to "
-                "retry its failed part"
-            )
-        for shard in ended:
+    def _retry_what_is_missing(self, job: Job, run: KaggleRun, store: RunStore) -> None:
+        """The same request again runs, as a new attempt on a kernel of its own, every shard
+        that ended without all its lines: only the lines its ledgers lack."""
+        for shard in run.shards:
+            if shard.state not in ENDED_BADLY and shard.state is not ShardState.DOWNLOADED:
+                continue
+            if job.spec.plain and shard.state is ShardState.DOWNLOADED:
+                continue  # a plain notebook keeps no ledger: its finished session is all of it
+            spoken = {entry.number for entry in read_ledger(Path(shard.directory)).spoken}
+            missing = [n for n in line_numbers_of(shard.params) if n not in spoken]
+            if not missing:
+                continue
+            params = params_for_lines(shard.params, missing) if spoken else shard.params
+            if spoken:
+                log.info("%s: %d lines already spoken; pushing the %d missing",
+                         shard.slug_stem, len(spoken), len(missing))
             store.move(
                 run,
                 shard,
                 ShardState.PLANNED,
+                params=params,
                 attempt=shard.attempt + 1,
                 version=None,
                 url=None,
                 session_id=None,
                 ends_by=None,
                 error=None,
+            )
+
+    def _refuse_to_push_when_attaching(self, job: Job, run: KaggleRun) -> None:
+        ended = [s for s in run.shards if s.state in ENDED_BADLY]
+        if ended:
+            raise UsageError(
+                f"job {job.id} {ended[0].state.value} ({ended[0].error or 'no message'}); "
+                "attach collects runs and never pushes again: run the request again to "
+                "speak its missing lines"
             )
 
     def _time_allowed(self, job: Job) -> float:

@@ -1,6 +1,10 @@
-"""A finished session's outputs: the executed notebook first (bounded in size), then only
-the clips its scraps name, each verified against its recorded size and sha256; or, for a
-failed session, the cell and exception that failed it."""
+"""A finished session's outputs: its line ledger first (bounded in size), then only the
+clips the ledger names, each verified against its recorded size and sha256, and the
+executed notebook where Kaggle lists it; or, for a failed session, the cell and exception
+that failed it, and whatever clips it recorded where its outputs are listed.
+
+A notebook without the support code (no ledger) is read from its executed notebook's
+scraps, and a plain one (see NotebookSpec) keeps every file it left."""
 
 from __future__ import annotations
 
@@ -17,35 +21,54 @@ from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.records import Shard
 from kaggletts.backends.kaggle.remote import RemoteStatus
 from kaggletts.errors import RunFailed
+from kaggletts.kernel.support import LEDGER_FILE
+from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
 from kaggletts.notebook import find_failure
-from kaggletts.result import EXECUTED_NOTEBOOK, clip_records, is_output_name, read_scraps
+from kaggletts.result import (
+    EXECUTED_NOTEBOOK,
+    clip_problem,
+    clip_records,
+    is_output_name,
+    read_scraps,
+)
 
 log = logging.getLogger("kaggletts")
 LOG_FILE = "kernel.log"
 # About 150 KB for a small TTS run; a notebook that prints megabytes of output is not
 # worth more than this of disk and memory.
 MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
+# A ledger line is about 600 bytes: room for far more lines than a session can speak.
+MAX_LEDGER_BYTES = 64 * 1024 * 1024
 
 
 class Listing:
     """The output listing of the shard's session, listed again when a file is missing
-    (Kaggle lists outputs a little after COMPLETE) or its signed URL has expired."""
+    (Kaggle lists outputs a little after COMPLETE) or its signed URL has expired. For a
+    session that failed, `files_may_never_come`: a listing that already gives the session's
+    log but no file at all is taken as final (Kaggle may list no outputs of a failure)."""
 
-    def __init__(self, ctx: RunContext, shard: Shard, patience: float):
+    def __init__(
+        self, ctx: RunContext, shard: Shard, patience: float, files_may_never_come: bool = False
+    ):
         self.ctx, self.shard, self.patience = ctx, shard, patience
+        self.files_may_never_come = files_may_never_come
         self.urls: dict[str, str] = {}
         self.log = ""
 
     def url_for(self, name: str, refresh: bool) -> str:
         if refresh or name not in self.urls:
-            self._list_until_present(name)
+            self.list_until_present(name)
         return self.urls[name]
 
-    def _list_until_present(self, name: str) -> None:
+    def list_until_present(self, *names: str) -> str:
+        """List until one of `names` is there (the first one listed is returned)."""
+        found: list[str] = []
+
         def list_once() -> bool:
             files, self.log = self.ctx.remote.outputs(self.shard.slug)
             self.urls = {f.name: f.url for f in files}
-            return name in self.urls
+            found[:] = [name for name in names if name in self.urls]
+            return bool(found) or (self.files_may_never_come and bool(self.log) and not files)
 
         patience = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda present: not present),
@@ -55,18 +78,21 @@ class Listing:
             sleep=self.ctx.stop.wait,
             retry_error_callback=lambda state: state.outcome.result(),
         )
-        if not patience(list_once):
+        if not patience(list_once) or not found:
             raise RunFailed(
-                f"{self.shard.label} finished but its output {name!r} was not listed "
-                f"within {self.patience:.0f}s"
+                f"{self.shard.label} finished but none of its outputs {', '.join(names)} was "
+                f"listed within {self.patience:.0f}s"
             )
+        return found[0]
 
 
-def collect(ctx: RunContext, shard: Shard) -> int:
+def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int:
     """Download and verify what the shard's run made; returns how many clips."""
     directory = Path(shard.directory)
-    listing = Listing(ctx, shard, ctx.settings.outputs_wait)
+    listing = Listing(ctx, shard, ctx.settings.outputs_wait if patience is None else patience)
     downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
+        return _collect_from_ledger(ctx, shard, listing, downloader)
     downloader.fetch(
         Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
     )
@@ -85,21 +111,58 @@ def collect(ctx: RunContext, shard: Shard) -> int:
     return len(clips)
 
 
-def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed:
-    """Why the shard's session failed, as precisely as its outputs tell."""
-    import nbformat
-
-    if status.state != "ERROR":
-        return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.state.lower()})")
+def _collect_from_ledger(
+    ctx: RunContext, shard: Shard, listing: Listing, downloader: Downloader
+) -> int:
+    """The attempt's ledger (kept beside earlier attempts' under ledger/<attempt>/), every
+    clip it records as spoken, and the executed notebook if it is listed."""
     directory = Path(shard.directory)
-    listing = Listing(ctx, shard, min(ctx.settings.outputs_wait, 30))
-    failure = None
-    with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
-        Downloader(requests.Session(), ctx.settings.retry).fetch(
+    attempt_folder = directory / LEDGER_FOLDER / str(shard.attempt)
+    downloader.fetch(Wanted(LEDGER_FILE, max_size=MAX_LEDGER_BYTES), attempt_folder,
+                     listing.url_for)
+    spoken = read_ledger_file(attempt_folder / LEDGER_FILE, directory).spoken
+    wanted = [
+        Wanted(entry.clip["file"], entry.clip["bytes"], entry.clip["sha256"])
+        for entry in spoken
+        if clip_problem(entry.clip) is None
+    ]
+    downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
+    if EXECUTED_NOTEBOOK in listing.urls:
+        downloader.fetch(
             Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
         )
-        failure = find_failure(nbformat.read(directory / EXECUTED_NOTEBOOK, as_version=4))
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    log.info("%s: downloaded and verified %d clips and the line ledger", shard.label, len(wanted))
+    return len(wanted)
+
+
+def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed:
+    """Why the shard's session failed, as precisely as its outputs tell, and what of its
+    work was kept. Whether Kaggle lists a failed version's outputs is not known: where it
+    does, the clips its ledger records are downloaded and verified (the same request then
+    speaks only the rest); where it does not, the message says what was lost."""
+    import nbformat
+
+    directory = Path(shard.directory)
+    listing = Listing(ctx, shard, min(ctx.settings.outputs_wait, 30), files_may_never_come=True)
+    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    kept, failure = 0, None
+    with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
+        if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
+            kept = _collect_from_ledger(ctx, shard, listing, downloader)
+        if EXECUTED_NOTEBOOK in listing.urls and status.state == "ERROR":
+            downloader.fetch(
+                Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
+            )
+            failure = find_failure(nbformat.read(directory / EXECUTED_NOTEBOOK, as_version=4))
+    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    saved = (
+        f"; the {kept} clips it made were kept, and the same request speaks only the rest"
+        if kept
+        else "; Kaggle listed none of its clips, so what it made is lost"
+    )
+    if status.state != "ERROR":
+        return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.state.lower()}){saved}")
     name = ctx.job.spec.name
     message = (
         failure.describe(name)
@@ -108,7 +171,7 @@ def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed
         f"{status.failure_message or last_log_line(listing.log) or 'no message'}"
     )
     return RunFailed(
-        f"{message}\n  log: {directory / LOG_FILE}",
+        f"{message}{saved}\n  log: {directory / LOG_FILE}",
         cell=failure.cell if failure else None,
         exception=failure.exception if failure else None,
     )

@@ -151,7 +151,10 @@ def _kernel_folder(ctx: RunContext, shard: Shard) -> Path:
     spec = ctx.job.spec
     params = dict(shard.params)
     if "deadline" in spec.parameters:
-        params["deadline"] = round(ctx.deadline, 1)
+        # Never at or past the session's own limit (capped at Kaggle's 12 hours): a
+        # session that runs out of time ends through its own code and keeps its ledger.
+        latest = time.time() + _session_seconds(ctx) - SESSION_MARGIN_SECONDS
+        params["deadline"] = round(min(ctx.deadline, latest), 1)
     options = ctx.settings.kernel
     sources = (*options.dataset_sources, *ctx.run.dataset_sources)
     return write_kernel_folder(

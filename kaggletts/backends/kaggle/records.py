@@ -32,7 +32,8 @@ TRANSITIONS: dict[ShardState, frozenset[ShardState]] = {
     ShardState.PUSHING: frozenset({ShardState.PUSHED, ShardState.PLANNED, ShardState.REJECTED}),
     ShardState.PUSHED: frozenset({ShardState.COMPLETE, ShardState.FAILED, ShardState.STOPPED}),
     ShardState.COMPLETE: frozenset({ShardState.DOWNLOADED, ShardState.FAILED}),
-    ShardState.DOWNLOADED: frozenset(),
+    # A session that ended with lines missing: the same request pushes those again.
+    ShardState.DOWNLOADED: frozenset({ShardState.PLANNED}),
     # A failed attempt is run again only by a new request for the same job, as a new attempt.
     ShardState.FAILED: frozenset({ShardState.PLANNED}),
     ShardState.REJECTED: frozenset({ShardState.PLANNED}),

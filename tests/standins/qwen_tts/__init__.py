@@ -14,7 +14,10 @@ Test switches, read from the environment when called:
 - KAGGLETTS_STANDIN_FAULT: `nan-once` gives NaN audio for the first float16 generation
   only (every item of it); `silence` gives zeros for every generation; `oom-over-N` raises
   an out-of-memory error, as torch does on a GPU, for a call with more than N texts;
-  `fail-batches` raises RuntimeError for any call with more than one text;
+  `fail-batches` raises RuntimeError for any call with more than one text; `fail-text-X`
+  raises RuntimeError for any call with a text containing X; `exit-text-X` ends the whole
+  process at once (a killed kernel) on such a call; `sleep-S` makes every call take S more
+  seconds;
   `cuda-lost-in-fork` makes `from_pretrained` in a forked worker process raise torch's
   error for a process forked after CUDA was initialised.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -151,6 +155,12 @@ class Qwen3TTSModel:
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (stand-in)")
         if fault == "fail-batches" and len(texts) > 1:
             raise RuntimeError(f"stand-in: a call with {len(texts)} texts failed")
+        if fault.startswith("fail-text-") and any(fault[10:] in t for t in texts):
+            raise RuntimeError(f"stand-in: a call with {fault[10:]!r} in its text failed")
+        if fault.startswith("exit-text-") and any(fault[10:] in t for t in texts):
+            os._exit(1)
+        if fault.startswith("sleep-"):
+            time.sleep(float(fault.removeprefix("sleep-")))
         wavs = [tone(t, pitch_seed) for t in texts]
         if fault == "silence":
             wavs = [np.zeros_like(w) for w in wavs]

@@ -1,0 +1,155 @@
+"""The line ledger the notebooks write (kaggletts.kernel.support.Ledger), read back: which
+of a job's lines were spoken, which failed and why, and what each session said of itself.
+
+A job's ledgers are files, one or more per part of the job (a session appends its entries;
+each Kaggle attempt's ledger is downloaded beside the others'), merged by the lines' job-wide
+numbers: a spoken entry wins over a failed one, and a later one over an earlier."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from kaggletts.errors import RunFailed
+from kaggletts.kernel.support import LEDGER_FILE, LEDGER_SCHEMA
+
+# Where the Kaggle backend keeps each attempt's downloaded ledger, beside the clips.
+LEDGER_FOLDER = "ledger"
+
+
+class LineStatus(StrEnum):
+    SPOKEN = "spoken"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class LineEntry:
+    """One line's outcome: its number in the job, its text, and its clip's record (the
+    notebook's, with file, bytes and sha256) or why it failed."""
+
+    number: int
+    status: LineStatus
+    text: str
+    clip: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    # The folder the clip's `file` is relative to (the part of the job it was made in).
+    directory: Path = Path()
+
+
+@dataclass(frozen=True)
+class MissingLine:
+    """A line of the job that has no clip, and why."""
+
+    number: int
+    text: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.number, "text": self.text, "reason": self.reason}
+
+
+@dataclass
+class Ledger:
+    """A part's ledgers merged: each line's outcome by number, and the sessions' own
+    records (the `run` entries), oldest first."""
+
+    lines: dict[int, LineEntry] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, entry: LineEntry) -> None:
+        known = self.lines.get(entry.number)
+        if known is None or not (
+            known.status is LineStatus.SPOKEN and entry.status is LineStatus.FAILED
+        ):
+            self.lines[entry.number] = entry
+
+    def merge(self, other: Ledger) -> None:
+        for entry in other.lines.values():
+            self.add(entry)
+        self.runs += other.runs
+
+    @property
+    def spoken(self) -> list[LineEntry]:
+        return [e for _, e in sorted(self.lines.items()) if e.status is LineStatus.SPOKEN]
+
+    def missing(self, texts: list[str]) -> list[MissingLine]:
+        """The job's lines (texts in order, numbered from 1) without a clip, each with the
+        reason its session gave, or what is known of why it was not reached."""
+        why_not_reached = self._why_not_reached()
+        missing = []
+        for number, text in enumerate(texts, 1):
+            entry = self.lines.get(number)
+            if entry is not None and entry.status is LineStatus.SPOKEN:
+                continue
+            reason = entry.reason if entry is not None and entry.reason else why_not_reached
+            missing.append(MissingLine(number, text, reason))
+        return missing
+
+    def _why_not_reached(self) -> str:
+        for run in reversed(self.runs):
+            if run.get("stopped"):
+                return f"not spoken: the batch stopped ({run['stopped']})"
+            if run.get("stopped_at_deadline"):
+                return "not spoken: the job's deadline passed before it was reached"
+        return "not spoken: its session ended before it was reached"
+
+
+def ledger_files(directory: Path) -> list[Path]:
+    """A part's ledgers, oldest first: each downloaded attempt's, then the one a local
+    session writes in its working folder."""
+    attempts = sorted(
+        (directory / LEDGER_FOLDER).glob(f"*/{LEDGER_FILE}"),
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+    )
+    local = directory / LEDGER_FILE
+    return [*attempts, *([local] if local.is_file() else [])]
+
+
+def read_ledger(directory: Path) -> Ledger:
+    """Every ledger of a part, merged."""
+    ledger = Ledger()
+    for path in ledger_files(directory):
+        ledger.merge(read_ledger_file(path, directory))
+    return ledger
+
+
+def read_ledger_file(path: Path, directory: Path) -> Ledger:
+    """One ledger file, its clips' files relative to `directory`. Entries come from the
+    notebook, or from Kaggle's servers: each is checked, and a bad one fails the read with
+    where it is; a last line cut short by a killed session is dropped."""
+    ledger = Ledger()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, text in enumerate(lines, 1):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            if number == len(lines):
+                break  # the session died while writing it
+            raise RunFailed(f"{path}, line {number}: not a ledger entry") from None
+        _take(ledger, data, f"{path}, line {number}", directory)
+    return ledger
+
+
+def _take(ledger: Ledger, data: Any, where: str, directory: Path) -> None:
+    if not isinstance(data, dict) or data.get("schema") != LEDGER_SCHEMA:
+        raise RunFailed(f"{where}: not a ledger entry of schema {LEDGER_SCHEMA}")
+    if data.get("kind") == "run":
+        ledger.runs.append({k: v for k, v in data.items() if k not in ("schema", "kind")})
+        return
+    number, text = data.get("line"), data.get("text")
+    try:
+        status = LineStatus(data.get("status"))
+    except ValueError:
+        raise RunFailed(f"{where}: unknown line status {data.get('status')!r}") from None
+    if data.get("kind") != "line" or not isinstance(number, int) or number < 1:
+        raise RunFailed(f"{where}: a line entry without a line number")
+    if not isinstance(text, str):
+        raise RunFailed(f"{where}: line {number} has no text")
+    if status is LineStatus.FAILED:
+        ledger.add(LineEntry(number, status, text, reason=str(data.get("reason") or "failed")))
+        return
+    clip = {k: v for k, v in data.items() if k not in ("schema", "kind", "line", "status")}
+    ledger.add(LineEntry(number, status, text, clip=clip, directory=directory))
