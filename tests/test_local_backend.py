@@ -277,6 +277,7 @@ def test_a_kernel_left_dying_by_ctrl_c_is_not_reported_with_a_traceback(tmp_path
     assert "Kernel died" not in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_stopping_a_local_run_is_one_line_exit_130_and_a_record_that_says_so(tmp_path, stop):
     lines = tmp_path / "long.txt"
