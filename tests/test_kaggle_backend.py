@@ -28,8 +28,6 @@ from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.emulator import Emulator, Faults, Quirks
 from kaggletts.result import sha256_of
 
-pytestmark = pytest.mark.slow
-
 OTHER_KEY = "bob-secret-key-0c41"
 
 
@@ -69,6 +67,7 @@ def test_twenty_line_batch_runs_on_the_emulator_with_one_push(emulator, tmp_path
     assert backend(emulator).quota().used_seconds == 0, "a CPU kernel uses no GPU quota"
 
 
+@pytest.mark.slow
 def test_the_kernels_are_deleted_once_the_result_is_safe(emulator, tmp_path):
     result = run_kaggle(
         emulator, tmp_path / "out", {"text": "Tidy up after me."}, keep_kernels=False
@@ -78,6 +77,7 @@ def test_the_kernels_are_deleted_once_the_result_is_safe(emulator, tmp_path):
     assert kernels(emulator) == []
 
 
+@pytest.mark.slow
 def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
     batch = tmp_path / "batch.yaml"
     batch.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
@@ -103,6 +103,7 @@ def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
     assert KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kinds", [("500", "502", "503"), ("429",), ("drop", "lost-reply"), ("truncate",)]
 )
@@ -120,6 +121,7 @@ def test_each_fault_kind_is_ridden_out(tmp_path, kinds):
         assert sum(n for (_, kind), n in emulator.faults_injected.items() if kind in kinds) > 0
 
 
+@pytest.mark.slow
 def test_twenty_runs_under_rough_edges_each_push_once(tmp_path):
     faults = Faults(
         rate=0.2,
@@ -138,6 +140,7 @@ def test_twenty_runs_under_rough_edges_each_push_once(tmp_path):
         assert sum(emulator.faults_injected.values()) >= 10
 
 
+@pytest.mark.slow
 def test_lost_push_replies_never_make_a_second_push_with_only_known_behaviour(tmp_path):
     """The emulator in its default mode: no session id in urls, no custom metadata kept,
     GetKernel ignoring version labels. Six of ten push replies are lost."""
@@ -151,6 +154,7 @@ def test_lost_push_replies_never_make_a_second_push_with_only_known_behaviour(tm
         assert pushes(emulator) == 5
 
 
+@pytest.mark.slow
 def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
     texts = lines(4)  # uneven on purpose: 2 + 1 + 1, no empty shard
     result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts}, shards=3)
@@ -159,6 +163,7 @@ def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
     assert pushes(emulator) == 3 and len(kernels(emulator)) == 3
 
 
+@pytest.mark.slow
 def test_a_failing_notebook_names_its_cell_and_exception(emulator, tmp_path, failing_notebook):
     with pytest.raises(kaggletts.RunFailed) as failure:
         run_kaggle(
@@ -168,6 +173,7 @@ def test_a_failing_notebook_names_its_cell_and_exception(emulator, tmp_path, fai
     assert "ValueError: cannot say 'Broken.'" in str(failure.value)
 
 
+@pytest.mark.slow
 def test_the_key_appears_nowhere(emulator, tmp_path, caplog, failing_notebook):
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
@@ -238,6 +244,7 @@ def test_a_wrong_key_is_a_clear_error_with_exit_code_2(emulator, tmp_path):
     assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, standins):
     voice = standins.wav(tmp_path / "voices" / "narrator.wav", 1.5)
     clone = {
@@ -281,6 +288,7 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
         assert 0 < quota.used_seconds < quota.allowed_seconds == 30 * 3600, "GPU runs count"
 
 
+@pytest.mark.slow
 def test_the_kernels_progress_arrives_while_the_session_runs(
     emulator, tmp_path, caplog, notebook_maker
 ):
