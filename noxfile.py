@@ -1,5 +1,5 @@
-"""Developer sessions: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s synth -- FILE.yaml`,
-`nox -s bench`, `nox -s models`, `nox -s sync`."""
+"""Developer sessions: `nox -s demo`, `nox -s tests`, `nox -s slow`, `nox -s lint`,
+`nox -s synth -- FILE.yaml`, `nox -s bench`, `nox -s models`, `nox -s sync`."""
 
 import os
 import shutil
@@ -18,11 +18,23 @@ DEMO_PARAMS = "params/espeak-demo.yaml"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite: real papermill runs, real espeak audio, the emulator over real HTTP,
-    the audition page in headless chromium."""
-    session.install("-e", ".[test]", TORCH)
+    """The fast tier, in minutes: real papermill runs of each notebook, real espeak audio,
+    the emulator over real HTTP; the tests marked slow are left to `nox -s slow`."""
+    install_test_environment(session)
+    session.run("pytest", "-m", "not slow", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The tests marked slow: whole jobs on the emulator, every notebook mode and variant,
+    the audition page in headless chromium, the built wheel installed."""
+    install_test_environment(session)
     install_chromium(session)
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", "-m", "slow", *(session.posargs or ["-q"]))
+
+
+def install_test_environment(session: nox.Session) -> None:
+    session.install("-e", ".[test]", TORCH)
 
 
 def install_chromium(session: nox.Session) -> None:

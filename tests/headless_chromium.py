@@ -40,12 +40,12 @@ FLAGS = (
 
 def chromium_or_skip() -> str:
     """The chromium executable. Missing, it skips the test, except in CI (CI=true), where
-    the tests session installs it and its absence is a failure."""
+    the slow session installs it and its absence is a failure."""
     found = shutil.which("chromium")
     if found:
         return found
     reason = (
-        "Debian's chromium is not installed; `nox -s tests` installs it where apt-get "
+        "Debian's chromium is not installed; `nox -s slow` installs it where apt-get "
         "can (root), or run `apt-get install chromium`"
     )
     if os.environ.get("CI") == "true":

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import scrapbook
-from test_kaggle_backend import KEY, USER, cli_env, lines
+from helpers import KEY, USER, cli_env, lines
 
 import kaggletts
 from kaggletts.emulator import Emulator

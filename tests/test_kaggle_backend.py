@@ -5,98 +5,36 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
-import wave
 from pathlib import Path
 
 import pytest
+from helpers import (
+    FAST,
+    KEY,
+    USER,
+    assert_verified,
+    cli_env,
+    kaggletts_cli,
+    kernels,
+    lines,
+    pushes,
+    run_kaggle,
+)
 
 import kaggletts
 from kaggletts.backends.kaggle import KaggleBackend
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.polling import PollSchedule
-from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.emulator import Emulator, Faults, Quirks
 from kaggletts.result import sha256_of
 
-pytestmark = pytest.mark.slow
-
-USER, KEY = "alice", "alice-secret-key-7f3e9"
 OTHER_KEY = "bob-secret-key-0c41"
-FAST = {
-    "retry": RetryPolicy(attempts=12, first_wait=0.05, max_wait=0.5, max_total=60),
-    "poll": PollSchedule(first=0.2, fraction=0.1, cap=1.0),
-    "cap_wait": 0.5,
-    "outputs_wait": 30.0,
-    "settle_wait": 0.2,
-    # Most tests count pushes in the emulator after the run; deletion has a test of its own.
-    "keep_kernels": True,
-}
-
-
-def lines(count: int, tag: str = "") -> list[str]:
-    return [f"Line {n} {tag}of the batch, spoken on the emulator." for n in range(1, count + 1)]
 
 
 def backend(emulator: Emulator, **overrides) -> KaggleBackend:
     return KaggleBackend(
         endpoint=emulator.url, credentials=Credentials(USER, key=KEY), **{**FAST, **overrides}
     )
-
-
-def run_kaggle(
-    emulator: Emulator, out: Path, params: dict, notebook: str | Path = "espeak", **overrides
-) -> kaggletts.Result:
-    options = {**FAST, **overrides}
-    return kaggletts.execute(
-        notebook,
-        params,
-        backend="kaggle",
-        output_dir=out,
-        endpoint=emulator.url,
-        credentials=Credentials(USER, key=KEY),
-        **options,
-    )
-
-
-def kaggletts_cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("kaggletts")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def cli_env(emulator: Emulator, **extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess that uses the emulator as alice."""
-    env = {k: v for k, v in os.environ.items() if k != "KAGGLE_API_TOKEN"}
-    env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, KAGGLETTS_KAGGLE_ENDPOINT=emulator.url)
-    return {**env, **extra}
-
-
-def pushes(emulator: Emulator, owner: str = USER) -> int:
-    """Versions created in all of `owner`'s kernels: every push that reached Kaggle,
-    whether or not its reply came back."""
-    return sum(len(k.versions) for k in emulator.store.kernels.values() if k.owner == owner)
-
-
-def kernels(emulator: Emulator, owner: str = USER) -> list[str]:
-    return sorted(k.slug for k in emulator.store.kernels.values() if k.owner == owner)
-
-
-def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
-    clips = result.scraps["clips"]
-    assert [c["text"] for c in clips] == texts
-    assert len(result.audio) == len(texts)
-    for path, clip in zip(result.audio, clips, strict=True):
-        assert path.is_absolute() and path.is_file()
-        assert sha256_of(path) == clip["sha256"]
-        with wave.open(str(path)) as audio:
-            assert audio.getsampwidth() == 2 and audio.getnframes() > 1000
 
 
 @pytest.fixture
@@ -129,6 +67,7 @@ def test_twenty_line_batch_runs_on_the_emulator_with_one_push(emulator, tmp_path
     assert backend(emulator).quota().used_seconds == 0, "a CPU kernel uses no GPU quota"
 
 
+@pytest.mark.slow
 def test_the_kernels_are_deleted_once_the_result_is_safe(emulator, tmp_path):
     result = run_kaggle(
         emulator, tmp_path / "out", {"text": "Tidy up after me."}, keep_kernels=False
@@ -138,6 +77,7 @@ def test_the_kernels_are_deleted_once_the_result_is_safe(emulator, tmp_path):
     assert kernels(emulator) == []
 
 
+@pytest.mark.slow
 def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
     batch = tmp_path / "batch.yaml"
     batch.write_text("utterances:\n" + "".join(f"  - {t}\n" for t in lines(20)))
@@ -163,6 +103,7 @@ def test_cli_runs_on_the_emulator_and_prints_json(emulator, tmp_path):
     assert KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kinds", [("500", "502", "503"), ("429",), ("drop", "lost-reply"), ("truncate",)]
 )
@@ -180,6 +121,7 @@ def test_each_fault_kind_is_ridden_out(tmp_path, kinds):
         assert sum(n for (_, kind), n in emulator.faults_injected.items() if kind in kinds) > 0
 
 
+@pytest.mark.slow
 def test_twenty_runs_under_rough_edges_each_push_once(tmp_path):
     faults = Faults(
         rate=0.2,
@@ -198,6 +140,7 @@ def test_twenty_runs_under_rough_edges_each_push_once(tmp_path):
         assert sum(emulator.faults_injected.values()) >= 10
 
 
+@pytest.mark.slow
 def test_lost_push_replies_never_make_a_second_push_with_only_known_behaviour(tmp_path):
     """The emulator in its default mode: no session id in urls, no custom metadata kept,
     GetKernel ignoring version labels. Six of ten push replies are lost."""
@@ -211,6 +154,7 @@ def test_lost_push_replies_never_make_a_second_push_with_only_known_behaviour(tm
         assert pushes(emulator) == 5
 
 
+@pytest.mark.slow
 def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
     texts = lines(4)  # uneven on purpose: 2 + 1 + 1, no empty shard
     result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts}, shards=3)
@@ -219,6 +163,7 @@ def test_fan_out_over_three_shards_merges_in_input_order(emulator, tmp_path):
     assert pushes(emulator) == 3 and len(kernels(emulator)) == 3
 
 
+@pytest.mark.slow
 def test_a_failing_notebook_names_its_exception_and_says_what_was_lost(
     emulator, tmp_path, failing_notebook
 ):
@@ -230,6 +175,7 @@ def test_a_failing_notebook_names_its_exception_and_says_what_was_lost(
     assert "Kaggle listed none of its clips, so what it made is lost" in str(failure.value)
 
 
+@pytest.mark.slow
 def test_a_failing_notebook_names_its_cell_where_failed_outputs_are_listed(
     emulator, tmp_path, failing_notebook
 ):
@@ -240,6 +186,7 @@ def test_a_failing_notebook_names_its_cell_where_failed_outputs_are_listed(
     assert "ValueError: cannot say 'Broken.'" in str(failure.value)
 
 
+@pytest.mark.slow
 def test_the_key_appears_nowhere(emulator, tmp_path, caplog, failing_notebook):
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "out"
@@ -310,6 +257,7 @@ def test_a_wrong_key_is_a_clear_error_with_exit_code_2(emulator, tmp_path):
     assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, standins):
     voice = standins.wav(tmp_path / "voices" / "narrator.wav", 1.5)
     clone = {
@@ -353,6 +301,7 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
         assert 0 < quota.used_seconds < quota.allowed_seconds == 30 * 3600, "GPU runs count"
 
 
+@pytest.mark.slow
 def test_the_kernels_progress_arrives_while_the_session_runs(
     emulator, tmp_path, caplog, notebook_maker
 ):

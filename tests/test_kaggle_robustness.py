@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_kaggle_backend import (
+from helpers import (
     FAST,
     KEY,
     USER,

@@ -2,7 +2,8 @@
 (three variants) run end to end under papermill with the stand-in models from
 tests/standins; the float32 retry and the loud failure on silence; and notebook hygiene.
 
-Each notebook run is a module-scoped fixture checked by several tests."""
+Each notebook run is a module-scoped fixture checked by several tests. The fast tier runs
+each notebook once; the other modes and variants, and a 1000-line batch, are marked slow."""
 
 from __future__ import annotations
 
@@ -250,6 +251,7 @@ def qwen_design(standins, module_monkeypatch, tmp_path_factory):
                              })
 
 
+@pytest.mark.slow
 def test_qwen_voice_design_runs_and_passes_the_description(qwen_design):
     result, calls = qwen_design
     assert isinstance(result, kaggletts.Result), result
@@ -274,6 +276,7 @@ def qwen_clone(standins, module_monkeypatch, tmp_path_factory):
     return (*outcome, reference)
 
 
+@pytest.mark.slow
 def test_qwen_voice_clone_finds_the_reference_under_the_inputs_root(qwen_clone):
     result, calls, reference = qwen_clone
     assert isinstance(result, kaggletts.Result), result
@@ -297,6 +300,7 @@ def qwen_nan_once(standins, module_monkeypatch, tmp_path_factory):
                                       "batch_size": 1}, fault="nan-once")
 
 
+@pytest.mark.slow
 def test_qwen_remakes_a_nan_clip_in_float32_and_stays_there(qwen_nan_once):
     result, calls = qwen_nan_once
     assert isinstance(result, kaggletts.Result), result
@@ -316,6 +320,7 @@ def qwen_silence(standins, module_monkeypatch, tmp_path_factory):
                              "qwen", {"text": "Is anybody there?"}, fault="silence")
 
 
+@pytest.mark.slow
 def test_qwen_silent_audio_fails_the_line_with_its_reason(qwen_silence):
     failure, calls = qwen_silence
     assert isinstance(failure, kaggletts.RunFailed), failure
@@ -450,6 +455,7 @@ def chatterbox_multilingual(standins, module_monkeypatch, tmp_path_factory):
                            {"text": "こんにちは、ようこそ。", "language_id": "ja"}]})
 
 
+@pytest.mark.slow
 def test_chatterbox_multilingual_passes_language_id(chatterbox_multilingual):
     result, calls = chatterbox_multilingual
     assert isinstance(result, kaggletts.Result), result
@@ -475,6 +481,7 @@ def chatterbox_turbo(standins, module_monkeypatch, tmp_path_factory, chatterbox_
         input_root=inputs)
 
 
+@pytest.mark.slow
 def test_chatterbox_turbo_sends_only_what_turbo_understands(chatterbox_turbo,
                                                             chatterbox_inputs):
     result, calls = chatterbox_turbo
@@ -497,6 +504,7 @@ def chatterbox_silence(standins, module_monkeypatch, tmp_path_factory):
                              "chatterbox", {"text": "Hello?"}, fault="silence")
 
 
+@pytest.mark.slow
 def test_chatterbox_silent_audio_fails_the_line_with_its_reason(chatterbox_silence):
     failure, calls = chatterbox_silence
     assert isinstance(failure, kaggletts.RunFailed), failure
@@ -566,6 +574,7 @@ def test_support_cell_is_exactly_the_support_module(name):
     assert cells == [support_cell_source()]
 
 
+@pytest.mark.slow
 def test_names_sort_in_order_keep_accents_and_are_cut_between_words(tmp_path):
     texts = ["Ceci est une phrase en français.", "Dies ist ein ganz und gar überlanger "
              "deutscher Satz mit vielen Wörtern."] + [f"Line {n}." for n in range(3, 1001)]

@@ -1,7 +1,8 @@
 """The audition page: index.html and clips.csv beside a job's audio, the players in
 Jupyter, and `kaggletts open`. The page is checked in real headless chromium: every player
 loads and plays its file, texts that look like markup stay text, the screenshot is not
-blank, and a page of 1,000 lines keeps its header in view and fits the window's width."""
+blank, and a page of 1,000 lines keeps its header in view and fits the window's width (the
+checks in chromium are marked slow)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ import kaggletts
 from kaggletts.jobs import JobRecord
 from kaggletts.page import CSV_FILE, PAGE_FILE, write_page
 from kaggletts.result import Result
-
-pytestmark = pytest.mark.slow
 
 TEXTS = [
     "Tags <script>window.kaggletts_pwned = 1</script> & \"double\" and 'single' quotes.",
@@ -145,6 +144,7 @@ def test_the_result_has_a_short_repr_and_players_in_jupyter(
 # -- in chromium --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_player_loads_and_plays_its_clip_in_chromium_and_markup_stays_text(
     result: Result, browser: Chromium
 ) -> None:
@@ -167,6 +167,7 @@ def test_every_player_loads_and_plays_its_clip_in_chromium_and_markup_stays_text
     assert spread > 20 and levels > 20, f"the screenshot looks blank ({spread=}, {levels=})"
 
 
+@pytest.mark.slow
 def test_the_probe_sees_a_player_whose_file_is_gone(
     result: Result, browser: Chromium, tmp_path: Path
 ) -> None:
@@ -180,6 +181,7 @@ def test_the_probe_sees_a_player_whose_file_is_gone(
     assert errors[2] is not None
 
 
+@pytest.mark.slow
 def test_a_page_of_1000_lines_keeps_its_header_in_view_and_fits_the_width(
     tmp_path: Path, browser: Chromium
 ) -> None:

@@ -36,7 +36,7 @@ def nothing_runs(monkeypatch):
     here would pip-install its model package into the test environment."""
     from kaggletts.backends.local import LocalBackend
 
-    def refuse(self, job, *, force=False):
+    def refuse(self, job, *, force=False, attach=False):
         pytest.fail(f"the request reached the {self.name} backend: {job.params}")
 
     monkeypatch.setattr(LocalBackend, "run", refuse)
@@ -262,13 +262,17 @@ def test_p_values_are_read_as_yaml_but_strings_stay_strings(notebook, name, raw,
 
 
 def test_p_values_through_the_cli_reach_the_job(run_cli, tmp_path, monkeypatch):
+    """The real command line and `execute`, up to the backend, which notes the job's
+    parameters and stops."""
+    from kaggletts.backends.local import LocalBackend
+
     seen = {}
 
-    def fake_execute(notebook, sources, **options):
-        seen["params"] = api.prepare(notebook, sources, options["backend"], tmp_path).params
+    def note_and_stop(self, job, *, force=False, attach=False):
+        seen["params"] = job.params
         raise kaggletts.UsageError("stop here")
 
-    monkeypatch.setattr(api, "execute", fake_execute)
+    monkeypatch.setattr(LocalBackend, "run", note_and_stop)
     result = run_cli("run", "espeak", "-p", "text", "123", "-p", "rate", "200",
                      "--out", str(tmp_path / "out"))
     assert result.code == 2 and "stop here" in result.stderr

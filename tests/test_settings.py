@@ -120,14 +120,18 @@ def test_explicit_values_win_over_every_place(project):
 
 
 def test_execute_applies_settings_under_its_own_arguments(project, monkeypatch):
-    """What reaches the backend: settings, with the call's own options over them."""
+    """What reaches the backend: settings, with the call's own options over them. The real
+    backend is built with them (it refuses an option it does not take), then the run stops:
+    a Kaggle backend would look for the developer's own credentials."""
     seen = {}
+    build = api.get_backend
 
-    def capture(name, **options):
+    def build_then_stop(name, **options):
         seen.update(options, backend=name)
+        build(name, **options)
         raise RuntimeError("stop before running")
 
-    monkeypatch.setattr(api, "get_backend", capture)
+    monkeypatch.setattr(api, "get_backend", build_then_stop)
     settings = settings_in(project)
     with pytest.raises(RuntimeError):
         kaggletts.execute("espeak", {"text": "Hi."}, settings=settings, shards=5)

@@ -8,6 +8,8 @@ import pytest
 
 import kaggletts
 
+pytestmark = pytest.mark.slow
+
 LINES = ["One.", "Number two.", "The third line.", "Four.", "The fifth line is longest."]
 
 

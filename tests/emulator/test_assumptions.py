@@ -81,6 +81,7 @@ def test_pulled_version_is_the_newest_unless_assumed(kaggle_emulator: Emulator):
     assert missing.status_code == 404
 
 
+@pytest.mark.slow
 def test_current_version_number_counts_queued_versions_only_if_assumed(kaggle_emulator: Emulator):
     kaggle_emulator.latency = Latency(queue_delay=3600)
     assert push(kaggle_emulator, "queued-first").ok
@@ -108,6 +109,7 @@ time.sleep(300)
 """
 
 
+@pytest.mark.slow
 def test_running_outputs_are_listed_only_if_assumed(kaggle_emulator: Emulator):
     assert push(kaggle_emulator, "running-outputs", WRITES_THEN_WAITS).ok
     working = kaggle_emulator.store.working_dir(

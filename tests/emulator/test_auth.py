@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from emulator_helpers import call, outputs, push
 
@@ -31,6 +32,7 @@ def test_credentials(kaggle_emulator: Emulator):
     assert requests.post(url, json={}, headers=bad, timeout=10).status_code == 401
 
 
+@pytest.mark.slow
 def test_private_kernel_is_invisible_to_others(kaggle_emulator: Emulator):
     urls = _completed(kaggle_emulator)
     for method in ("GetKernelSessionStatus", "GetKernel", "ListKernelSessionOutput"):
@@ -48,6 +50,7 @@ def test_private_kernel_is_invisible_to_others(kaggle_emulator: Emulator):
     assert requests.get(stream, auth=("bob", "bob-key"), timeout=10).status_code == 403
 
 
+@pytest.mark.slow
 def test_download_ranges_and_expiry(kaggle_emulator: Emulator):
     urls = _completed(kaggle_emulator)
     whole = requests.get(urls["secret.txt"], timeout=10)

@@ -31,6 +31,7 @@ def _invoke(*args: str) -> click.testing.Result:
     )
 
 
+@pytest.mark.slow
 def test_relative_paths_are_taken_from_the_start_directory(tmp_path: Path):
     (tmp_path / "voices").mkdir()
     (tmp_path / "voices" / "voice.txt").write_text("reference voice")

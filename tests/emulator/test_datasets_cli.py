@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 from emulator_helpers import call, push
 
 from kaggletts.emulator import Emulator
+
+# Every test here runs kernel sessions that read a dataset.
+pytestmark = pytest.mark.slow
 
 CHECK_INPUTS = """
 import os, pathlib

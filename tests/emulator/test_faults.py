@@ -38,6 +38,7 @@ def test_lost_reply_keeps_the_effect(kaggle_emulator: Emulator):
     assert kaggle_emulator.calls["SaveKernel"] == 1
 
 
+@pytest.mark.slow
 def test_truncated_download(kaggle_emulator: Emulator):
     assert push(
         kaggle_emulator, "truncated-output", "open('big.bin', 'wb').write(b'x' * 200000)"

@@ -68,6 +68,7 @@ def test_kernel_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch, tm
     assert environment["PATH"] == os.environ["PATH"]
 
 
+@pytest.mark.slow
 def test_kernels_see_kernel_env_but_not_the_hosts_secrets(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
@@ -97,6 +98,7 @@ def test_cli_parses_kernel_env():
 # 2. Processes outliving a session -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_background_processes_end_with_the_session(kaggle_emulator: Emulator):
     plain, detached = (f"{300 + uuid.uuid4().int % 10000}.{n}" for n in (1, 2))
     cell = (
@@ -127,6 +129,7 @@ def _emulator_process(state: Path) -> tuple[subprocess.Popen[str], str]:
     return process, line.removeprefix("listening on ")
 
 
+@pytest.mark.slow
 def test_restart_after_a_crash_stops_the_orphaned_session(tmp_path: Path):
     state = tmp_path / "state"
     process, url = _emulator_process(state)
@@ -152,6 +155,7 @@ def test_restart_after_a_crash_stops_the_orphaned_session(tmp_path: Path):
         wait_until(lambda: not any(is_alive(member) for member in tree), timeout=15)
 
 
+@pytest.mark.slow
 def test_restart_charges_gpu_time_only_until_the_last_save(tmp_path: Path):
     with Emulator(tmp_path, {"alice": "alice-key"}) as emulator:
         assert push(emulator, "gpu-kernel", enableGpu=True).ok
@@ -243,6 +247,7 @@ def test_live_log_keeps_its_start_and_end_within_the_cap():
     assert numbers == sorted(set(numbers)) and numbers[0] == 0 and numbers[-1] == 199
 
 
+@pytest.mark.slow
 def test_a_chatty_session_log_is_capped_and_dropped_from_memory(tmp_path: Path):
     limits = Limits(max_log_bytes=20000)
     cell = "for i in range(3000):\n    print('line', i)"
@@ -262,6 +267,7 @@ def test_a_chatty_session_log_is_capped_and_dropped_from_memory(tmp_path: Path):
     assert stream.ok and "line 2999" in stream.text
 
 
+@pytest.mark.slow
 def test_the_log_counts_against_the_output_limit(tmp_path: Path):
     limits = Limits(max_output_bytes=50000, max_log_bytes=10**6)
     cell = "import time\nfor i in range(2000):\n    print('x' * 100, flush=True)\ntime.sleep(300)"
@@ -274,6 +280,7 @@ def test_the_log_counts_against_the_output_limit(tmp_path: Path):
 # 6. Output names that are not UTF-8 ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_outputs_with_non_utf8_names_are_left_out_and_logged(kaggle_emulator: Emulator):
     cell = "open(b'caf\\xe9.txt', 'w').write('x')\nopen('fine.txt', 'w').write('y')"
     assert push(kaggle_emulator, "bytes-name", cell).ok
@@ -360,6 +367,7 @@ def test_a_lost_upload_reply_keeps_the_bytes(kaggle_emulator: Emulator):
     assert kaggle_emulator.faults_injected == {("upload", "lost-reply"): 1}
 
 
+@pytest.mark.slow
 def test_faults_that_do_not_happen_are_not_counted(kaggle_emulator: Emulator):
     assert push(kaggle_emulator, "quick-kernel").ok
     kaggle_emulator.wait_for("alice", "quick-kernel")
@@ -381,6 +389,7 @@ def test_faults_that_do_not_happen_are_not_counted(kaggle_emulator: Emulator):
 # 9. The timeout message -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_timeout_message_gives_the_clamped_timeout(tmp_path: Path):
     with Emulator(tmp_path, dict(USERS), limits=Limits(max_session_seconds=2)) as emulator:
         assert push(emulator, "clamped", SLEEPER, sessionTimeoutSeconds=3600).ok

@@ -18,6 +18,9 @@ from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionLogsS
 
 from kaggletts.emulator import Emulator, Latency
 
+# Every test here follows a running kernel session's log.
+pytestmark = pytest.mark.slow
+
 PRINTS_AROUND_A_FLAG = """
 import os, time
 print('first line', flush=True)

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 ESPEAK_NOTEBOOK = REPO / "notebooks" / "espeak.ipynb"
 
 
+@pytest.mark.slow
 def test_push_status_output_logs_quota(kaggle_emulator: Emulator, official_api, tmp_path: Path):
     api = official_api("alice")
     folder = write_kernel_folder(

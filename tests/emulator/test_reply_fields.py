@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from emulator_helpers import call, push, wait_until
 from kagglesdk.kaggle_object import KaggleObject, ListSerializer, MapSerializer
@@ -237,6 +238,7 @@ def _check(recorder: Recorder, methods: set[str]) -> None:
     assert problems == []
 
 
+@pytest.mark.slow
 def test_default_replies_hold_only_declared_fields(make_emulator, tmp_path: Path):
     recorder = Recorder(make_emulator(gpu_sessions=1))
     _drive_kernels(recorder, tmp_path)
@@ -244,6 +246,7 @@ def test_default_replies_hold_only_declared_fields(make_emulator, tmp_path: Path
     _check(recorder, KERNEL_METHODS | DATASET_METHODS)
 
 
+@pytest.mark.slow
 def test_replies_under_every_assumption_hold_only_declared_fields(make_emulator, tmp_path: Path):
     recorder = Recorder(make_emulator(assume=set(Assumption), gpu_sessions=1))
     _drive_kernels(recorder, tmp_path)

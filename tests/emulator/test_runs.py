@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from emulator_helpers import call, outputs, push, status, wait_until
 
 from kaggletts.emulator import Emulator, Latency, Quirks
 from kaggletts.emulator.processes import descendants, is_alive
+
+# Every test here runs kernel sessions on the emulator.
+pytestmark = pytest.mark.slow
 
 SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(300)"
 

@@ -10,6 +10,7 @@ from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 from kaggletts.emulator import Emulator, Quirks
 
 
+@pytest.mark.slow
 def test_unknown_status_for_a_while_after_each_push(kaggle_emulator: Emulator, official_api):
     kaggle_emulator.quirks = Quirks(unknown_status="PREEMPTED", unknown_status_seconds=3600)
     assert push(kaggle_emulator, "odd-status").ok

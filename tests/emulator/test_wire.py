@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from emulator_helpers import call, push
 from kagglesdk.kernels.types.kernels_api_service import (
@@ -20,6 +21,7 @@ from kaggletts.emulator import Emulator
 KERNEL = {"userName": "alice", "kernelSlug": "wire-check"}
 
 
+@pytest.mark.slow
 def test_responses_parse_with_kagglesdk_types(kaggle_emulator: Emulator):
     saved = ApiSaveKernelResponse.from_dict(push(kaggle_emulator, "wire-check").json())
     assert saved.version_number == 1 and saved.kernel_id > 0

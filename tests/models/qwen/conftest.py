@@ -9,11 +9,7 @@ from pathlib import Path
 import pytest
 from common import hf_snapshot, kaggle_kernel
 from qwen_image import provide_qwen_image
-
-CUSTOM_VOICE = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
-VOICE_DESIGN = "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign"
-BASE = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
-SMALL_CUSTOM_VOICE = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
+from qwen_runs import BASE, CUSTOM_VOICE, SMALL_CUSTOM_VOICE, VOICE_DESIGN
 
 
 @pytest.fixture(scope="session")

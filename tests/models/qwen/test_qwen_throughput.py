@@ -6,8 +6,7 @@ the same as one worker's for the same seed."""
 from __future__ import annotations
 
 import pytest
-from conftest import CUSTOM_VOICE
-from test_qwen_notebook import CLIP_SECONDS, check_result, run
+from qwen_runs import CLIP_SECONDS, CUSTOM_VOICE, check_result, run
 
 LINES = [f"Line number {n}." for n in range(1, 7)]
 

@@ -1,0 +1,86 @@
+"""Helpers shared by the test modules that drive the Kaggle backend against the emulator:
+alice's credentials, fast retry and polling, runs through the API and the CLI, and what the
+emulator saw."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import kaggletts
+from kaggletts.backends.kaggle.credentials import Credentials
+from kaggletts.backends.kaggle.polling import PollSchedule
+from kaggletts.backends.kaggle.retry import RetryPolicy
+from kaggletts.emulator import Emulator
+from kaggletts.result import sha256_of
+
+USER, KEY = "alice", "alice-secret-key-7f3e9"
+FAST = {
+    "retry": RetryPolicy(attempts=12, first_wait=0.05, max_wait=0.5, max_total=60),
+    "poll": PollSchedule(first=0.2, fraction=0.1, cap=1.0),
+    "cap_wait": 0.5,
+    "outputs_wait": 30.0,
+    "settle_wait": 0.2,
+    # Most tests count pushes in the emulator after the run; deletion has a test of its own.
+    "keep_kernels": True,
+}
+
+
+def lines(count: int, tag: str = "") -> list[str]:
+    return [f"Line {n} {tag}of the batch, spoken on the emulator." for n in range(1, count + 1)]
+
+
+def run_kaggle(
+    emulator: Emulator, out: Path, params: dict, notebook: str | Path = "espeak", **overrides
+) -> kaggletts.Result:
+    options = {**FAST, **overrides}
+    return kaggletts.execute(
+        notebook,
+        params,
+        backend="kaggle",
+        output_dir=out,
+        endpoint=emulator.url,
+        credentials=Credentials(USER, key=KEY),
+        **options,
+    )
+
+
+def kaggletts_cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("kaggletts")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_env(emulator: Emulator, **extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess that uses the emulator as alice."""
+    env = {k: v for k, v in os.environ.items() if k != "KAGGLE_API_TOKEN"}
+    env.update(KAGGLE_USERNAME=USER, KAGGLE_KEY=KEY, KAGGLETTS_KAGGLE_ENDPOINT=emulator.url)
+    return {**env, **extra}
+
+
+def pushes(emulator: Emulator, owner: str = USER) -> int:
+    """Versions created in all of `owner`'s kernels: every push that reached Kaggle,
+    whether or not its reply came back."""
+    return sum(len(k.versions) for k in emulator.store.kernels.values() if k.owner == owner)
+
+
+def kernels(emulator: Emulator, owner: str = USER) -> list[str]:
+    return sorted(k.slug for k in emulator.store.kernels.values() if k.owner == owner)
+
+
+def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
+    clips = result.scraps["clips"]
+    assert [c["text"] for c in clips] == texts
+    assert len(result.audio) == len(texts)
+    for path, clip in zip(result.audio, clips, strict=True):
+        assert path.is_absolute() and path.is_file()
+        assert sha256_of(path) == clip["sha256"]
+        with wave.open(str(path)) as audio:
+            assert audio.getsampwidth() == 2 and audio.getnframes() > 1000
