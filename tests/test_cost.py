@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import kaggletts
 from kaggletts import cli, cost
+from kaggletts.backends.kaggle.credentials import Credentials
+from kaggletts.backends.kaggle.polling import PollSchedule
+from kaggletts.emulator import Emulator
+from kaggletts.emulator.pytest_plugin import USERS
 from kaggletts.result import Result
 
 QWEN = cost.RunKind("qwen", "custom_voice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice")
@@ -54,16 +59,41 @@ def test_the_estimate_uses_only_runs_of_the_same_kind():
     assert cost.estimate(cost.RunKind("chatterbox", "english", ""), 10, history) is None
 
 
-def test_quota_estimate_reads_the_batch_and_the_notebook_defaults(tmp_path, monkeypatch):
-    history = [cost.RunCost.from_scrap("qwen", scrap(300, 200, 1000, 60))]
-    monkeypatch.setattr(cost, "kaggle_history", lambda output_dir: history)
+@pytest.mark.slow
+def test_quota_estimate_reads_the_kaggle_jobs_stored_under_the_output_folder(
+    kaggle_emulator: Emulator, tmp_path: Path
+):
+    out = tmp_path / "out"
+    spoken = kaggletts.execute(
+        "espeak",
+        {"utterances": ["The first line of a recorded run.", "And its second line."]},
+        backend="kaggle",
+        output_dir=out,
+        endpoint=kaggle_emulator.url,
+        credentials=Credentials("alice", key=USERS["alice"]),
+        poll=PollSchedule(first=0.2, fraction=0.1, cap=1.0),
+        settle_wait=0.2,
+    )
+    [recorded] = cost.run_costs(spoken)
     batch = tmp_path / "batch.yaml"
     batch.write_text("utterances:\n  - " + "x" * 500 + "\n  - " + "y" * 500 + "\n")
-    outcome = CliRunner().invoke(cli.cli, ["quota", "--estimate", "qwen", "-f", str(batch)])
+
+    outcome = CliRunner().invoke(
+        cli.cli, ["quota", "--estimate", "espeak", "-f", str(batch), "--out", str(out)]
+    )
+
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.output.startswith(f"{QWEN}: 1000 characters, about 5.0 min of GPU quota")
+    seconds = recorded.startup_seconds + recorded.synthesis_seconds / recorded.characters * 1000
+    assert outcome.output.startswith(
+        f"espeak: 1000 characters, about {seconds / 60:.1f} min of GPU quota in one session: "
+        f"{recorded.startup_seconds:.0f} s to start"
+    )
+    assert "from 1 recorded session(s)" in outcome.output
     voice_design = tmp_path / "design.yaml"
     voice_design.write_text("mode: voice_design\nmodel_id: Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign"
                             "\ninstruct: calm\ntext: Hello.\n")
-    outcome = CliRunner().invoke(cli.cli, ["quota", "--estimate", "qwen", "-f", str(voice_design)])
+    outcome = CliRunner().invoke(
+        cli.cli, ["quota", "--estimate", "qwen", "-f", str(voice_design), "--out", str(out)]
+    )
+    assert outcome.exit_code == 0, outcome.output
     assert "no Kaggle run of qwen, voice_design" in outcome.output
