@@ -236,7 +236,9 @@ def run(
 
     if text is not None:
         pairs = (("text", text), *pairs)
-    sources = [*files, parameters.from_cli_pairs(list(pairs))]
+    sources: list[str | parameters.ParameterSet] = [
+        *files, parameters.from_cli_pairs(list(pairs))
+    ]
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
