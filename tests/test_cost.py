@@ -41,18 +41,26 @@ def test_the_summary_counts_every_session_of_a_sharded_kaggle_run():
     line = cost.summary(result("kaggle", scrap(300, 200, 1000, 60), scrap(300, 200, 1000, 60)))
     assert line == ("300.0 s of session per minute of audio; this run used at least "
                     "10.0 min of GPU quota in 2 sessions (plus each session's start-up)")
-    assert "no GPU quota" in cost.summary(result("local", scrap(30, 20, 100, 6)))
+    on_this_machine = cost.summary(result("local", scrap(30, 20, 100, 6)))
+    assert on_this_machine is not None and "no GPU quota" in on_this_machine
     on_cpus = cost.summary(result("kaggle", scrap(30, 20, 100, 6), notebook="espeak"))
     assert on_cpus == (
         "300.0 s of session per minute of audio on Kaggle's CPUs (no GPU quota used)"
     )
 
 
+def recorded(run: dict) -> cost.RunCost:
+    found = cost.RunCost.from_scrap("qwen", run)
+    assert found is not None
+    return found
+
+
 def test_the_estimate_uses_only_runs_of_the_same_kind():
-    history = [cost.RunCost.from_scrap("qwen", scrap(300, 200, 1000, 60)),
-               cost.RunCost.from_scrap("qwen", scrap(500, 400, 1000, 60)),
-               cost.RunCost.from_scrap("qwen", scrap(900, 10, 10, 6, model_id="other"))]
+    history = [recorded(scrap(300, 200, 1000, 60)),
+               recorded(scrap(500, 400, 1000, 60)),
+               recorded(scrap(900, 10, 10, 6, model_id="other"))]
     found = cost.estimate(QWEN, 4000, history)
+    assert found is not None
     assert (found.runs, found.startup_seconds) == (2, 100)
     assert found.seconds_per_character == pytest.approx(0.3)  # 600 s for 2000 characters
     assert found.session_seconds == pytest.approx(100 + 0.3 * 4000)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 USER, KEY = "alice", "alice-secret-key-7f3e9"
 OTHER_KEY = "bob-secret-key-0c41"
-FAST = {
+FAST: dict[str, Any] = {
     "retry": RetryPolicy(attempts=12, first_wait=0.05, max_wait=0.5, max_total=60),
     "poll": PollSchedule(first=0.2, fraction=0.1, cap=1.0),
     "cap_wait": 0.5,

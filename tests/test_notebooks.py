@@ -14,6 +14,7 @@ import time
 import wave
 from array import array
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import papermill
@@ -69,7 +70,7 @@ def clip_by_name(result: kaggletts.Result, fragment: str) -> dict:
 SHORT = "Short."
 LONG = "A much longer sentence takes noticeably longer to say, and the audio grows with it."
 MID = "The quick brown fox jumps over the lazy dog."
-ESPEAK_PARAMS = {
+ESPEAK_PARAMS: dict[str, Any] = {
     "text": "Hello from the text parameter.",
     "voice": "en-gb",
     "rate": 175,
@@ -168,6 +169,7 @@ CUSTOM_VOICE = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
 def run_with_standins(standins, mp, tmp, notebook, params, *, fault=None, input_root=None):
     """Run `notebook` under the stand-ins; returns (result or RunFailed, the calls made)."""
     calls = standins.use(mp, tmp / "calls.jsonl", fault=fault, input_root=input_root)
+    outcome: kaggletts.Result | kaggletts.RunFailed
     try:
         outcome = kaggletts.execute(notebook, params, backend="local", output_dir=tmp / "out")
     except kaggletts.RunFailed as failure:
@@ -319,7 +321,8 @@ def test_qwen_silent_audio_fails_loudly_naming_the_cell(qwen_silence):
     message = str(failure)
     assert "'synthesize'" in message
     assert "NaN or silent" in message
-    assert "synthesize" in failure.cell
+    assert failure.cell is not None and "synthesize" in failure.cell
+    assert failure.exception is not None
     assert failure.exception.startswith("RuntimeError: NaN or silent audio for line 1")
     # It tried float32 before giving up, and wrote no clip.
     assert [c["dtype"] for c in generate_calls(calls, "generate_custom_voice")] == [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,7 +122,7 @@ def test_explicit_values_win_over_every_place(project):
 
 def test_execute_applies_settings_under_its_own_arguments(project, monkeypatch):
     """What reaches the backend: settings, with the call's own options over them."""
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def capture(name, **options):
         seen.update(options, backend=name)
