@@ -79,7 +79,7 @@ TYPE_CHECKED: list[tuple[list[str], list[str]]] = [
 def lint(session: nox.Session) -> None:
     """ruff, then mypy (configured in pyproject.toml) against the installed dependencies'
     own types."""
-    session.install("-e", ".[test,emulator]", "ruff==0.17.6", "mypy==2.4.1", "nox",
+    session.install("-e", ".[test]", "ruff==0.17.6", "mypy==2.4.1", "nox",
                     "types-PyYAML", "types-tqdm")
     session.run("ruff", "check", *LINTED)
     for paths, imports in TYPE_CHECKED:
