@@ -93,8 +93,8 @@ def test_quota_estimate_reads_the_kaggle_jobs_stored_under_the_output_folder(
     assert outcome.exit_code == 0, outcome.output
     seconds = recorded.startup_seconds + recorded.synthesis_seconds / recorded.characters * 1000
     assert outcome.output.startswith(
-        f"espeak: 1000 characters, about {seconds / 60:.1f} min of GPU quota in one session: "
-        f"{recorded.startup_seconds:.0f} s to start"
+        f"espeak: 1000 characters, about {seconds / 60:.1f} min of session time (CPU only: "
+        f"no GPU quota) in one session: {recorded.startup_seconds:.0f} s to start"
     )
     assert "from 1 recorded session(s)" in outcome.output
     voice_design = tmp_path / "design.yaml"
