@@ -102,7 +102,7 @@ def official_api(url: str, config_dir: Path) -> Any:
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     class EmulatorKaggleApi(KaggleApi):
-        def build_kaggle_client(self):  # type: ignore[no-untyped-def]
+        def build_kaggle_client(self):
             client = super().build_kaggle_client()
             client._http_client._endpoint = url
             return client

@@ -138,7 +138,8 @@ def measure_short_runs(sessions: int) -> dict[str, Any]:
         durations = []
         for name, slug, version, out, _ in watchers:
             record = emu.version(common.USER, slug, version)
-            assert out.get("state") == "COMPLETE", (slug, out, record.failure_message)
+            assert out.get("state") == "COMPLETE" and record.finished_at is not None, (
+                slug, out, record.failure_message)
             delays[name].append((out["noticed"] - record.finished_at) / scale)
             calls[name].append(out["calls"])
             if name == "kaggletts":

@@ -90,11 +90,11 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     try:
         rows = module.run(**kwargs)
-        error = ""
+        failure = ""
     except Exception:
-        rows, error = [], traceback.format_exc(limit=8)
+        rows, failure = [], traceback.format_exc(limit=8)
     return {"name": name, "rows": rows, "seconds": time.perf_counter() - started,
-            "doc": inspect.getdoc(module) or "", "error": error}
+            "doc": inspect.getdoc(module) or "", "error": failure}
 
 
 def shortfall(row: dict[str, Any]) -> str:

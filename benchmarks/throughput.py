@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
@@ -112,21 +113,23 @@ def measure(lines: int, repeats: int) -> dict:
     """Each run's fastest synthesis seconds, clip hashes and devices, in this process (a
     subprocess of `run`): the notebook's kernels read the environment set here."""
     sys.path[:0] = [str(ROOT / "tests" / "models"), str(ROOT / "tests" / "models" / "qwen")]
+    # The models tier's modules, found on the path just set; mypy checks them with the tests
+    # and reads `common` here as benchmarks/common.py.
     import pytest
-    from common import hf_snapshot, kaggle_kernel  # tests/models/common.py
-    from qwen_image import provide_qwen_image
+    from common import hf_snapshot, kaggle_kernel  # type: ignore[attr-defined]
+    from qwen_image import provide_qwen_image  # type: ignore[import-not-found]
 
     import kaggletts
 
     provide_qwen_image()
-    from tiny_checkpoints import TinyModel, build
+    from tiny_checkpoints import TinyModel, build  # type: ignore[import-not-found]
 
     texts = [f"Line {n}: " + "word " * (1 + n % 5) for n in range(1, lines + 1)]
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as mp:
         tmp = Path(folder)
         hf_snapshot(tmp / "hf", MODEL, lambda snapshot: build(TinyModel(MODEL), snapshot))
         kaggle_kernel(mp, tmp / "kernel", tmp / "hf")
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         for repeat in range(repeats):
             for name, params in RUNS.items():
                 result = kaggletts.execute(

@@ -252,7 +252,9 @@ def run(
 
     if text is not None:
         pairs = (("text", text), *pairs)
-    sources = [*files, parameters.from_cli_pairs(list(pairs))]
+    sources: list[str | parameters.ParameterSet] = [
+        *files, parameters.from_cli_pairs(list(pairs))
+    ]
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
@@ -463,9 +465,10 @@ def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None
     if found is None:
         click.echo(f"no Kaggle run of {kind} is stored yet to estimate from")
         return
+    spent = "GPU quota" if spec.kernel.enable_gpu else "session time (CPU only: no GPU quota)"
     click.echo(
-        f"{kind}: {characters} characters, about {found.session_seconds / 60:.1f} min of GPU "
-        f"quota in one session: {found.startup_seconds:.0f} s to start, "
+        f"{kind}: {characters} characters, about {found.session_seconds / 60:.1f} min of "
+        f"{spent} in one session: {found.startup_seconds:.0f} s to start, "
         f"{found.seconds_per_character:.3f} s per character, from {found.runs} recorded "
         "session(s) (their own time: queueing and start-up before the notebook are extra)"
     )

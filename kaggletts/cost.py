@@ -29,6 +29,14 @@ class RunKind:
     def __str__(self) -> str:
         return ", ".join(part for part in (self.notebook, self.mode, self.model) if part)
 
+    def includes(self, recorded: RunKind) -> bool:
+        """Whether a recorded run is of this kind. A notebook without a `model_id` parameter
+        (espeak, chatterbox) records a model name of its own, which a batch cannot give:
+        a kind without a model takes any."""
+        return (recorded.notebook, recorded.mode) == (self.notebook, self.mode) and (
+            self.model in ("", recorded.model)
+        )
+
 
 @dataclass(frozen=True)
 class RunCost:
@@ -126,7 +134,7 @@ class Estimate:
 
 def estimate(kind: RunKind, characters: int, history: Iterable[RunCost]) -> Estimate | None:
     """None when no recorded run is of this kind."""
-    alike = [cost for cost in history if cost.kind == kind]
+    alike = [cost for cost in history if kind.includes(cost.kind)]
     if not alike:
         return None
     return Estimate(
@@ -147,11 +155,11 @@ def kind_of(notebook: str, values: dict[str, Any], defaults: dict[str, Any]) -> 
 
 def kaggle_history(output_dir: str | os.PathLike | None) -> list[RunCost]:
     """The figures of every finished Kaggle job stored under the output folder."""
-    from kaggletts.jobs import list_records, record_directory
+    from kaggletts.jobs import list_jobs
 
     costs = []
-    for record in list_records(output_dir):
-        result = Result.load(record_directory(record, output_dir))
+    for job in list_jobs(output_dir):
+        result = Result.load(job.directory)
         if result is not None and result.backend == "kaggle":
             costs += run_costs(result)
     return costs

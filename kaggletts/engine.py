@@ -127,8 +127,9 @@ class KaggleEngine(Engine):
         with kernel_output_to(log_output, stdout_file):
             executed = run.execute()
         copy_run_into(nb_man, executed)
-        nb_man.nb.metadata[RUN_METADATA] = run.description()
-        papermill_log.info("Kaggle outputs: %s", run.job.directory)
+        description = run.description()
+        nb_man.nb.metadata[RUN_METADATA] = description
+        papermill_log.info("Kaggle outputs: %s", description["outputs"])
 
 
 def time_budget(
@@ -255,15 +256,19 @@ class PapermillRun:
         """Where the run went, for the output notebook's metadata."""
         from kaggletts.backends.kaggle.records import RunStore
 
-        shard = RunStore(self.job).load().shards[0]
-        record = self.job.read_record()
+        job = self.job
+        assert job is not None, "a run is described once it has executed"
+        run = RunStore(job).load()
+        assert run is not None, "an executed Kaggle job has its run stored"
+        shard = run.shards[0]
+        record = job.read_record()
         return {
-            "job_id": self.job.id,
-            "endpoint": self.job.identity.get("endpoint"),
-            "kernel": f"{self.job.identity.get('account')}/{shard.slug}",
+            "job_id": job.id,
+            "endpoint": job.identity.get("endpoint"),
+            "kernel": f"{job.identity.get('account')}/{shard.slug}",
             "version": shard.version,
             "url": shard.url,
-            "outputs": str(self.job.directory),
+            "outputs": str(job.directory),
             "state": record.state.value if record else None,
         }
 

@@ -141,7 +141,7 @@ def _take(ledger: Ledger, data: Any, where: str, directory: Path) -> None:
         return
     number, text = data.get("line"), data.get("text")
     try:
-        status = LineStatus(data.get("status"))
+        status = LineStatus(str(data.get("status")))
     except ValueError:
         raise RunFailed(f"{where}: unknown line status {data.get('status')!r}") from None
     if data.get("kind") != "line" or not isinstance(number, int) or number < 1:

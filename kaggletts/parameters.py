@@ -58,6 +58,10 @@ class ParameterSet:
             location = location[:-1]
         return self.origins.get((), "parameters")
 
+    def folder_of(self, location: Location) -> Path | None:
+        """The folder of the YAML file the value at `location` came from, if any."""
+        return self.folders.get(str(location[0])) if location else None
+
     def update(self, other: ParameterSet) -> None:
         if not other.values:
             return
@@ -523,7 +527,7 @@ def _check_input_files(spec: NotebookSpec, values: dict[str, Any], params: Param
             if not value:
                 continue
             where = f"{params.where(location)}: {label}{name} {value!r}"
-            found = _locate(value, params.folders.get(location[0]))
+            found = _locate(value, params.folder_of(location))
             if found is None:
                 raise UsageError(
                     f"{where} is not a file: not at {_looked_at(value, params, location)}"
@@ -539,11 +543,11 @@ def _check_input_files(spec: NotebookSpec, values: dict[str, Any], params: Param
 
 def _looked_at(value: str, params: ParameterSet, location: Location) -> Path:
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (params.folders.get(location[0]) or Path.cwd()) / path
+    return path if path.is_absolute() else (params.folder_of(location) or Path.cwd()) / path
 
 
 def _set(values: dict[str, Any], location: Location, value: Any) -> None:
-    target = values
+    target: Any = values  # a mapping or, under `utterances`, a list
     for key in location[:-1]:
         target = target[key]
     target[location[-1]] = value

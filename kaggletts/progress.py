@@ -9,6 +9,10 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 kernel_log = logging.getLogger("kaggletts.kernel")
 _PROGRESS_LINE = re.compile(r"^\[(\d+)/(\d+)\]\s+(\S+)(?:\s+(\d+(?:\.\d+)?)s)?")
@@ -71,10 +75,10 @@ class TerminalProgress(logging.Handler):
     """For a terminal: a bar per run (or shard) that advances with the kernel's progress
     and names the line just made; every other record is printed above the bars."""
 
-    def __init__(self, stream: object):
+    def __init__(self, stream: TextIO):
         super().__init__()
         self.stream = stream
-        self.bars: dict[str, object] = {}
+        self.bars: dict[str, tqdm[Any]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm

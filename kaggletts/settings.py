@@ -147,7 +147,8 @@ class KaggleSettings:
     is_private: bool | None = None
     dataset_sources: tuple[str, ...] | None = None
     shards: int | None = None
-    timeout: float | None = None
+    # A duration as written ("20m") or seconds; the backend parses it.
+    timeout: float | str | None = None
     keep_kernels: bool | None = None
     gpu_sessions: int | None = None
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 import kaggletts
 from kaggletts.backends.kaggle.credentials import Credentials
@@ -18,7 +19,7 @@ from kaggletts.emulator import Emulator
 from kaggletts.result import sha256_of
 
 USER, KEY = "alice", "alice-secret-key-7f3e9"
-FAST = {
+FAST: dict[str, Any] = {
     "retry": RetryPolicy(attempts=12, first_wait=0.05, max_wait=0.5, max_total=60),
     "poll": PollSchedule(first=0.2, fraction=0.1, cap=1.0),
     "cap_wait": 0.5,

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import kaggletts
 from kaggletts import cli, cost
+from kaggletts.backends.kaggle.credentials import Credentials
+from kaggletts.backends.kaggle.polling import PollSchedule
+from kaggletts.emulator import Emulator
+from kaggletts.emulator.pytest_plugin import USERS
 from kaggletts.result import Result
 
 QWEN = cost.RunKind("qwen", "custom_voice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice")
@@ -36,34 +41,67 @@ def test_the_summary_counts_every_session_of_a_sharded_kaggle_run():
     line = cost.summary(result("kaggle", scrap(300, 200, 1000, 60), scrap(300, 200, 1000, 60)))
     assert line == ("300.0 s of session per minute of audio; this run used at least "
                     "10.0 min of GPU quota in 2 sessions (plus each session's start-up)")
-    assert "no GPU quota" in cost.summary(result("local", scrap(30, 20, 100, 6)))
+    on_this_machine = cost.summary(result("local", scrap(30, 20, 100, 6)))
+    assert on_this_machine is not None and "no GPU quota" in on_this_machine
     on_cpus = cost.summary(result("kaggle", scrap(30, 20, 100, 6), notebook="espeak"))
     assert on_cpus == (
         "300.0 s of session per minute of audio on Kaggle's CPUs (no GPU quota used)"
     )
 
 
+def recorded(run: dict) -> cost.RunCost:
+    found = cost.RunCost.from_scrap("qwen", run)
+    assert found is not None
+    return found
+
+
 def test_the_estimate_uses_only_runs_of_the_same_kind():
-    history = [cost.RunCost.from_scrap("qwen", scrap(300, 200, 1000, 60)),
-               cost.RunCost.from_scrap("qwen", scrap(500, 400, 1000, 60)),
-               cost.RunCost.from_scrap("qwen", scrap(900, 10, 10, 6, model_id="other"))]
+    history = [recorded(scrap(300, 200, 1000, 60)),
+               recorded(scrap(500, 400, 1000, 60)),
+               recorded(scrap(900, 10, 10, 6, model_id="other"))]
     found = cost.estimate(QWEN, 4000, history)
+    assert found is not None
     assert (found.runs, found.startup_seconds) == (2, 100)
     assert found.seconds_per_character == pytest.approx(0.3)  # 600 s for 2000 characters
     assert found.session_seconds == pytest.approx(100 + 0.3 * 4000)
     assert cost.estimate(cost.RunKind("chatterbox", "english", ""), 10, history) is None
 
 
-def test_quota_estimate_reads_the_batch_and_the_notebook_defaults(tmp_path, monkeypatch):
-    history = [cost.RunCost.from_scrap("qwen", scrap(300, 200, 1000, 60))]
-    monkeypatch.setattr(cost, "kaggle_history", lambda output_dir: history)
+@pytest.mark.slow
+def test_quota_estimate_reads_the_kaggle_jobs_stored_under_the_output_folder(
+    kaggle_emulator: Emulator, tmp_path: Path
+):
+    out = tmp_path / "out"
+    spoken = kaggletts.execute(
+        "espeak",
+        {"utterances": ["The first line of a recorded run.", "And its second line."]},
+        backend="kaggle",
+        output_dir=out,
+        endpoint=kaggle_emulator.url,
+        credentials=Credentials("alice", key=USERS["alice"]),
+        poll=PollSchedule(first=0.2, fraction=0.1, cap=1.0),
+        settle_wait=0.2,
+    )
+    [recorded] = cost.run_costs(spoken)
     batch = tmp_path / "batch.yaml"
     batch.write_text("utterances:\n  - " + "x" * 500 + "\n  - " + "y" * 500 + "\n")
-    outcome = CliRunner().invoke(cli.cli, ["quota", "--estimate", "qwen", "-f", str(batch)])
+
+    outcome = CliRunner().invoke(
+        cli.cli, ["quota", "--estimate", "espeak", "-f", str(batch), "--out", str(out)]
+    )
+
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.output.startswith(f"{QWEN}: 1000 characters, about 5.0 min of GPU quota")
+    seconds = recorded.startup_seconds + recorded.synthesis_seconds / recorded.characters * 1000
+    assert outcome.output.startswith(
+        f"espeak: 1000 characters, about {seconds / 60:.1f} min of session time (CPU only: "
+        f"no GPU quota) in one session: {recorded.startup_seconds:.0f} s to start"
+    )
+    assert "from 1 recorded session(s)" in outcome.output
     voice_design = tmp_path / "design.yaml"
     voice_design.write_text("mode: voice_design\nmodel_id: Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign"
                             "\ninstruct: calm\ntext: Hello.\n")
-    outcome = CliRunner().invoke(cli.cli, ["quota", "--estimate", "qwen", "-f", str(voice_design)])
+    outcome = CliRunner().invoke(
+        cli.cli, ["quota", "--estimate", "qwen", "-f", str(voice_design), "--out", str(out)]
+    )
+    assert outcome.exit_code == 0, outcome.output
     assert "no Kaggle run of qwen, voice_design" in outcome.output

@@ -65,10 +65,11 @@ def check_round_trip(result: kaggletts.Result, texts: list[str], canary: Path) -
     assert len(injected) == 1 and len(original) == 1
     assert injected[0] == original[0] + 1  # papermill puts it right after `parameters`
     tree = ast.parse(parameterized.cells[injected[0]].source)
-    values = {node.targets[0].id: ast.literal_eval(node.value)
-              for node in tree.body if isinstance(node, ast.Assign)}
-    # Only plain assignments of literals: nothing else can run.
+    # Only plain assignments of literals to names: nothing else can run.
     assert all(isinstance(node, ast.Assign) for node in tree.body)
+    values = {target.id: ast.literal_eval(node.value) for node in tree.body
+              if isinstance(node, ast.Assign) and isinstance(target := node.targets[0], ast.Name)}
+    assert len(values) == len(tree.body)
     assert values["utterances"] == texts
 
 
@@ -103,6 +104,7 @@ def test_adversarial_texts_round_trip_through_a_yaml_file_and_the_cli(kaggletts_
     assert done.code == 0, done.stderr
     document = json.loads(done.stdout)
     result = kaggletts.Result.load(Path(document["notebook"]).parent)
+    assert result is not None
     check_round_trip(result, texts, canary)
 
 

@@ -203,7 +203,8 @@ def test_the_record_refuses_a_step_its_state_machine_does_not_allow(tmp_path):
     with pytest.raises(BadTransition):
         store.move(run, shard, ShardState.DOWNLOADED)
     store.move(run, shard, ShardState.PUSHING)
-    assert RunStore(job).load().shards[0].state is ShardState.PUSHING
+    stored = RunStore(job).load()
+    assert stored is not None and stored.shards[0].state is ShardState.PUSHING
 
 
 @pytest.mark.parametrize("text", ["[]", '{"job_id": "x"}', "{trunc", '{"job_id": 1, "run": 3}'])

@@ -83,8 +83,9 @@ def test_duration_bounds_count_wide_characters_apart():
     shortest, longest = support.duration_bounds("ab 日本", per_character)
     assert shortest == pytest.approx(2 * 0.05 + 2 * 0.1)
     assert longest == pytest.approx(2 * 0.2 + 2 * 0.5 + support.DURATION_SLACK_SECONDS)
-    with pytest.raises(RuntimeError, match="ran away"):
-        support.check_duration(1, "ab", 60.0, per_character)
+    assert support.duration_problem("ab", 60.0, per_character).startswith("ran away: 60.0s")
+    assert support.duration_problem("ab 日本", 0.1, per_character).startswith("was cut off")
+    assert support.duration_problem("ab 日本", 1.0, per_character) is None
 
 
 def test_sync_writes_the_module_into_a_stale_notebook_and_nothing_else(tmp_path):

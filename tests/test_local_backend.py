@@ -115,7 +115,7 @@ def test_a_failing_notebook_raises_run_failed_naming_the_cell(tmp_path, failing_
     assert "notebook 'failing' failed in cell 'speak'" in message
     assert "ValueError: cannot say 'Hello.'" in message
     assert failure.exception == "ValueError: cannot say 'Hello.'"
-    assert "'speak'" in failure.cell
+    assert failure.cell is not None and "'speak'" in failure.cell
     assert failure.exit_code == 1
     job = api.prepare(failing_notebook, {"text": "Hello."}, "local", tmp_path)
     record = json.loads((job.directory / "job.json").read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ import time
 import wave
 from array import array
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import papermill
@@ -70,7 +71,7 @@ def clip_by_name(result: kaggletts.Result, fragment: str) -> dict:
 SHORT = "Short."
 LONG = "A much longer sentence takes noticeably longer to say, and the audio grows with it."
 MID = "The quick brown fox jumps over the lazy dog."
-ESPEAK_PARAMS = {
+ESPEAK_PARAMS: dict[str, Any] = {
     "text": "Hello from the text parameter.",
     "voice": "en-gb",
     "rate": 175,
@@ -172,6 +173,7 @@ CUSTOM_VOICE = "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice"
 def run_with_standins(standins, mp, tmp, notebook, params, *, fault=None, input_root=None):
     """Run `notebook` under the stand-ins; returns (result or RunFailed, the calls made)."""
     calls = standins.use(mp, tmp / "calls.jsonl", fault=fault, input_root=input_root)
+    outcome: kaggletts.Result | kaggletts.RunFailed
     try:
         outcome = kaggletts.execute(notebook, params, backend="local", output_dir=tmp / "out")
     except kaggletts.RunFailed as failure:

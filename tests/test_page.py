@@ -269,7 +269,12 @@ def test_open_shows_the_page_and_writes_it_for_a_job_stored_without_one(
     result: Result, run_cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
-    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+
+    def open_in_browser(url: str) -> bool:
+        opened.append(url)
+        return True
+
+    monkeypatch.setattr("webbrowser.open", open_in_browser)
     out = str(result.directory.parent.parent)
     page = result.directory / PAGE_FILE
     page.unlink()

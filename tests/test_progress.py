@@ -18,7 +18,7 @@ def test_progress_lines_are_parsed_and_other_lines_are_not():
 
 
 def test_kernel_output_is_logged_line_by_line_with_its_progress(caplog):
-    seen = []
+    seen: list[Progress] = []
     sink = KernelLines("job-1", on_progress=seen.append)
     caplog.set_level(logging.INFO, logger="kaggletts.kernel")
     sink.write("loading\n[1/2] 001-a.wav 1.0s\n[2/2] 00")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,7 +124,7 @@ def test_execute_applies_settings_under_its_own_arguments(project, monkeypatch):
     """What reaches the backend: settings, with the call's own options over them. The real
     backend is built with them (it refuses an option it does not take), then the run stops:
     a Kaggle backend would look for the developer's own credentials."""
-    seen = {}
+    seen: dict[str, Any] = {}
     build = api.get_backend
 
     def build_then_stop(name, **options):

@@ -15,6 +15,7 @@ LINES = ["One.", "Number two.", "The third line.", "Four.", "The fifth line is l
 
 def run_qwen(standins, monkeypatch, tmp_path, params, fault=None):
     calls = standins.use(monkeypatch, tmp_path / "calls.jsonl", fault=fault)
+    outcome: kaggletts.Result | kaggletts.RunFailed
     try:
         outcome = kaggletts.execute("qwen", {"utterances": LINES, **params}, backend="local",
                                     output_dir=tmp_path / "out")

@@ -1,18 +1,24 @@
 """The built wheel, installed into a fresh virtual environment, finds its own notebooks and
 parameter files (kaggletts/_data in the wheel) and speaks from a folder outside the
-checkout.
+checkout; installed the plain way, with the dependencies it declares, every command runs.
 
-The fresh environment gets the wheel only (`--no-deps`); the dependencies come from this
+The first environment gets the wheel only (`--no-deps`); the dependencies come from this
 interpreter's site-packages through a plain path in a .pth file. A plain path does not
-process that folder's own .pth files, so the checkout's editable install stays invisible."""
+process that folder's own .pth files, so the checkout's editable install stays invisible.
+The second is a plain `pip install` of the wheel: only what pyproject.toml declares."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -21,6 +27,11 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
+# Imported by kaggletts/ without being a dependency, each only where it is already there.
+NOT_DEPENDENCIES = {
+    "pytest": "kaggletts/emulator/pytest_plugin.py is loaded by pytest only",
+    "nbconvert": "kaggletts/emulator/rendering.py writes a plain page without it",
+}
 
 
 def run(*args: str | Path, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -30,14 +41,24 @@ def run(*args: str | Path, cwd: Path, env: dict[str, str]) -> subprocess.Complet
     return done
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("wheel")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "KAGGLETTS_OUTPUT", "VIRTUAL_ENV")}
+def outside_env() -> dict[str, str]:
+    """This process's environment without what points into the checkout or its venv."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "KAGGLETTS_OUTPUT", "VIRTUAL_ENV")}
+
+
+def build_wheel(tmp: Path, env: dict[str, str]) -> Path:
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp / "dist", REPO,
         cwd=tmp, env=env)
     [wheel] = (tmp / "dist").glob("kaggletts-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wheel")
+    env = outside_env()
+    wheel = build_wheel(tmp, env)
     venv = tmp / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp, env=env)
     python = venv / "bin" / "python"
@@ -93,3 +114,84 @@ def test_the_installed_command_speaks_the_shipped_demo(installed):
     for audio in document["audio"]:
         assert Path(audio).is_file() and Path(audio).is_relative_to(out.resolve())
     assert Path(document["notebook"]).is_relative_to(out.resolve())
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    """The distribution a requirement names: what precedes its extras, version or markers."""
+    return canonical(re.split(r"[\s\[<>=!~;@]", requirement, maxsplit=1)[0])
+
+
+def third_party_imports(package: Path) -> set[str]:
+    """The top-level names of every absolute import in the package's modules, wherever in
+    the module (lazy imports included), less the standard library and the package."""
+    names: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_bytes())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {package.name}
+
+
+def test_every_third_party_module_the_package_imports_is_declared():
+    """Each module's distribution (as installed here) is in pyproject.toml's dependencies:
+    nothing the package imports may arrive only because another dependency pulls it in."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {requirement_name(requirement)
+                for requirement in pyproject["project"]["dependencies"]}
+    imported = third_party_imports(REPO / "kaggletts")
+    assert set(NOT_DEPENDENCIES) <= imported, "an exception no longer imported"
+    owners = importlib.metadata.packages_distributions()
+    undeclared = {
+        module: owners.get(module)
+        for module in sorted(imported - set(NOT_DEPENDENCIES))
+        if not declared & {canonical(dist) for dist in owners.get(module, [])}
+    }
+    assert undeclared == {}, "imported by kaggletts/ but not declared (module: distributions)"
+
+
+@pytest.fixture(scope="module")
+def plain_install(tmp_path_factory):
+    """The wheel installed the way a user installs it: `pip install WHEEL` into a fresh
+    environment, which brings exactly the declared dependencies."""
+    tmp = tmp_path_factory.mktemp("plain-install")
+    env = outside_env()
+    wheel = build_wheel(tmp, env)
+    venv = tmp / "venv"
+    run(sys.executable, "-m", "venv", venv, cwd=tmp, env=env)
+    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel, cwd=tmp, env=env)
+    work = tmp / "elsewhere"
+    work.mkdir()
+    return {"kaggletts": venv / "bin" / "kaggletts", "work": work, "env": env}
+
+
+@pytest.mark.slow
+def test_the_emulator_and_quota_commands_run_on_a_plain_install(plain_install):
+    kaggletts, work = plain_install["kaggletts"], plain_install["work"]
+    env = {**plain_install["env"], "KAGGLE_USERNAME": "alice", "KAGGLE_KEY": "alice-key",
+           "KAGGLE_CONFIG_DIR": str(work / "kaggle-config")}
+    env.pop("KAGGLE_API_TOKEN", None)
+    help_text = run(kaggletts, "emulator", "--help", cwd=work, env=env).stdout
+    assert help_text.startswith("Usage: kaggletts emulator")
+    log = work / "emulator.log"
+    with log.open("w") as stderr:
+        emulator = subprocess.Popen(
+            [str(kaggletts), "emulator", "--user", "alice:alice-key", "--state", "state"],
+            cwd=work, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+    assert emulator.stdout is not None
+    try:
+        line = emulator.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:"), log.read_text()
+        quota = run(kaggletts, "quota", "--endpoint", line.removeprefix("listening on "),
+                    cwd=work, env=env)
+        assert quota.stdout.startswith("GPU: 0.0 h used"), quota.stdout
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        assert emulator.wait(timeout=30) == 0, log.read_text()
+    assert "internal error" not in log.read_text()

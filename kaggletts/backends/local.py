@@ -142,7 +142,9 @@ def _kernel_manager_logging_to(path: Path) -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class KernelLoggingToFile(AsyncKernelManager):
-        async def start_kernel(self, **kw: Any) -> None:
+        # AsyncKernelManager turns KernelManager's blocking start_kernel into a coroutine;
+        # jupyter_client ignores the same clash in its own declaration.
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             with path.open("ab") as stderr:  # the kernel keeps its own copy of the file
                 await super().start_kernel(**kw, stderr=stderr)
 

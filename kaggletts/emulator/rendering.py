@@ -29,7 +29,8 @@ def _render_output(output: dict[str, object]) -> str:
         text = "".join(text) if isinstance(text, list) else str(text)
         return f"<pre class='{html.escape(str(output.get('name')))}'>{html.escape(text)}</pre>"
     if output.get("output_type") == "error":
-        lines = "\n".join(str(line) for line in output.get("traceback", []))  # type: ignore[union-attr]
+        frames = output.get("traceback")
+        lines = "\n".join(str(line) for line in frames) if isinstance(frames, list) else ""
         return f"<pre class='error'>{html.escape(lines)}</pre>"
     data = output.get("data")
     if not isinstance(data, dict):

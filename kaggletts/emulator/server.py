@@ -53,7 +53,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.app = app
         super().__init__(address, RequestHandler)
 
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: tuple[str, int]
+    ) -> None:
         """A client that goes away mid-request (killed, timed out) is routine, not a fault."""
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
@@ -70,10 +72,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         return self.server.app
 
     def setup(self) -> None:
-        # StreamRequestHandler applies `timeout` to the socket: a client that goes quiet
-        # mid-request gets its connection closed instead of holding a thread forever.
-        self.timeout = self.server.app.config.limits.request_timeout_seconds
         super().setup()
+        # A client that goes quiet mid-request gets its connection closed instead of holding
+        # a thread forever. The limit is this emulator's, so it goes on the connection, not
+        # in StreamRequestHandler's `timeout`, which is the handler class's.
+        self.connection.settimeout(self.server.app.config.limits.request_timeout_seconds)
 
     def log_message(self, format: str, *args: object) -> None:
         LOGGER.debug("%s " + format, self.address_string(), *args)
@@ -107,7 +110,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _read_some(self, size: int) -> bytes:
         """Up to `size` bytes of what has arrived (at least one), without waiting for all."""
-        chunk = self.rfile.read1(min(size, self._unread))  # type: ignore[attr-defined]
+        chunk = self.rfile.read1(min(size, self._unread))
         self._unread -= len(chunk)
         return chunk
 

@@ -117,7 +117,7 @@ def install_package(requirement, needs):
 
 
 def package_versions(*names):
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -267,7 +267,7 @@ def split_text(text, limit, boundaries=BOUNDARIES):
         return [text.strip()]
     if not boundaries:
         return [text[start:start + limit] for start in range(0, len(text), limit)]
-    pieces = []
+    pieces: list[str] = []
     for part in filter(str.strip, re.split(boundaries[0], text)):
         for small in split_text(part, limit, boundaries[1:]):
             if pieces and len(pieces[-1]) + 1 + len(small) <= limit:
@@ -357,7 +357,7 @@ def plan_work(batch, max_characters, batch_size):
               for part, text in enumerate(split_text(utterance["text"], max_characters))]
     if batch_size <= 1:
         return [[piece] for piece in pieces]
-    groups = {}
+    groups: dict[tuple, list[Piece]] = {}
     for piece in pieces:
         settings = sorted((k, repr(v)) for k, v in piece.utterance.items()
                           if k not in ("text", "name"))
@@ -381,7 +381,8 @@ def expected_cost(unit):
 def deal(units, workers):
     """The units dealt to `workers` so that their expected loads come out even (the longest
     first, each to the least loaded); each worker then speaks its share in input order."""
-    loads, shares = [0] * workers, [[] for _ in range(workers)]
+    loads = [0] * workers
+    shares: list[list[list[Piece]]] = [[] for _ in range(workers)]
     for unit in sorted(units, key=expected_cost, reverse=True):
         least = loads.index(min(loads))
         shares[least].append(unit)
@@ -398,7 +399,7 @@ def speak_alone(piece, speak, seconds_per_character):
     more, with `retry` 1 in its utterance (the notebook's `speak` moves to its next seed);
     after a second failure the Made says why, and the batch goes on without it. Out of
     memory and errors that end the session are raised."""
-    reasons = []
+    reasons: list[str] = []
     for retry in (0, 1):
         utterance = {**piece.utterance, "retry": retry} if retry else piece.utterance
         started = time.perf_counter()
@@ -451,7 +452,8 @@ def speak_units(units, speak, speak_together, deadline, seconds_per_character):
     same failure on the first lines stops the batch (BatchStopped)."""
     fits = max(map(len, units), default=1)
     todo = list(units)
-    made_any, alike = False, []
+    made_any = False
+    alike: list[str] = []  # the failures in a row, while they are the same
     while todo:
         if deadline and time.time() >= deadline:
             return
@@ -605,11 +607,15 @@ def speak_batch(batch, speak, out_dir, deadline, max_characters, seconds_per_cha
     total = total or len(batch)
     ledger = Ledger()
     units = plan_work(batch, max_characters, batch_size if speak_together else 1)
-    parts_of = {}
+    parts_of: dict[int, int] = {}
     for unit in units:
         for piece in unit:
             parts_of[piece.line] = parts_of.get(piece.line, 0) + 1
-    pieces_of, clips, failed, used, stopped = {}, {}, {}, set(), None
+    pieces_of: dict[int, dict[int, Made]] = {}
+    clips: dict[int, dict] = {}
+    failed: dict[int, dict] = {}
+    used: set = set()
+    stopped = None
     made = speak_everywhere(devices, units, speak, speak_together, deadline,
                             seconds_per_character)
     try:
@@ -661,7 +667,7 @@ def write_line(parts, utterance, path):
     import numpy as np
 
     sample_rate = parts[0].outcome[1]
-    audio = []
+    audio: list = []
     for part in parts:
         audio += [np.zeros(int(PAUSE_SECONDS * sample_rate), np.float32)] if audio else []
         audio.append(np.asarray(part.outcome[0], dtype=np.float32))

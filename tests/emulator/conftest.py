@@ -43,7 +43,7 @@ def official_api(
 
     class EmulatorKaggleApi(KaggleApi):
         # KaggleApi builds a fresh KaggleClient per call; only its endpoint changes.
-        def build_kaggle_client(self):  # type: ignore[no-untyped-def]
+        def build_kaggle_client(self):
             client = super().build_kaggle_client()
             client._http_client._endpoint = kaggle_emulator.url
             return client

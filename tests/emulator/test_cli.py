@@ -55,6 +55,7 @@ def test_relative_paths_are_taken_from_the_start_directory(tmp_path: Path):
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None
     try:
         url = process.stdout.readline().strip().removeprefix("listening on ")
         api = f"{url}/api/v1/kernels.KernelsApiService"

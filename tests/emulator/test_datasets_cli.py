@@ -81,6 +81,7 @@ def test_python_dataset_and_cli(tmp_path: Path):
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None
     try:
         line = process.stdout.readline().strip()
         assert line.startswith("listening on http://127.0.0.1:")

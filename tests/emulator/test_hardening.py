@@ -314,7 +314,7 @@ def test_a_cancel_during_mounting_never_starts_the_kernel(
     sessions = kaggle_emulator.sessions
     mount = sessions._mount_datasets
 
-    def slow_mount(version, input_root, log):  # type: ignore[no-untyped-def]
+    def slow_mount(version, input_root, log):
         wait_until(lambda: version.status == "CANCEL_REQUESTED", timeout=30)
         mount(version, input_root, log)
 
@@ -332,7 +332,7 @@ def test_a_cancel_right_after_the_start_is_not_overwritten(
     seen = _record_statuses(kaggle_emulator, "cancel-at-start")
     real_popen = subprocess.Popen
 
-    def popen_then_cancel(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def popen_then_cancel(*args, **kwargs):
         process = real_popen(*args, **kwargs)
         session_id = kaggle_emulator.session_id("alice", "cancel-at-start")
         kaggle_emulator.kernels.cancel_kernel_session("alice", {"kernelSessionId": session_id})

@@ -16,6 +16,7 @@ from kagglesdk.kaggle_http_client import KaggleHttpClient
 from kagglesdk.kernels.services.kernels_api_service import KernelsApiClient
 from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionLogsStreamRequest
 
+from kaggletts.backends.kaggle.retry import status_of
 from kaggletts.emulator import Emulator, Latency
 
 # Every test here follows a running kernel session's log.
@@ -40,10 +41,10 @@ def _stream(emulator: Emulator, user: str = "alice", **fields: Any) -> requests.
 
 
 def _events(response: requests.Response) -> Iterator[str]:
-    for line in response.iter_lines(decode_unicode=True):
+    for line in response.iter_lines():
         if line:
-            assert line.startswith("data: ")
-            yield line.removeprefix("data: ")
+            assert line.startswith(b"data: ")
+            yield line.removeprefix(b"data: ").decode("utf-8")
 
 
 # Events that never arrive make the reader block: fail fast instead.
@@ -97,7 +98,7 @@ def test_a_session_still_queued_after_the_wait_is_a_504(kaggle_emulator: Emulato
             kernel_slug="queued-log",
             wait_for_logs_url_seconds=1,
         )
-    assert raised.value.response.status_code == 504
+    assert status_of(raised.value) == 504
 
 
 def test_stream_faults_and_permissions(kaggle_emulator: Emulator):
@@ -106,10 +107,10 @@ def test_stream_faults_and_permissions(kaggle_emulator: Emulator):
     kaggle_emulator.fail_next("LogsStream", "503")
     with pytest.raises(requests.HTTPError) as raised:
         _stream(kaggle_emulator, user_name="alice", kernel_slug="private-log")
-    assert raised.value.response.status_code == 503
+    assert status_of(raised.value) == 503
     with pytest.raises(requests.HTTPError) as raised:
         _stream(kaggle_emulator, user="bob", user_name="alice", kernel_slug="private-log")
-    assert raised.value.response.status_code == 403
+    assert status_of(raised.value) == 403
     # Counted once it got past the fault: bob's refused call.
     assert kaggle_emulator.calls["LogsStream"] == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from emulator_helpers import call, outputs, push, status, wait_until
@@ -19,11 +20,11 @@ SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(300)"
 
 def _running_tree(emulator: Emulator, slug: str) -> list[int]:
     wait_until(lambda: emulator.status("alice", slug) == "RUNNING")
-    version = emulator.version("alice", slug)
-    assert version.pid is not None
+    pid = emulator.version("alice", slug).pid
+    assert pid is not None
     # Wait for the Jupyter kernel too, so the test proves it is stopped as well.
-    wait_until(lambda: len(descendants(version.pid)) >= 1)
-    return [version.pid, *descendants(version.pid)]
+    wait_until(lambda: len(descendants(pid)) >= 1)
+    return [pid, *descendants(pid)]
 
 
 def test_failing_notebook_ends_in_error(kaggle_emulator: Emulator):
@@ -67,7 +68,7 @@ def test_session_caps_count_gpu_and_cpu_sessions_apart(kaggle_emulator: Emulator
     kaggle_emulator.latency = Latency(queue_delay=3600)
     kaggle_emulator.gpu_sessions = 1
     kaggle_emulator.cpu_sessions = 1
-    gpu = {"enableGpu": True, "machineShape": "NvidiaTeslaT4"}
+    gpu: dict[str, Any] = {"enableGpu": True, "machineShape": "NvidiaTeslaT4"}
     assert push(kaggle_emulator, "first-gpu-session", SLEEPER, **gpu).json()["versionNumber"] == 1
     refused = push(kaggle_emulator, "second-gpu-session", SLEEPER, **gpu)
     assert refused.status_code == 200

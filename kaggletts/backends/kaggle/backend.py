@@ -185,7 +185,7 @@ class KaggleBackend:
                 said = self._leave(ctx, "interrupted")
                 ctx.store.save(ctx.run, JobState.INTERRUPTED, "interrupted")
                 raise Interrupted(f"interrupted; {said}") from None
-            failures = [f.exception() for f in done if f.exception() is not None]
+            failures = [error for f in done if (error := f.exception()) is not None]
             if not failures:
                 return
             ctx.stop.set()
@@ -273,7 +273,9 @@ class KaggleBackend:
         run = ctx.run if ctx else store.load()
         cancelled: list[str] = []
         left: list[str] = []
-        for shard in run.may_run() if run else []:
+        if run is None:
+            return cancelled, left
+        for shard in run.may_run():
             if shard.session_id is None:
                 left.append(f"{remote.username}/{shard.slug}{ends_by_text(shard)}")
                 continue

@@ -30,5 +30,9 @@ class RunContext:
     def move(self, shard: Shard, to: ShardState, **fields: object) -> Shard:
         return self.store.move(self.run, shard, to, **fields)
 
+    def pause(self, seconds: float) -> None:
+        """Wait up to `seconds`, less if the run is stopped meanwhile."""
+        self.stop.wait(seconds)
+
     def time_left(self, until: float) -> float:
         return max(until - time.time(), 0.0)

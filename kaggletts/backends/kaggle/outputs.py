@@ -75,8 +75,9 @@ class Listing:
             wait=tenacity.wait_exponential(multiplier=0.5, max=10),
             stop=tenacity.stop_after_delay(self.patience)
             | tenacity.stop_when_event_set(self.ctx.stop),
-            sleep=self.ctx.stop.wait,
-            retry_error_callback=lambda state: state.outcome.result(),
+            sleep=self.ctx.pause,
+            # Retried only while the file is not listed: patience ran out unlisted.
+            retry_error_callback=lambda state: False,
         )
         if not patience(list_once) or not found:
             raise RunFailed(

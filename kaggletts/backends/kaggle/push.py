@@ -91,7 +91,7 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
         ),
         wait=wait,
         stop=give_up,
-        sleep=ctx.stop.wait,
+        sleep=ctx.pause,
         reraise=True,
     )
     try:

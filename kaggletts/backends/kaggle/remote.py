@@ -117,10 +117,17 @@ def _server_message(error: Exception) -> str:
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
     """kagglesdk sends without a timeout; a hung connection must not hang a run."""
 
-    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = REQUEST_TIMEOUT
-        return super().send(request, **kwargs)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        timeout = REQUEST_TIMEOUT if timeout is None else timeout
+        return super().send(request, stream, timeout, verify, cert, proxies)
 
 
 class KaggleRemote:

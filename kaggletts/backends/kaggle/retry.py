@@ -79,9 +79,12 @@ class RetryPolicy:
 
 
 def _retry_after(error: BaseException | None) -> float | None:
-    if status_of(error) != 429:
+    # Only an HTTPError is retried for its status (is_transient).
+    if not isinstance(error, requests.HTTPError) or error.response is None:
         return None
-    header = error.response.headers.get("Retry-After", "")  # type: ignore[union-attr]
+    if error.response.status_code != 429:
+        return None
+    header = error.response.headers.get("Retry-After", "")
     try:
         return min(float(header), 120.0)
     except ValueError:

@@ -39,6 +39,7 @@ def installed(requirement: str) -> bool:
 def run_notebook(tmp: Path, params: dict) -> Run:
     """The notebook, unchanged, through kaggletts' local backend in the current kernel setup."""
     started = time.perf_counter()
+    outcome: kaggletts.Result | kaggletts.RunFailed
     try:
         outcome = kaggletts.execute(NOTEBOOK, params, backend="local", output_dir=tmp / "out")
         notebook = outcome.directory / "__notebook__.ipynb"

@@ -17,7 +17,7 @@ from chatterbox_runs import run_notebook
 import kaggletts
 
 NARRATOR = "voices/narrator.wav"
-LINES = [
+LINES: list[str | dict[str, str]] = [
     "A plain line in the built-in voice.",
     {"text": "A cloned line.", "audio_prompt": NARRATOR},
     "Plain and short.",

@@ -4,6 +4,7 @@ qwen-tts needs, tiny checkpoints in a Hugging Face cache, and a Kaggle-shaped ke
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def hf_home(qwen_environment, tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("hf-home")
     for model in (TinyModel(CUSTOM_VOICE), TinyModel(VOICE_DESIGN), TinyModel(BASE),
                   TinyModel(SMALL_CUSTOM_VOICE, overflows_in_float16=True)):
-        hf_snapshot(home, model.model_id, lambda folder, model=model: build(model, folder))
+        hf_snapshot(home, model.model_id, partial(build, model))
     return home
 
 

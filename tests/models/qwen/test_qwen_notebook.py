@@ -97,7 +97,7 @@ def test_a_clone_that_runs_to_max_new_tokens_fails_naming_the_line(kernel, tmp_p
                             "ref_text": "Not what the reference says.", "max_new_tokens": 48,
                             "utterances": ["A longer first line.", "Hi."]},
                  input_root=reference, mp=kernel)
-    assert isinstance(result, kaggletts.RunFailed), result
+    assert isinstance(result, kaggletts.RunFailed) and result.exception is not None, result
     assert "line 2 ran away" in result.exception
     assert "'Hi.'" in result.exception
 
@@ -116,6 +116,7 @@ def test_standin_signatures_match_the_real_package(qwen_environment, standins, m
     monkeypatch.syspath_prepend(str(standins.dir))
     spec = importlib.util.spec_from_file_location(
         "standin_qwen_tts", standins.dir / "qwen_tts" / "__init__.py")
+    assert spec is not None and spec.loader is not None
     standin = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "standin_qwen_tts", standin)
     spec.loader.exec_module(standin)
