@@ -182,6 +182,15 @@ class Examination:
 
         endpoint = self.endpoint()
         origin = self.settings.origins.get("kaggle.endpoint", "the default")
+        try:
+            self.settings.refuse_project_endpoint()
+        except KaggleTTSError as error:
+            return Finding(
+                Check.ENDPOINT,
+                Verdict.FAIL,
+                str(error),
+                "name the endpoint yourself if you trust it, or run outside the project",
+            )
         started = time.monotonic()
         try:
             requests.get(endpoint, timeout=PROBE_TIMEOUT_SECONDS, allow_redirects=False)
