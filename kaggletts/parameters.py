@@ -32,11 +32,11 @@ MAX_UTTERANCES = 5_000
 MAX_NODES = 200_000
 MAX_DEPTH = 8
 MERGE_TAG = "tag:yaml.org,2002:merge"
-# Control characters no text means to hold (NUL, escape, C1 controls...): refused, never
-# dropped, since the words on either side would run together. Tabs and line breaks are
-# spacing, and become spaces in the text spoken (see _spoken).
+# Control characters no text means to hold (NUL, escape, C1 controls...): refused, not
+# dropped, since dropping one glues the words on either side together, and a model given
+# one stops there (eSpeak NG at a NUL) or reads noise, while the clip records it all.
+# Tabs and line breaks are spacing every model reads as such: they stay as given.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
-LINE_BREAK_OR_TAB = re.compile(r"[\t\n\v\f\r\u2028\u2029]")
 ALWAYS_PER_UTTERANCE = {"text": "str", "name": "str"}
 # Where Kaggle mounts attached datasets; a path under it names a file in a dataset the
 # user attaches to the kernel, which cannot be checked from this machine.
@@ -301,25 +301,23 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
 
 
 def _check_spoken(values: dict[str, Any], params: ParameterSet) -> None:
-    """Each line to speak has something a voice can say, and is given to the model with
-    its tabs and line breaks as spaces, so the text a clip records is the text spoken."""
+    """Each line to speak has something a voice can say: a line of only punctuation or
+    invisible characters would pass as text, then fail the batch as silent audio."""
     if values.get("text"):
-        values["text"] = _spoken(values["text"], params.where(("text",)), "`text`")
+        _check_speakable(values["text"], params.where(("text",)), "`text`")
     for index, item in enumerate(values.get("utterances", [])):
         label = f"utterance {index + 1}"
         if isinstance(item, str):
-            where = params.where(("utterances", index))
-            values["utterances"][index] = _spoken(item, where, label)
+            _check_speakable(item, params.where(("utterances", index)), label)
         else:
-            item["text"] = _spoken(item["text"], params.where(("utterances", index, "text")), label)
+            _check_speakable(item["text"], params.where(("utterances", index, "text")), label)
 
 
-def _spoken(text: str, where: str, label: str) -> str:
+def _check_speakable(text: str, where: str, label: str) -> None:
     if not any(character.isalnum() for character in text):
         raise UsageError(
             f"{where}: {label} has nothing to speak: {_short(text)} has no letter or digit"
         )
-    return LINE_BREAK_OR_TAB.sub(" ", text)
 
 
 def _effective(spec: NotebookSpec, values: dict[str, Any], name: str) -> Any:

@@ -156,12 +156,19 @@ def test_a_nul_in_a_text_file_is_refused_naming_its_line(run_cli, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_tabs_and_line_breaks_inside_a_line_are_spoken_and_recorded_as_spaces(tmp_path):
+@pytest.mark.parametrize("given", ["--text", "-p"])
+def test_an_escape_typed_on_the_command_line_is_refused(run_cli, tmp_path, given):
+    args = ("--text",) if given == "--text" else ("-p", "text")
+    result = run_cli("run", "espeak", *args, "\x1b[31mred", "--out", str(tmp_path / "out"))
+    refused(result, "control character U+001B at character 1")
+
+
+def test_tabs_and_line_breaks_inside_a_line_are_kept_as_given(tmp_path):
     path = tmp_path / "spacing.yaml"
-    path.write_text('text: "one\\ttwo"\nutterances:\n  - |\n    three\n    four\n')
+    path.write_text('text: "one\ttwo"\nutterances:\n  - |\n    three\n    four\n')
     values = validated(str(path))
-    assert values["text"] == "one two"
-    assert values["utterances"] == ["three four "]
+    assert values["text"] == "one\ttwo"
+    assert values["utterances"] == ["three\nfour\n"]
 
 
 @pytest.mark.parametrize("text", ["....", "\u200b", " - ! "])
