@@ -187,7 +187,7 @@ class Settings:
             if name in KEY_BY_NAME
         }
         merged.update({name: (value, origin) for name, value in layer.items()})
-        return _build(merged, self.notebooks, self.from_project - layer.keys())
+        return _build(merged, self.notebooks, self.from_project.difference(layer))
 
     def notebook_defaults(self, notebook: str) -> parameters.ParameterSet:
         return self.notebooks.get(notebook, parameters.ParameterSet())

@@ -382,3 +382,14 @@ def test_a_project_endpoint_must_be_https_or_loopback(project, endpoint):
 def test_a_user_file_may_name_a_plain_http_endpoint(project):
     settings = settings_in(project, user='[kaggle]\nendpoint = "http://10.0.0.5:8000"\n')
     assert settings.backend_options("kaggle")["endpoint"] == "http://10.0.0.5:8000"
+
+
+def test_a_project_endpoint_given_on_the_command_line_is_the_users(project):
+    (project / "pyproject.toml").write_text(
+        '[tool.kaggletts.kaggle]\nendpoint = "http://127.0.0.1:8000"\nshards = 2\n')
+    settings = settings_in(project)
+    with pytest.raises(kaggletts.UsageError, match="pyproject.toml:2: the project sets"):
+        settings.backend_options("kaggle")
+    given = settings.overridden({"kaggle.endpoint": "http://127.0.0.1:8000"}, "command line")
+    assert given.backend_options("kaggle")["endpoint"] == "http://127.0.0.1:8000"
+    assert given.from_project == frozenset({"kaggle.shards"})
