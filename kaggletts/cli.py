@@ -174,11 +174,11 @@ def report(result: Any, as_json: bool) -> None:
             )
         )
         return
-    seconds = sum(result.timings.values())
-    audio_seconds = sum(clip.get("duration", 0) for clip in result.clips)
+    seconds = sum(t for t in result.timings.values() if isinstance(t, int | float))
     origin = "stored result" if result.cached else f"{result.backend} run in {seconds:.1f}s"
     click.echo(
-        f"{len(result.audio)} clips, {audio_seconds:.1f}s of audio ({origin}) in {result.directory}"
+        f"{len(result.audio)} clips, {result.audio_seconds:.1f}s of audio ({origin}) in "
+        f"{result.directory}"
     )
     from kaggletts.cost import summary
 
@@ -328,6 +328,7 @@ def _first_words(text: str, width: int = 40) -> str:
 def status(job_id: str, output_dir: str | None) -> None:
     """Show a job's record; for Kaggle jobs, each session's live state."""
     from kaggletts.jobs import JobState, find_job
+    from kaggletts.result import DamagedResult, Result
 
     job = find_job(job_id, output_folder(output_dir))
     record = job.read_record()
@@ -335,6 +336,14 @@ def status(job_id: str, output_dir: str | None) -> None:
     click.echo(f"job {job.id}: {job.spec.name} on {job.backend}, {record.state.value}")
     if record.error:
         click.echo(f"  error: {record.error}")
+    if record.state is JobState.COMPLETE:
+        try:
+            stored = Result.read(job.directory)
+        except DamagedResult as damage:
+            click.echo(f"  result: none usable: {damage}; running the request again remakes it")
+        else:
+            if stored is None:
+                click.echo("  result: none stored; running the request again makes it")
     if job.backend == "kaggle" and record.state is not JobState.COMPLETE:
         from kaggletts.backends.kaggle.records import RunStore
 
@@ -403,9 +412,15 @@ def open_page(job_id: str, output_dir: str | None) -> None:
     from kaggletts.errors import UsageError
     from kaggletts.jobs import find_job
     from kaggletts.page import PAGE_FILE, write_page
+    from kaggletts.result import DamagedResult, Result
 
     job = find_job(job_id, output_folder(output_dir))
-    result = job.stored_result()
+    try:
+        result = Result.read(job.directory)
+    except DamagedResult as damage:
+        raise UsageError(
+            f"job {job.id} has no usable result: {damage}; running the request again remakes it"
+        ) from None
     if result is None:
         raise UsageError(f"job {job.id} has no result yet; `kaggletts status {job.id}` says why")
     page = job.directory / PAGE_FILE

@@ -182,6 +182,15 @@ class Examination:
 
         endpoint = self.endpoint()
         origin = self.settings.origins.get("kaggle.endpoint", "the default")
+        try:
+            self.settings.refuse_project_endpoint()
+        except KaggleTTSError as error:
+            return Finding(
+                Check.ENDPOINT,
+                Verdict.FAIL,
+                str(error),
+                "name the endpoint yourself if you trust it, or run outside the project",
+            )
         started = time.monotonic()
         try:
             requests.get(endpoint, timeout=PROBE_TIMEOUT_SECONDS, allow_redirects=False)
@@ -358,7 +367,7 @@ def _speak_once(text: str, backend_name: str, backend: Any) -> tuple[float, floa
     with _quiet(), tempfile.TemporaryDirectory(prefix="kaggletts-doctor-") as folder:
         job = prepare("espeak", {"text": text}, backend_name, folder, backend.identity())
         result = run_job(job, backend, force=True)
-        audio = sum(clip.get("duration", 0.0) for clip in result.clips)
+        audio = result.audio_seconds
         if not result.audio or not audio:
             raise KaggleTTSError(f"the {backend_name} run made no audio")
     return time.monotonic() - started, audio

@@ -5,6 +5,7 @@ lock so that one process at a time drives a job."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -43,6 +44,14 @@ class JobState(StrEnum):
 
 class CorruptRecord(UsageError):
     """A job record that cannot be read back (truncated, edited, not a job)."""
+
+
+class CannotWrite(UsageError):
+    """The output folder cannot hold the job's files: a file is in the way, it is
+    read-only, or its disk is full."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
 
 
 def output_root(output_dir: str | os.PathLike | None) -> Path:
@@ -198,13 +207,30 @@ class Job:
             identity=self.identity,
         )
 
+    def make_folder(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CannotWrite(self.directory, error) from None
+
     def write_record(self, record: JobRecord) -> JobRecord:
-        """Store `record` atomically (a crash leaves the old record or the new one)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not (self.directory / RECORD_FILE).exists():
+        """Store `record` atomically (a crash leaves the old record or the new one). On a
+        full disk the old record's own space is reused, written over in place: a record
+        that says `running` after its run stopped would be worse than the small risk."""
+        self.make_folder()
+        path = self.directory / RECORD_FILE
+        if not path.exists():
             _remember(self.directory)
         record.updated = time.time()
-        write_json_atomic(self.directory / RECORD_FILE, record.to_dict())
+        try:
+            write_json_atomic(path, record.to_dict())
+        except OSError as error:
+            if error.errno != errno.ENOSPC or not path.is_file():
+                raise CannotWrite(path, error) from None
+            try:
+                path.write_text(json.dumps(record.to_dict(), ensure_ascii=False), encoding="utf-8")
+            except OSError:
+                raise CannotWrite(path, error) from None
         return record
 
     def update_record(self, **changes: Any) -> JobRecord:
@@ -220,7 +246,7 @@ class Job:
         request waits here, then finds the first one's result."""
         import filelock
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.make_folder()
         lock = filelock.FileLock(self.directory / LOCK_FILE)
         try:
             lock.acquire(timeout=0)
@@ -258,8 +284,15 @@ class RecordedJob:
 
 
 def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
-    """A recorded job by its id or a unique prefix of it."""
+    """A recorded job by its id or a unique prefix of it. When only a damaged record
+    matches, its damage is the answer."""
+    if not job_id.strip():
+        raise UsageError("no job id given; `kaggletts jobs` lists them")
     matches = [j for j in list_jobs(output_dir) if j.record.job_id.startswith(job_id)]
+    if not matches:
+        for folder in _job_folders(output_dir):
+            if folder.name.startswith(job_id):
+                read_record_file(folder / RECORD_FILE)  # raises CorruptRecord, saying how
     if len(matches) != 1:
         found = "no job" if not matches else f"{len(matches)} jobs"
         where = output_root(output_dir) if output_dir else "the recorded jobs"
@@ -271,11 +304,8 @@ def list_jobs(output_dir: str | os.PathLike | None = None) -> list[RecordedJob]:
     """Every readable job under `output_dir`, newest first; without one, under the default
     output folder and wherever else jobs were recorded (the index). Damaged records are
     skipped here (`kaggletts status` on them says what is wrong)."""
-    folders = {p.parent.resolve() for p in output_root(output_dir).glob(f"*/*/{RECORD_FILE}")}
-    if output_dir is None:
-        folders |= set(_indexed_folders())
     jobs = []
-    for folder in folders:
+    for folder in _job_folders(output_dir):
         try:
             record = read_record_file(folder / RECORD_FILE)
         except CorruptRecord:
@@ -283,6 +313,13 @@ def list_jobs(output_dir: str | os.PathLike | None = None) -> list[RecordedJob]:
         if record is not None and folder.name == record.job_id:
             jobs.append(RecordedJob(record, folder))
     return sorted(jobs, key=lambda j: j.record.updated, reverse=True)
+
+
+def _job_folders(output_dir: str | os.PathLike | None) -> set[Path]:
+    folders = {p.parent.resolve() for p in output_root(output_dir).glob(f"*/*/{RECORD_FILE}")}
+    if output_dir is None:
+        folders |= set(_indexed_folders())
+    return folders
 
 
 def job_index_path() -> Path:

@@ -89,17 +89,31 @@ def find_notebook(name_or_path: str | os.PathLike) -> NotebookSpec:
 def _inspect(path: Path, _mtime: int) -> NotebookSpec:
     from papermill.translators import PythonTranslator
 
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UsageError(f"{path}: not a notebook: cannot be read as JSON ({error})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or not all(
+        isinstance(cell, dict) for cell in nb["cells"]
+    ):
+        raise UsageError(f"{path}: not a notebook: it has no list of `cells`")
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise UsageError(f"{path}: needs exactly one cell tagged `parameters`, has {len(cells)}")
-    cell = {**cells[0], "source": "".join(cells[0]["source"])}
+    cell = {**cells[0], "source": "".join(cells[0].get("source", ""))}
     parameters = {}
     for declared in PythonTranslator.inspect(cell):
+        try:
+            default = ast.literal_eval(declared.default)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise UsageError(
+                f"{path}: parameter {declared.name}'s default {declared.default[:80]!r} is "
+                "not a plain value (a number, string, list...): it cannot be validated"
+            ) from None
         parameters[declared.name] = Parameter(
             name=declared.name,
             type_name=declared.inferred_type_name,
-            default=ast.literal_eval(declared.default),
+            default=default,
             help=declared.help,
         )
     meta = nb.get("metadata", {}).get("kaggletts", {})

@@ -139,7 +139,7 @@ def notebook_html(result: Result) -> str:
     job folder is inside the folder Jupyter serves, as ./kaggletts-output is)."""
     summary = (
         f"<p><b>{_escape(result.notebook_name)}</b>, {_escape(result.backend)}, "
-        f"{len(result.clips)} clips, {_seconds_text(_audio_seconds(result))} of audio; "
+        f"{len(result.clips)} clips, {_seconds_text(result.audio_seconds)} of audio; "
         f"job {_escape(result.job_id)}: <code>{_escape(str(result.directory))}</code></p>"
     )
     cwd = Path.cwd()
@@ -207,7 +207,8 @@ def render_csv(result: Result) -> str:
     rows.sort(key=lambda row: row["number"] if isinstance(row["number"], int) else 0)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    # The header too: the extra columns are named by the notebook.
+    writer.writerow([_formula_safe(name) for name in columns])
     for row in rows:
         writer.writerow([_csv_cell(name, row.get(name)) for name in columns])
     return out.getvalue()
@@ -234,7 +235,7 @@ def _header_html(result: Result, header: Header) -> str:
         *([("made on", _escape(header.made_on))] if header.made_on else []),
         (
             "clips",
-            f"{len(clips)}, {_escape(_seconds_text(_audio_seconds(result)))} of audio"
+            f"{len(clips)}, {_escape(_seconds_text(result.audio_seconds))} of audio"
             + (f"; <b>{warned} with warnings</b>" if warned else "")
             + ' (<a href="clips.csv">clips.csv</a>)',
         ),
@@ -392,8 +393,12 @@ def _csv_cell(name: str, value: Any) -> str:
         text = "; ".join(_csv_value(w) for w in value)
     else:
         text = _csv_value(value)
-    # A text such as "=HYPERLINK(...)" would run as a formula when the file is opened.
-    return "'" + text if text.startswith(_FORMULA_STARTS) and not _is_number(value) else text
+    return text if _is_number(value) else _formula_safe(text)
+
+
+def _formula_safe(text: str) -> str:
+    """A text such as "=HYPERLINK(...)" would run as a formula when the file is opened."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _csv_value(value: Any) -> str:
@@ -406,10 +411,6 @@ def _csv_value(value: Any) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _audio_seconds(result: Result) -> float:
-    return sum(c["duration"] for c in result.clips if _is_number(c.get("duration")))
 
 
 def _seconds_text(seconds: float) -> str:

@@ -12,7 +12,9 @@ import functools
 import keyword
 import math
 import os
+import posixpath
 import re
+import stat
 import sys
 import wave
 from collections.abc import Callable, Iterator, Mapping
@@ -23,12 +25,19 @@ from typing import Any
 from kaggletts.errors import UsageError
 from kaggletts.kernel import support
 from kaggletts.notebook import NotebookSpec, data_dir
+from kaggletts.result import RESERVED_NAMES, is_output_name
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_STRING_CHARS = 20_000
 MAX_UTTERANCES = 5_000
 MAX_NODES = 200_000
 MAX_DEPTH = 8
+MERGE_TAG = "tag:yaml.org,2002:merge"
+# Control characters no text means to hold (NUL, escape, C1 controls...): refused, not
+# dropped, since dropping one glues the words on either side together, and a model given
+# one stops there (eSpeak NG at a NUL) or reads noise, while the clip records it all.
+# Tabs and line breaks are spacing every model reads as such: they stay as given.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 ALWAYS_PER_UTTERANCE = {"text": "str", "name": "str"}
 # Where Kaggle mounts attached datasets; a path under it names a file in a dataset the
 # user attaches to the kernel, which cannot be checked from this machine.
@@ -90,16 +99,7 @@ def from_yaml_file(path: str | os.PathLike) -> ParameterSet:
     import yaml
 
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise UsageError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
+    text = _read_bounded(path)
     loader = yaml.SafeLoader(text)
     origins: dict[Location, str] = {(): str(path)}
     try:
@@ -111,6 +111,9 @@ def from_yaml_file(path: str | os.PathLike) -> ParameterSet:
         raise UsageError(f"{path}:{_describe_yaml_error(error)}") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path}: invalid YAML: {error}") from None
+    except RecursionError:
+        # The YAML parser itself recurses per level, before any value can be looked at.
+        raise UsageError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     finally:
         loader.dispose()
     if not isinstance(values, dict):
@@ -139,30 +142,44 @@ def _record_lines(
     path: str,
     origins: dict[Location, str],
     budget: list[int],
+    enclosing: tuple[Any, ...] = (),
 ) -> None:
     """Map each value's location to its file and line; aliases count every time they
-    are used, so a small file that expands enormously is refused here."""
+    are used, so a small file that expands enormously is refused here, and an alias
+    inside the value it names (`&x [*x]`) too."""
     import yaml
 
     budget[0] -= 1
     if budget[0] < 0:
         raise UsageError(f"{path}: over {MAX_NODES} values once YAML aliases are expanded")
+    line = node.start_mark.line + 1
+    if any(node is outer for outer in enclosing):
+        raise UsageError(f"{path}:{line}: a YAML alias is used inside the value it names")
+    if len(location) > MAX_DEPTH:
+        raise UsageError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels")
     if location:
-        origins.setdefault(location, f"{path}:{node.start_mark.line + 1}")
+        origins.setdefault(location, f"{path}:{line}")
+    enclosing = (*enclosing, node)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != MERGE_TAG:
+                name = loader.construct_object(key)
+                if name in seen:
+                    raise UsageError(f"{path}:{key.start_mark.line + 1}: {name!r} is given twice")
+                seen.add(name)
+        # Merge keys (`<<: *defaults`) become the keys they bring, as the constructor
+        # makes them: the mapping's own keys come last and win.
+        loader.flatten_mapping(node)
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode):
                 raise UsageError(f"{path}:{key.start_mark.line + 1}: keys must be plain names")
             name = loader.construct_object(key)
-            if name in seen:
-                raise UsageError(f"{path}:{key.start_mark.line + 1}: {name!r} is given twice")
-            seen.add(name)
             origins[(*location, name)] = f"{path}:{key.start_mark.line + 1}"
-            _record_lines(loader, value, (*location, name), path, origins, budget)
+            _record_lines(loader, value, (*location, name), path, origins, budget, enclosing)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(loader, item, (*location, index), path, origins, budget)
+            _record_lines(loader, item, (*location, index), path, origins, budget, enclosing)
 
 
 def from_cli_pairs(pairs: list[tuple[str, str]]) -> ParameterSet:
@@ -218,13 +235,21 @@ def from_file(source: str | os.PathLike) -> ParameterSet:
 
 
 def _read_bounded(path: Path) -> str:
+    """The file's text, reading no more than the limit whatever size it reports: a pipe
+    or a device (`<(yes)`, /dev/zero) says 0 bytes. A named pipe nobody writes to reads as
+    empty instead of waiting for a writer forever."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UsageError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
-        return path.read_text(encoding="utf-8", errors="replace")
+        pipe = stat.S_ISFIFO(path.stat().st_mode)
+        descriptor = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if pipe else 0))
+        if pipe:
+            os.set_blocking(descriptor, True)
+        with open(descriptor, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise UsageError(f"{path}: cannot read parameter file ({error.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(f"{path}: the file is over the {MAX_FILE_BYTES}-byte limit")
+    return data.decode("utf-8", errors="replace")
 
 
 def load(*sources: Mapping[str, Any] | str | os.PathLike | ParameterSet) -> ParameterSet:
@@ -270,6 +295,7 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
         ]
     if "text" in values and not str(values["text"]).strip():
         raise UsageError(f"{params.where(('text',))}: `text` is empty")
+    _check_spoken(values, params)
     _check_rules(spec, values, params)
     _check_choices(spec, values, params)
     _check_input_files(spec, values, params)
@@ -277,6 +303,26 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
     if speaks and not values.get("text") and not values.get("utterances"):
         raise UsageError(f"{params.where(())}: nothing to speak: give `text` or `utterances`")
     return values
+
+
+def _check_spoken(values: dict[str, Any], params: ParameterSet) -> None:
+    """Each line to speak has something a voice can say: a line of only punctuation or
+    invisible characters would pass as text, then fail the batch as silent audio."""
+    if values.get("text"):
+        _check_speakable(values["text"], params.where(("text",)), "`text`")
+    for index, item in enumerate(values.get("utterances", [])):
+        label = f"utterance {index + 1}"
+        if isinstance(item, str):
+            _check_speakable(item, params.where(("utterances", index)), label)
+        else:
+            _check_speakable(item["text"], params.where(("utterances", index, "text")), label)
+
+
+def _check_speakable(text: str, where: str, label: str) -> None:
+    if not any(character.isalnum() for character in text):
+        raise UsageError(
+            f"{where}: {label} has nothing to speak: {_short(text)} has no letter or digit"
+        )
 
 
 def _effective(spec: NotebookSpec, values: dict[str, Any], name: str) -> Any:
@@ -338,6 +384,13 @@ def _check_value(spec: NotebookSpec, name: str, value: Any, declared: str, where
         PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts
     ):
         raise UsageError(f"{where}: {name} must be a folder inside the job's output, not {value!r}")
+    folder = posixpath.normpath(value) if name in spec.relative_paths and value else "."
+    if folder != "." and not is_output_name(folder):
+        raise UsageError(
+            f"{where}: {name} {value!r} is a folder kaggletts would not collect clips from: "
+            "no part may start with `.` or hold `\\`, and the first may not be shard-N or "
+            f"one of kaggletts' own names ({', '.join(sorted(RESERVED_NAMES))})"
+        )
 
 
 # --- Allowed values -------------------------------------------------------------------------
@@ -644,6 +697,12 @@ def _check_plain(params: ParameterSet) -> None:
         if isinstance(value, str):
             if not _is_text(value):
                 raise UsageError(f"{params.where(location)}: not valid Unicode text")
+            if (found := CONTROL_CHARACTER.search(value)) is not None:
+                raise UsageError(
+                    f"{params.where(location)}: control character "
+                    f"U+{ord(found.group()):04X} at character {found.start() + 1}; "
+                    "remove it (a model stops at a NUL, or reads the rest as noise)"
+                )
             if len(value) > MAX_STRING_CHARS:
                 raise UsageError(
                     f"{params.where(location)}: a string of {len(value)} characters "

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import RunFailed
+from kaggletts.errors import RunFailed, UsageError
 from kaggletts.kernel.support import LEDGER_FILE
 from kaggletts.ledger import LEDGER_FOLDER, Ledger, MissingLine, ledger_files, read_ledger
+
+log = logging.getLogger("kaggletts")
 
 EXECUTED_NOTEBOOK = "__notebook__.ipynb"
 RESULT_FILE = "result.json"
@@ -36,6 +39,10 @@ _SHARD_FOLDER = re.compile(r"shard-\d+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+class DamagedResult(UsageError):
+    """A stored result.json that cannot be used (truncated, edited, of another shape)."""
+
+
 @dataclass(frozen=True)
 class Result:
     job_id: str
@@ -57,11 +64,11 @@ class Result:
         return self.scraps.get("clips", [])
 
     def __repr__(self) -> str:
-        seconds = sum(d for c in self.clips if isinstance(d := c.get("duration"), int | float))
         missing = f", {len(self.missing)} missing" if self.missing else ""
         return (
             f"<Result {self.notebook_name} {self.backend} job {self.job_id}: "
-            f"{len(self.clips)} clips{missing}, {seconds:.1f}s of audio in {self.directory}>"
+            f"{len(self.clips)} clips{missing}, {self.audio_seconds:.1f}s of audio in "
+            f"{self.directory}>"
         )
 
     def _repr_html_(self) -> str:
@@ -89,19 +96,48 @@ class Result:
         }
 
     def save(self) -> None:
-        """Store the result, and the audition page (index.html, clips.csv) beside it."""
+        """Store the result, and the audition page (index.html, clips.csv) beside it; the
+        page first, so that a stored result has its page even when the disk fills up."""
         from kaggletts.page import write_page
 
-        write_json_atomic(self.directory / RESULT_FILE, self.to_dict())
         write_page(self)
+        write_json_atomic(self.directory / RESULT_FILE, self.to_dict())
+
+    @property
+    def audio_seconds(self) -> float:
+        """The clips' recorded durations added up; a duration that is no number counts 0."""
+        return sum(
+            d for c in self.clips if isinstance(d := c.get("duration"), int | float)
+            and not isinstance(d, bool)
+        )
 
     @classmethod
     def load(cls, directory: Path) -> Result | None:
-        """The stored result of a finished job, or None if it never finished."""
+        """The stored result of a finished job, or None if it never finished. A damaged
+        one is as good as none (the job is run again), and a warning says so."""
         try:
-            data = json.loads((directory / RESULT_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return cls.read(directory)
+        except DamagedResult as damage:
+            log.warning("%s; taken as no stored result", damage)
             return None
+
+    @classmethod
+    def read(cls, directory: Path) -> Result | None:
+        """The stored result, None if there is none, or DamagedResult saying what is wrong
+        with a result.json that cannot be used."""
+        path = directory / RESULT_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise DamagedResult(f"cannot read {path}: {error}") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise DamagedResult(f"{path} is damaged (not JSON)") from None
+        if (problem := _stored_problem(data)) is not None:
+            raise DamagedResult(f"{path} is damaged ({problem})")
         return cls(
             job_id=data["job_id"],
             notebook_name=data["notebook_name"],
@@ -117,6 +153,36 @@ class Result:
                 MissingLine(m["line"], m["text"], m["reason"]) for m in data.get("missing", [])
             ],
         )
+
+
+def _stored_problem(data: Any) -> str | None:
+    """What makes a stored result unusable, or None."""
+    if not isinstance(data, dict):
+        return "not a mapping"
+    for name in ("job_id", "notebook_name", "backend", "notebook"):
+        if not isinstance(data.get(name), str):
+            return f"no `{name}`"
+    if not isinstance(data.get("audio"), list) or not all(
+        isinstance(p, str) for p in data["audio"]
+    ):
+        return "`audio` is not a list of paths"
+    scraps = data.get("scraps")
+    if not isinstance(scraps, dict) or not isinstance(scraps.get("clips", []), list):
+        return "`scraps` holds no list of clips"
+    if not all(isinstance(clip, dict) for clip in scraps.get("clips", [])):
+        return "a clip is not a mapping"
+    if not isinstance(data.get("timings", {}), dict) or not isinstance(
+        data.get("status", ""), str
+    ):
+        return "`timings` or `status` has the wrong type"
+    missing = data.get("missing", [])
+    if not isinstance(missing, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("line"), int)
+        and isinstance(m.get("text"), str) and isinstance(m.get("reason"), str)
+        for m in missing
+    ):
+        return "`missing` is not a list of lines"
+    return None
 
 
 def read_scraps(executed_notebook: Path) -> dict[str, Any]:

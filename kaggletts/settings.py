@@ -164,6 +164,9 @@ class Settings:
     # Parameter defaults per notebook name, carrying their file and line for messages.
     notebooks: Mapping[str, parameters.ParameterSet] = field(default_factory=dict)
     origins: Mapping[str, str] = field(default_factory=dict)
+    # The settings whose value is a project's pyproject.toml's: a project someone else
+    # wrote may choose how a run goes, but not where the user's credentials are sent.
+    from_project: frozenset[str] = frozenset()
 
     def value(self, name: str) -> Any:
         """A setting by its dotted name (`kaggle.shards`); None when not set."""
@@ -185,7 +188,7 @@ class Settings:
             if name in KEY_BY_NAME
         }
         merged.update({name: (value, origin) for name, value in layer.items()})
-        return _build(merged, self.notebooks)
+        return _build(merged, self.notebooks, self.from_project.difference(layer))
 
     def notebook_defaults(self, notebook: str) -> parameters.ParameterSet:
         return self.notebooks.get(notebook, parameters.ParameterSet())
@@ -195,6 +198,7 @@ class Settings:
         The local backend has no options: Kaggle settings in a file do not apply to it."""
         if backend != "kaggle":
             return {}
+        self.refuse_project_endpoint()
         from kaggletts.backends.kaggle.kernel import KernelOptions
 
         kernel_names = {f.name for f in fields(KernelOptions)}
@@ -207,6 +211,17 @@ class Settings:
         if kernel:
             options["kernel"] = KernelOptions(**kernel)
         return options
+
+    def refuse_project_endpoint(self) -> None:
+        """Credentials go only to an endpoint the user named (the command line, the user
+        file, the environment): a cloned project's pyproject.toml naming one is refused."""
+        if "kaggle.endpoint" in self.from_project:
+            raise UsageError(
+                f"{self.origins['kaggle.endpoint']}: the project sets the Kaggle endpoint "
+                f"{self.kaggle.endpoint!r}; kaggletts sends your credentials only to an "
+                "endpoint you name yourself: --endpoint, $KAGGLETTS_KAGGLE_ENDPOINT or "
+                f"{user_file()}"
+            )
 
     def check_notebook_defaults(self) -> None:
         """Validate each notebook's defaults as parameters now (a run validates them anyway,
@@ -247,14 +262,18 @@ def load_settings(
     merged: dict[str, tuple[Any, str]] = {}
     notebooks: dict[str, parameters.ParameterSet] = {}
     project = nearest_pyproject((cwd or Path.cwd()).resolve())
+    project_values: dict[str, tuple[Any, str]] = {}
     for path, table in ((project, TOOL_TABLE), (user_path or user_file(), ())):
         if path is not None and path.is_file():
             values, defaults = _read_file(path, table)
             merged.update(values)
+            if path == project:
+                project_values = values
             for name, given in defaults.items():
                 notebooks.setdefault(name, parameters.ParameterSet()).update(given)
     merged.update(_read_environment(environ))
-    return _build(merged, notebooks)
+    from_project = {name for name, given in project_values.items() if merged[name] is given}
+    return _build(merged, notebooks, frozenset(from_project))
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -263,7 +282,9 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _build(
-    merged: Mapping[str, tuple[Any, str]], notebooks: Mapping[str, parameters.ParameterSet]
+    merged: Mapping[str, tuple[Any, str]],
+    notebooks: Mapping[str, parameters.ParameterSet],
+    from_project: frozenset[str] = frozenset(),
 ) -> Settings:
     kaggle = {
         name.removeprefix("kaggle."): value
@@ -278,6 +299,7 @@ def _build(
         kaggle=KaggleSettings(**kaggle),
         notebooks=dict(notebooks),
         origins={name: origin for name, (_, origin) in merged.items()},
+        from_project=from_project,
     )
 
 
@@ -340,6 +362,11 @@ def _read_file(
             for option, given in value.items():
                 where = lines.where((*table, name), option)
                 settings[f"kaggle.{option}"] = (_checked(f"kaggle.{option}", given, where), where)
+                if option == "endpoint" and table and not _https_or_loopback(given):
+                    raise UsageError(
+                        f"{where}: kaggle.endpoint {given!r} in a project file must be https "
+                        "or on this machine (127.0.0.1, ::1, localhost)"
+                    )
         else:
             where = lines.where(table, name)
             value = _checked(name, value, where)
@@ -382,6 +409,20 @@ def _read_notebooks(
         )
         notebooks[notebook] = defaults
     return notebooks
+
+
+def _https_or_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _checked(name: str, value: Any, where: str) -> Any:

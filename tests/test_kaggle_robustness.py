@@ -189,6 +189,45 @@ def test_stopping_the_client_says_what_happens_and_cancels_nothing_it_cannot(tmp
         assert emulator.status(USER, slug) in ("QUEUED", "RUNNING")
 
 
+def test_an_interrupt_after_the_session_ended_says_how_to_collect_it(tmp_path):
+    """Ctrl-C while a finished session's outputs download: nothing runs on Kaggle, and
+    the message says so and how to collect them, in full."""
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(request_delay=0.5)
+    ) as emulator:
+        out = tmp_path / "o"
+        client = subprocess.Popen(
+            [str(Path(sys.executable).with_name("kaggletts")), "run", "espeak", "-p", "text",
+             "Collect me later.", "--backend", "kaggle"],
+            env=cli_env(emulator, KAGGLETTS_OUTPUT=str(out)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+        def shard_state() -> str | None:
+            shards = record_of(out).get("run", {}).get("shards") if out.exists() else None
+            return shards[0]["state"] if shards else None
+
+        wait_until(lambda: shard_state() == "complete", "the session never completed", 120)
+        client.send_signal(signal.SIGINT)
+        _, stderr = client.communicate(timeout=60)
+        assert client.returncode == 130, stderr
+        job = record_of(out)["job_id"]
+        assert stderr.strip().splitlines()[-1] == (
+            f"error: interrupted; no session of job {job} runs on Kaggle; "
+            f"`kaggletts attach {job}` collects what they made"
+        )
+        emulator.latency = Latency()
+        attached = subprocess.run(
+            [str(Path(sys.executable).with_name("kaggletts")), "attach", job],
+            env=cli_env(emulator, KAGGLETTS_OUTPUT=str(out)), capture_output=True, text=True,
+            timeout=120,
+        )
+        assert attached.returncode == 0, attached.stderr
+        assert emulator.calls["SaveKernel"] == 1, "collected without a second push"
+
+
 def test_where_a_session_id_is_known_ctrl_c_cancels_it(tmp_path):
     with Emulator(
         state_dir=tmp_path / "state",

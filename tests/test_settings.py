@@ -4,6 +4,7 @@ effect, in the documented order, under explicit arguments; bad ones name file an
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,121 @@ def test_run_takes_the_output_folder_and_defaults_from_the_project(
     listed = json.loads(run_cli("jobs", "--json").stdout)
     [mine] = [job for job in listed if job["job_id"] == record["job_id"]]
     assert Path(mine["directory"]).is_relative_to(project / "audio")
+
+
+# --- A project's endpoint and the user's credentials -----------------------------------------
+
+
+class HeaderRecorder:
+    """A loopback HTTP server that answers 401 to everything and keeps every request's
+    path and headers."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                seen.append((self.path, dict(self.headers)))
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_DELETE = answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def authorized(self) -> list[str]:
+        return [path for path, headers in self.requests
+                if any(name.lower() == "authorization" for name in headers)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    server = HeaderRecorder()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def cloned(tmp_path, recorder, monkeypatch):
+    """A cloned project whose pyproject.toml points the Kaggle endpoint at the recorder,
+    and credentials in the environment, as a user has them."""
+    project = tmp_path / "cloned"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        f'[tool.kaggletts.kaggle]\nendpoint = "{recorder.url}"\n')
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KAGGLE_USERNAME", "me")
+    monkeypatch.setenv("KAGGLE_KEY", "SUPERSECRETKEY123")
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "KAGGLETTS_KAGGLE_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    return project
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("quota",), ("run", "espeak", "--backend", "kaggle", "--text", "Hi.", "--out", "out"),
+     ("doctor", "--json")],
+    ids=["quota", "run", "doctor"],
+)
+def test_a_project_endpoint_gets_no_credentials(cloned, recorder, kaggletts_cmd, command):
+    done = kaggletts_cmd(*command, cwd=cloned, timeout=120)
+    assert recorder.authorized() == [], recorder.requests
+    assert done.code != 0, done
+    assert f"{cloned / 'pyproject.toml'}:2: the project sets the Kaggle endpoint " \
+           f"'{recorder.url}'" in done.output
+    assert "SUPERSECRETKEY123" not in done.output
+    if command[0] == "doctor":
+        checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+        assert checks["endpoint"]["verdict"] == "FAIL", checks["endpoint"]
+
+
+def test_a_project_endpoint_the_user_names_too_is_used(cloned, recorder, kaggletts_cmd):
+    """The same endpoint named in the environment: the user's choice, so the credentials
+    go there (and the recorder above would have seen them)."""
+    env = {**os.environ, "KAGGLETTS_KAGGLE_ENDPOINT": recorder.url}
+    done = kaggletts_cmd("quota", cwd=cloned, timeout=120, env=env)
+    assert "refused these credentials" in done.stderr, done
+    assert recorder.authorized(), recorder.requests
+
+
+@pytest.mark.parametrize("endpoint", ["http://kaggle.example.com", "http://10.0.0.5:8000"])
+def test_a_project_endpoint_must_be_https_or_loopback(project, endpoint):
+    text = f'[tool.kaggletts.kaggle]\nendpoint = "{endpoint}"\n'
+    assert refusal(project, text) == (
+        f"{project / 'pyproject.toml'}:2: kaggle.endpoint {endpoint!r} in a project file must "
+        "be https or on this machine (127.0.0.1, ::1, localhost)"
+    )
+
+
+def test_a_user_file_may_name_a_plain_http_endpoint(project):
+    settings = settings_in(project, user='[kaggle]\nendpoint = "http://10.0.0.5:8000"\n')
+    assert settings.backend_options("kaggle")["endpoint"] == "http://10.0.0.5:8000"
+
+
+def test_a_project_endpoint_given_on_the_command_line_is_the_users(project):
+    (project / "pyproject.toml").write_text(
+        '[tool.kaggletts.kaggle]\nendpoint = "http://127.0.0.1:8000"\nshards = 2\n')
+    settings = settings_in(project)
+    with pytest.raises(kaggletts.UsageError, match="pyproject.toml:2: the project sets"):
+        settings.backend_options("kaggle")
+    given = settings.overridden({"kaggle.endpoint": "http://127.0.0.1:8000"}, "command line")
+    assert given.backend_options("kaggle")["endpoint"] == "http://127.0.0.1:8000"
+    assert given.from_project == frozenset({"kaggle.shards"})

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
-from kaggletts.jobs import LOCK_FILE, Job, JobState, line_texts, params_for_lines
+from kaggletts.jobs import LOCK_FILE, CannotWrite, Job, JobState, line_texts, params_for_lines
 from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines
@@ -19,6 +22,8 @@ from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
 log = logging.getLogger("kaggletts")
 PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
 KERNEL_LOG = "kernel.log"
+# The errors of a folder that takes no more files.
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 class LocalBackend:
@@ -28,10 +33,6 @@ class LocalBackend:
         return {}
 
     def run(self, job: Job, *, force: bool = False, attach: bool = False) -> Result:
-        import nbformat
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
-
         if job.spec.kernel.enable_gpu and importlib.util.find_spec("torch") is None:
             raise UsageError(
                 f"notebook {job.spec.name!r} needs PyTorch and a GPU, which this machine "
@@ -39,7 +40,15 @@ class LocalBackend:
             )
         if force:
             _empty_but_the_lock(job.directory)
-        job.directory.mkdir(parents=True, exist_ok=True)
+        job.make_folder()
+        with _failed_on_record_when_unwritable(job):
+            return self._run(job)
+
+    def _run(self, job: Job) -> Result:
+        import nbformat
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
         params = self._params_for_what_is_missing(job)
         if params is None:
             return self._result(job, 0.0)
@@ -111,6 +120,20 @@ class LocalBackend:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@contextmanager
+def _failed_on_record_when_unwritable(job: Job) -> Iterator[None]:
+    """A file of the run that cannot be written (a full disk, a read-only folder) fails
+    the job on its record, rather than leaving it `running` with nothing running."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in UNWRITABLE:
+            raise
+        failure = CannotWrite(Path(error.filename or job.directory), error)
+        job.update_record(state=JobState.FAILED, error=str(failure))
+        raise failure from None
 
 
 def _not_an_orphaned_kernel_death(record: logging.LogRecord) -> bool:

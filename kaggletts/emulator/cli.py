@@ -20,7 +20,7 @@ from .config import (
     Quirks,
     parse_assumptions,
 )
-from .emulator import Emulator
+from .emulator import CannotListen, Emulator, StateInUse
 
 # Relative paths are taken from the directory the emulator was started in.
 DIRECTORY = click.Path(file_okay=False, path_type=Path, resolve_path=True)
@@ -220,30 +220,34 @@ def emulator(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--assume") from error
     status_name, status_seconds = _parse_unknown_status(unknown_status)
-    server = Emulator(
-        state_dir=state,
-        users=_parse_users(users),
-        host=host,
-        port=port,
-        gpu_sessions=gpu_sessions,
-        cpu_sessions=cpu_sessions,
-        assume=assume,
-        seed=seed,
-        latency=Latency(
-            queue_delay=queue_delay, cold_start=cold_start, request_delay=request_delay
-        ),
-        faults=faults,
-        quirks=Quirks(
-            stale_status_seconds=stale_status,
-            late_outputs_seconds=late_outputs,
-            unknown_status=status_name,
-            unknown_status_seconds=status_seconds,
-            unlisted_notebook=unlisted_notebook,
-        ),
-        image_paths=image_paths,
-        kernel_env=_parse_kernel_env(kernel_env),
-    )
-    for owner, slug, folder in _parse_datasets(datasets):
+    served = _parse_datasets(datasets)
+    try:
+        server = Emulator(
+            state_dir=state,
+            users=_parse_users(users),
+            host=host,
+            port=port,
+            gpu_sessions=gpu_sessions,
+            cpu_sessions=cpu_sessions,
+            assume=assume,
+            seed=seed,
+            latency=Latency(
+                queue_delay=queue_delay, cold_start=cold_start, request_delay=request_delay
+            ),
+            faults=faults,
+            quirks=Quirks(
+                stale_status_seconds=stale_status,
+                late_outputs_seconds=late_outputs,
+                unknown_status=status_name,
+                unknown_status_seconds=status_seconds,
+                unlisted_notebook=unlisted_notebook,
+            ),
+            image_paths=image_paths,
+            kernel_env=_parse_kernel_env(kernel_env),
+        )
+    except StateInUse as error:
+        raise RefusedToServe(str(error)) from None
+    for owner, slug, folder in served:
         server.create_dataset(owner, slug, folder)
     stopping = threading.Event()
 
@@ -252,7 +256,11 @@ def emulator(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    server.start()
+    try:
+        server.start()
+    except CannotListen as error:
+        server.stop()
+        raise RefusedToServe(str(error)) from None
     click.echo(f"listening on {server.url}")
     try:
         while not stopping.wait(0.5):

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .auth import Authenticator, UrlSigner
 from .config import (
@@ -30,7 +31,38 @@ from .server import EmulatorHTTPServer
 from .sessions import SessionManager
 from .store import DatasetRecord, KernelRecord, Store, VersionRecord
 
+if TYPE_CHECKING:
+    import filelock
+
 Handler = Callable[[str, dict[str, object]], dict[str, object]]
+
+
+STATE_LOCK = ".emulator.lock"
+
+
+class StateInUse(RuntimeError):
+    """Another emulator serves from the same state folder."""
+
+
+class CannotListen(RuntimeError):
+    """The emulator's address cannot be listened on."""
+
+
+def _hold_state(root: Path) -> filelock.BaseFileLock:
+    """The state folder, held while this emulator lives: a second emulator on it would
+    take the first one's running sessions for a crash's leftovers and stop them."""
+    import filelock
+
+    root.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(root / STATE_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise StateInUse(
+            f"{root} is the state folder of another running emulator; stop that one, or "
+            "give this one another --state"
+        ) from None
+    return lock
 
 
 class Emulator:
@@ -95,6 +127,8 @@ class Emulator:
         self._counter_lock = threading.Lock()
         self._request = threading.local()
 
+        # Before the store looks for sessions a crashed emulator left: it stops them.
+        self._state_lock = _hold_state(root)
         self.store = Store(root)
         self.auth = Authenticator(self.config.users)
         self.signer = UrlSigner(root / "secret", self.config.limits.url_ttl_seconds)
@@ -145,9 +179,15 @@ class Emulator:
     # Lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Emulator:
+        """Serve; CannotListen when the address cannot be had (a port in use, say)."""
         if self._server is not None:
             return self
-        self._server = EmulatorHTTPServer((self.config.host, self.config.port), self)
+        address = (self.config.host, self.config.port)
+        try:
+            self._server = EmulatorHTTPServer(address, self)
+        except (OSError, OverflowError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise CannotListen(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="kaggle-emulator", daemon=True
         )
@@ -163,6 +203,7 @@ class Emulator:
         self.sessions.stop_all()
         if self._temporary_state:
             shutil.rmtree(self.config.state_dir, ignore_errors=True)
+        self._state_lock.release()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -118,3 +118,80 @@ def test_loopback_addresses(host: str, loopback: bool):
 def test_unknown_status_option_needs_name_and_seconds(value: str):
     result = _invoke("--unknown-status", value)
     assert result.exit_code == 2 and "NAME:SECONDS" in result.output
+
+
+KAGGLETTS = Path(sys.executable).with_name("kaggletts")
+
+
+def _serving(*args: str, cwd: Path) -> tuple[subprocess.Popen, str]:
+    """`kaggletts emulator ARGS` started and listening: the process and its URL."""
+    process = subprocess.Popen([str(KAGGLETTS), "emulator", *args], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()
+    assert line.startswith("listening on "), (line, process.stderr.read())
+    return process, line.removeprefix("listening on ")
+
+
+def _refused(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`kaggletts emulator ARGS`, expected to stop at once with a one-line refusal."""
+    process = subprocess.Popen([str(KAGGLETTS), "emulator", *args], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"the emulator served instead of refusing: {stdout} {stderr}")
+    assert process.returncode == 2, (stdout, stderr)
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_a_second_emulator_on_the_same_state_leaves_the_first_ones_sessions(tmp_path):
+    first, url = _serving("--user", "alice:alice-key", "--state", "state", cwd=tmp_path)
+    api = f"{url}/api/v1/kernels.KernelsApiService"
+    auth = ("alice", "alice-key")
+    kernel = {"userName": "alice", "kernelSlug": "long-one"}
+    try:
+        requests.post(f"{api}/SaveKernel", auth=auth, timeout=30, json={
+            "slug": "alice/long-one", "newTitle": "Long One", "language": "python",
+            "kernelType": "notebook", "text": notebook_text("import time\ntime.sleep(600)"),
+        }).raise_for_status()
+
+        def status() -> str:
+            return requests.post(f"{api}/GetKernelSessionStatus", json=kernel, auth=auth,
+                                 timeout=30).json()["status"]
+
+        deadline = time.monotonic() + 60
+        while status() != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status() == "RUNNING"
+
+        second = _refused("--user", "alice:alice-key", "--state", "state", cwd=tmp_path)
+        assert f"{tmp_path / 'state'} is the state folder of another running emulator" \
+            in second.stderr
+        time.sleep(1)
+        assert status() == "RUNNING", "the first emulator's session was stopped"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    # Once the first one is gone, its state folder serves again.
+    again, _ = _serving("--state", "state", cwd=tmp_path)
+    again.send_signal(signal.SIGTERM)
+    assert again.wait(timeout=30) == 0
+
+
+def test_a_port_in_use_is_named(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = _refused("--port", str(port), cwd=tmp_path)
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in refused.stderr
+
+
+def test_a_port_that_cannot_be_is_refused(tmp_path):
+    refused = _refused("--port", "99999", cwd=tmp_path)
+    assert "cannot listen on 127.0.0.1:99999: bind(): port must be 0-65535" in refused.stderr

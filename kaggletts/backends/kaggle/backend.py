@@ -182,7 +182,11 @@ class KaggleBackend:
             except KeyboardInterrupt:
                 ctx.stop.set()
                 wait(futures)
-                said = self._leave(ctx, "interrupted")
+                # Nothing may run any more: the sessions ended, their outputs wait.
+                said = self._leave(ctx, "interrupted") or (
+                    f"no session of job {ctx.job.id} runs on Kaggle; "
+                    f"`kaggletts attach {ctx.job.id}` collects what they made"
+                )
                 ctx.store.save(ctx.run, JobState.INTERRUPTED, "interrupted")
                 raise Interrupted(f"interrupted; {said}") from None
             failures = [error for f in done if (error := f.exception()) is not None]
