@@ -126,5 +126,6 @@ def run_job(
         raise RunFailed(
             f"job {job.id}: none of its {len(result.missing)} lines was spoken: "
             + "; ".join(reasons[:3])
+            + f"\n  executed notebook: {result.notebook}"
         )
     raise Incomplete(result)

@@ -72,7 +72,7 @@ class LineCache:
         there, as spoken and reused; returns their numbers."""
         lines = batch_lines(job.params)
         out_dir = job.params.get("output_dir") or "."
-        spoken = {entry.number for entry in read_ledger(job.directory).spoken}
+        spoken = {entry.number for entry in read_ledger(job.directory).made}
         reused = []
         ledger = support.Ledger(job.directory / support.LEDGER_FILE)
         for number, line in enumerate(lines, 1):
@@ -87,8 +87,13 @@ class LineCache:
                 utterance["name"] = line["name"]
             name = support.clip_path(out_dir, number, utterance, len(lines)).as_posix()
             target = job.directory / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(audio, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(audio, target)
+            except OSError as error:
+                # The run itself meets a folder that takes no more files, and says so.
+                log.debug("line cache: %s not copied: %s", name, error)
+                break
             ledger.add("line", **{**record, "line": number, "status": "spoken", "file": name,
                                   "reused": True})
             reused.append(number)

@@ -48,7 +48,7 @@ class Incomplete(RunFailed):
             f"job {result.job_id}: {spoken} of {spoken + missing} lines spoken, {missing} "
             f"missing (line {first.number}: {first.reason}); run the same request again to "
             f"speak only the missing lines; the page {result.directory / 'index.html'} "
-            "lists them"
+            f"lists them\n  executed notebook: {result.notebook}"
         )
         self.result = result
 

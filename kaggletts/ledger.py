@@ -7,9 +7,11 @@ numbers: a spoken entry wins over a failed one, and a later one over an earlier.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,19 @@ class LineEntry:
     reason: str | None = None
     # The folder the clip's `file` is relative to (the part of the job it was made in).
     directory: Path = Path()
+
+    @cached_property
+    def intact(self) -> bool:
+        """A spoken line's clip is on disk with the size and sha256 it was made with."""
+        path = self.directory / str(self.clip.get("file", ""))
+        try:
+            return (
+                path.is_file()
+                and path.stat().st_size == self.clip.get("bytes")
+                and sha256_of(path) == self.clip.get("sha256")
+            )
+        except OSError:
+            return False
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,13 @@ class Ledger:
 
     @property
     def spoken(self) -> list[LineEntry]:
+        """Lines recorded as spoken, in order, whether or not their clips are here yet."""
         return [e for _, e in sorted(self.lines.items()) if e.status is LineStatus.SPOKEN]
+
+    @property
+    def made(self) -> list[LineEntry]:
+        """Lines spoken whose clips are on disk as they were made: done for good."""
+        return [e for e in self.spoken if e.intact]
 
     def missing(self, texts: list[str]) -> list[MissingLine]:
         """The job's lines (texts in order, numbered from 1) without a clip, each with the
@@ -83,8 +104,11 @@ class Ledger:
         for number, text in enumerate(texts, 1):
             entry = self.lines.get(number)
             if entry is not None and entry.status is LineStatus.SPOKEN:
-                continue
-            reason = entry.reason if entry is not None and entry.reason else why_not_reached
+                if entry.intact:
+                    continue
+                reason = f"its clip {entry.clip.get('file')} is gone or changed since it was made"
+            else:
+                reason = entry.reason if entry is not None and entry.reason else why_not_reached
             missing.append(MissingLine(number, text, reason))
         return missing
 
@@ -95,6 +119,14 @@ class Ledger:
             if run.get("stopped_at_deadline"):
                 return "not spoken: the job's deadline passed before it was reached"
         return "not spoken: its session ended before it was reached"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def ledger_files(directory: Path) -> list[Path]:
@@ -121,7 +153,11 @@ def read_ledger_file(path: Path, directory: Path) -> Ledger:
     notebook, or from Kaggle's servers: each is checked, and a bad one fails the read with
     where it is; a last line cut short by a killed session is dropped."""
     ledger = Ledger()
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    # Entries are separated by "\n" alone: a text may hold U+2028 and other characters
+    # that str.splitlines() would also break at.
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
     for number, text in enumerate(lines, 1):
         try:
             data = json.loads(text)

@@ -3,7 +3,6 @@ notebook and timings; stored as `result.json` beside them so a repeat is instant
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -13,7 +12,14 @@ from typing import Any
 
 from kaggletts.errors import RunFailed, UsageError
 from kaggletts.kernel.support import LEDGER_FILE
-from kaggletts.ledger import LEDGER_FOLDER, Ledger, MissingLine, ledger_files, read_ledger
+from kaggletts.ledger import (
+    LEDGER_FOLDER,
+    Ledger,
+    MissingLine,
+    ledger_files,
+    read_ledger,
+    sha256_of,
+)
 
 log = logging.getLogger("kaggletts")
 
@@ -138,12 +144,19 @@ class Result:
             raise DamagedResult(f"{path} is damaged (not JSON)") from None
         if (problem := _stored_problem(data)) is not None:
             raise DamagedResult(f"{path} is damaged ({problem})")
+        audio = [_in_folder(Path(p), directory, data["job_id"]) for p in data["audio"]]
+        for clip_path, clip in zip(audio, data["scraps"].get("clips", []), strict=False):
+            recorded = clip.get("bytes")
+            if not clip_path.is_file() or (
+                isinstance(recorded, int) and clip_path.stat().st_size != recorded
+            ):
+                raise DamagedResult(f"{clip_path} is gone or changed since {path} was stored")
         return cls(
             job_id=data["job_id"],
             notebook_name=data["notebook_name"],
             backend=data["backend"],
             directory=directory,
-            audio=[Path(p) for p in data["audio"]],
+            audio=audio,
             scraps=data["scraps"],
             notebook=Path(data["notebook"]),
             timings=data.get("timings", {}),
@@ -153,6 +166,14 @@ class Result:
                 MissingLine(m["line"], m["text"], m["reason"]) for m in data.get("missing", [])
             ],
         )
+
+
+def _in_folder(path: Path, directory: Path, job_id: str) -> Path:
+    """A stored clip's path in the job's folder as it is now: a folder moved or renamed
+    since keeps its clips below the job id."""
+    if job_id in path.parts and not path.is_relative_to(directory):
+        return directory.resolve().joinpath(*path.parts[path.parts.index(job_id) + 1 :])
+    return path
 
 
 def _stored_problem(data: Any) -> str | None:
@@ -243,14 +264,6 @@ def is_output_name(name: str) -> bool:
     )
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_clip(path: Path, clip: dict[str, Any]) -> None:
     """Raise unless the file has exactly the bytes and sha256 the notebook recorded."""
     if not path.is_file():
@@ -314,8 +327,8 @@ def _from_ledgers(
         problem = clip_problem(entry.clip)
         if problem:
             raise RunFailed(f"line {entry.number} in the ledger of {entry.directory} {problem}")
+    for entry in ledger.made:  # a clip gone or changed since is missing: made again
         path = (entry.directory / entry.clip["file"]).resolve()
-        verify_clip(path, entry.clip)
         audio.append(path)
         clips.append({**entry.clip, "line": entry.number,
                       "file": path.relative_to(directory.resolve()).as_posix()})

@@ -105,7 +105,7 @@ def test_a_full_disk_fails_the_job_on_its_record(tmp_path):
     disk.mkdir()
     script = (
         'mount -t tmpfs -o size="$1" tmpfs "$2" || exit 99\n'
-        '"$3" run espeak --text "Full disk, yes." --out "$2/out" 2>"$2.err"\n'
+        '"$3" run espeak --text "Full disk, yes." --no-cache --out "$2/out" 2>"$2.err"\n'
         'echo "exit $?"; echo $(ls "$2"/out/espeak/*/); cat "$2"/out/espeak/*/job.json\n'
         'cat "$2.err" >&2\n'
     )

@@ -127,3 +127,26 @@ def test_the_line_cache_serves_a_line_once_spoken_unless_told_not_to(tmp_path):
     cleared = CliRunner().invoke(cli, ["cache", "--clear"])
     assert cleared.output.startswith("removed 3 clips")
     assert CliRunner().invoke(cli, ["cache"]).output.startswith("0 clips,")
+
+
+def test_a_stored_result_is_checked_before_it_is_returned(tmp_path):
+    """A job folder moved elsewhere still returns its own clips; a clip changed since it
+    was made is made again (that line alone), never returned as it is."""
+    import shutil
+
+    texts = ["One line.", "Two lines.", "Three lines."]
+    first = kaggletts.execute("espeak", {"utterances": texts}, output_dir=tmp_path / "mv1")
+    shutil.move(tmp_path / "mv1", tmp_path / "mv2")
+    moved = kaggletts.execute("espeak", {"utterances": texts}, output_dir=tmp_path / "mv2")
+    assert moved.cached and all(path.is_file() for path in moved.audio)
+    assert [p.relative_to(tmp_path / "mv2") for p in moved.audio] == [
+        p.relative_to(tmp_path / "mv1") for p in first.audio
+    ]
+
+    moved.audio[1].write_bytes(b"RIFF1234")
+    again = kaggletts.execute(
+        "espeak", {"utterances": texts}, output_dir=tmp_path / "mv2", cache=False
+    )
+    assert not again.cached and not again.missing
+    assert again.scraps["run"]["lines_total"] == 1  # the damaged line alone was spoken
+    assert again.audio[1].stat().st_size == again.clips[1]["bytes"] > 8

@@ -139,3 +139,17 @@ def test_a_request_with_two_of_twenty_lines_edited_pushes_only_those_two(tmp_pat
         for number in reused:
             assert second.audio[number - 1].read_bytes() == first.audio[number - 1].read_bytes()
         assert second.audio[4].name == "005-line-five-rewritten.wav"
+
+
+def test_sharded_results_name_each_clip_by_its_real_path(tmp_path):
+    import csv
+
+    texts = ["Alpha one.", "Beta two.", "Gamma three.", "Delta four."]
+    with Emulator(state_dir=tmp_path / "state", users={USER: KEY}) as emulator:
+        result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts}, shards=2)
+    files = [clip["file"] for clip in result.clips]
+    assert files == ["shard-1/001-alpha-one.wav", "shard-1/002-beta-two.wav",
+                     "shard-2/003-gamma-three.wav", "shard-2/004-delta-four.wav"]
+    assert [result.directory / name for name in files] == result.audio
+    with (result.directory / "clips.csv").open(encoding="utf-8-sig", newline="") as handle:
+        assert [row["file"] for row in csv.DictReader(handle)] == files

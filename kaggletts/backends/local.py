@@ -101,7 +101,7 @@ class LocalBackend:
         ledger says which), those that speak only the rest; None when none is left."""
         if "line_numbers" not in job.spec.parameters:
             return job.params
-        spoken = {entry.number for entry in read_ledger(job.directory).spoken}
+        spoken = {entry.number for entry in read_ledger(job.directory).made}
         if not spoken:
             return job.params
         missing = [n for n in range(1, job.utterance_count + 1) if n not in spoken]

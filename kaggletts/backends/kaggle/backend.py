@@ -331,7 +331,7 @@ class KaggleBackend:
         record them before anything is pushed. One shard runs in the job's folder."""
         params, dataset_sources = attach_voices(job.spec, job.params, remote)
         lines = batch_lines(params)
-        done = {entry.number for entry in read_ledger(job.directory).spoken}
+        done = {entry.number for entry in read_ledger(job.directory).made}
         numbers = [number for number in range(1, len(lines) + 1) if number not in done]
         per_session = min(self.shard_size, MAX_LINES_PER_SESSION)
         count = max(self.shards or 1, math.ceil(len(numbers) / per_session))
@@ -362,7 +362,7 @@ class KaggleBackend:
                 continue
             if job.spec.plain and shard.state is ShardState.DOWNLOADED:
                 continue  # a plain notebook keeps no ledger: its finished session is all of it
-            spoken = {entry.number for entry in read_ledger(Path(shard.directory)).spoken}
+            spoken = {entry.number for entry in read_ledger(Path(shard.directory)).made}
             missing = [n for n in line_numbers_of(shard.params) if n not in spoken]
             if not missing:
                 continue
