@@ -12,7 +12,12 @@ import pytest
 from conftest import write_notebook
 from test_kaggle_backend import KEY, OTHER_KEY, USER, run_kaggle
 
+from kaggletts.backends.kaggle import kernel
+from kaggletts.backends.kaggle.kernel import slug_of, slug_stem, title_for
+from kaggletts.backends.kaggle.records import RunStore
 from kaggletts.emulator import Emulator
+from kaggletts.emulator.wire import check_slug
+from kaggletts.jobs import find_job
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +28,77 @@ def emulator(tmp_path: Path):
         state_dir=tmp_path / "state", users={USER: KEY, "bob": OTHER_KEY}, seed=1
     ) as running:
         yield running
+
+
+# Notebook names of every kind: Kaggle's slug rules, python-slugify's transliteration and
+# the 20-character cut each have a way to break a round trip.
+NOTEBOOK_NAMES = [
+    "tts_batch_generator_2",
+    "tts-batch-generator-2",
+    "TTS Batch Generator 2",
+    "a",
+    "42",
+    "2024_01_31",
+    "___",
+    "!!!",
+    "",
+    "-leading-and-trailing-",
+    "dots.in.the.name",
+    "x" * 200,
+    "word " * 30,
+    "abcdefghijklmnopqrs_uvw",
+    "abcdefghijklmnopqrst-uvw",
+    "Café au lait",
+    "straße",
+    "日本語のノート",
+    "Привет мир",
+    "مرحبا",
+    "emoji 🎤 voices",
+    "zero\u200bwidth",
+    "tab\tand\nnewline",
+    "İstanbul",
+    "ﬁnal ligature",
+    "Ⅻ roman",
+    "٣٤ digits",
+    "MiXeD_CaSe-123_abc",
+] + [f"name_{n}_{'x' * n}" for n in range(0, 40, 3)]
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_every_slug_is_what_kaggle_derives_from_its_title(name):
+    for shard in (1, 12, 250):
+        for attempt in (1, 9, 99):
+            slug = f"{slug_stem(name, '79aa37b7a2d1e0f3', shard)}-{attempt}"
+            assert slug_of(title_for(slug)) == slug
+            check_slug(slug)  # Kaggle's form: 5 to 50 characters, [a-z0-9] and single dashes
+            assert len(title_for(slug)) >= 5
+
+
+def test_a_name_with_underscores_and_digits_runs_under_its_own_slug(emulator, tmp_path):
+    path = write_notebook(
+        tmp_path / "tts_batch_generator_2.ipynb",
+        'text = ""',
+        ("glue", "import scrapbook\nscrapbook.glue('clips', [], encoder='json')"),
+    )
+    result = run_kaggle(emulator, tmp_path / "out", {"text": "hi"}, notebook=path)
+    shard = RunStore(find_job(result.job_id, tmp_path / "out")).load().shards[0]
+    assert shard.slug.startswith("kaggletts-tts-batch-generator-") and shard.filed_as is None
+    assert emulator.push_count(USER, shard.slug) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_push_filed_elsewhere_is_followed_where_the_reply_says(
+    emulator, tmp_path, monkeypatch, caplog
+):
+    # A title that does not slugify to the slug, as a future slug rule of Kaggle's might
+    # make it: the reply names the kernel's real address, and the run follows it.
+    monkeypatch.setattr(kernel, "title_for", lambda slug: "elsewhere " + slug[-24:])
+    result = run_kaggle(emulator, tmp_path / "out", {"text": "Filed elsewhere."})
+    shard = RunStore(find_job(result.job_id, tmp_path / "out")).load().shards[0]
+    assert shard.filed_as == slug_of("elsewhere " + shard.pushed_slug[-24:])
+    assert emulator.push_count(USER, shard.filed_as) == 1
+    assert "following that kernel" in caplog.text
+    assert result.audio and all(path.is_file() for path in result.audio)
 
 
 def test_a_notebook_without_a_kernelspec_is_pushed_with_one(emulator, tmp_path):

@@ -23,6 +23,7 @@ class Assumption(StrEnum):
     QUEUED_VERSION_COUNTED = "queued-version-counted"
     RUNNING_OUTPUTS = "running-outputs"
     DELETE_REFUSED_WHILE_RUNNING = "delete-refused-while-running"
+    TITLE_CONFLICT = "title-conflict"
 
 
 # Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
@@ -51,6 +52,11 @@ ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
         "DeleteKernel of a kernel with a session queued or running is refused with "
         "errorMessage. No evidence either way; by default the emulator ends the sessions "
         "and deletes the kernel."
+    ),
+    Assumption.TITLE_CONFLICT: (
+        "SaveKernel of a new kernel whose title does not slugify to its slug answers 409 "
+        "Conflict. No source says so; a public CI report (unsloth's Kaggle CI) says such a "
+        "kernel is filed at the title's address instead, which is the default."
     ),
 }
 

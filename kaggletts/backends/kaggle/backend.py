@@ -346,6 +346,7 @@ class KaggleBackend:
                 shard,
                 ShardState.PLANNED,
                 attempt=shard.attempt + 1,
+                filed_as=None,
                 version=None,
                 url=None,
                 session_id=None,
@@ -363,8 +364,8 @@ class KaggleBackend:
         """The job's kernels, its failed attempts' too, once its result is safe on disk:
         one kernel per push would otherwise pile up in the user's account."""
         for shard in ctx.run.shards:
-            for attempt in range(1, shard.attempt + 1):
-                slug = f"{shard.slug_stem}-{attempt}"
+            slugs = [f"{shard.slug_stem}-{attempt}" for attempt in range(1, shard.attempt + 1)]
+            for slug in dict.fromkeys([*slugs, shard.slug]):
                 try:
                     ctx.remote.delete_kernel(slug)
                 except KaggleTTSError as error:

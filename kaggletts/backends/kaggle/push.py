@@ -59,11 +59,21 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
             failures_in_transit += 1
             raise
         ends_by = time.time() + _session_seconds(ctx)
+        filed_as = None
+        if reply.slug and reply.slug != shard.pushed_slug:
+            # Status and outputs of the slug pushed would answer 403: follow the reply.
+            log.warning(
+                "warning: Kaggle filed the push of %s as %s; following that kernel",
+                shard.pushed_slug,
+                reply.slug,
+            )
+            filed_as = reply.slug
         ctx.move(
             shard,
             ShardState.PUSHED,
             version=reply.version,
             url=reply.url,
+            filed_as=filed_as,
             session_id=reply.session_id,
             ends_by=ends_by,
         )

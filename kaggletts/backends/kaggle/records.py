@@ -55,6 +55,9 @@ class Shard:
     directory: str
     attempt: int = 1
     state: ShardState = ShardState.PLANNED
+    # Where Kaggle's push reply says the attempt's kernel was filed, when that is not the
+    # slug pushed (Kaggle derives a new kernel's slug from its title).
+    filed_as: str | None = None
     version: int | None = None
     url: str | None = None
     # Known only where Kaggle tells it (real Kaggle does not, as far as is known).
@@ -64,8 +67,12 @@ class Shard:
     error: str | None = None
 
     @property
-    def slug(self) -> str:
+    def pushed_slug(self) -> str:
         return f"{self.slug_stem}-{self.attempt}"
+
+    @property
+    def slug(self) -> str:
+        return self.filed_as or self.pushed_slug
 
     @property
     def label(self) -> str:

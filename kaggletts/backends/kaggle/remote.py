@@ -47,6 +47,8 @@ LOG_END = "END_OF_LOG"
 class PushReply:
     version: int
     url: str
+    # The kernel's slug as the reply's url names it (None if the url names none).
+    slug: str | None
     session_id: int | None
     invalid_sources: list[str]
 
@@ -249,6 +251,7 @@ class KaggleRemote:
         return PushReply(
             version=int(reply.version_number or 1),
             url=reply.url,
+            slug=_kernel_slug_in(reply.url or "", self.username),
             session_id=int(match.group(1)) if match else None,
             invalid_sources=list(reply.invalid_dataset_sources or []),
         )
@@ -443,6 +446,16 @@ class KaggleRemote:
         )
         if reply.error:
             raise PushRejected(f"Kaggle refused dataset {slug}: {reply.error}")
+
+
+def _kernel_slug_in(url: str, owner: str) -> str | None:
+    """The slug in a kernel url, `.../code/<owner>/<slug>` (as real push logs print it)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url).path.strip("/").split("/")
+    if len(parts) >= 3 and parts[-3] == "code" and parts[-2].lower() == owner.lower():
+        return parts[-1]
+    return None
 
 
 def _unknown_enum_name(error: BaseException | None) -> str | None:
