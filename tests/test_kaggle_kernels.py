@@ -5,17 +5,22 @@ whatever the output folder. Against the emulator in its default mode."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import nbformat
 import pytest
 from conftest import write_notebook
-from test_kaggle_backend import KEY, OTHER_KEY, USER, run_kaggle
+from test_kaggle_backend import FAST, KEY, OTHER_KEY, USER, kernels, pushes, run_kaggle
+from test_kaggle_robustness import CRASH_TEXTS, record_of, start_client, wait_until
 
+import kaggletts
 from kaggletts.backends.kaggle import kernel
+from kaggletts.backends.kaggle.credentials import Credentials
 from kaggletts.backends.kaggle.kernel import slug_of, slug_stem, title_for
 from kaggletts.backends.kaggle.records import RunStore
-from kaggletts.emulator import Emulator
+from kaggletts.backends.kaggle.remote import KaggleRemote
+from kaggletts.emulator import Emulator, Latency
 from kaggletts.emulator.wire import check_slug
 from kaggletts.jobs import find_job
 
@@ -115,3 +120,61 @@ def test_a_notebook_without_a_kernelspec_is_pushed_with_one(emulator, tmp_path):
     assert result.status == "complete"
     pushed = json.loads(next((tmp_path / "out").rglob("kernel/notebook.ipynb")).read_text())
     assert pushed["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.timeout(120)
+def test_a_push_that_left_a_kernel_without_a_run_is_pushed_again_as_a_new_attempt(
+    emulator, tmp_path
+):
+    emulator.fail_next("SaveKernel", "empty-kernel")
+    result = run_kaggle(emulator, tmp_path / "out", {"text": "Half a push."})
+    shard = RunStore(find_job(result.job_id, tmp_path / "out")).load().shards[0]
+    assert shard.attempt == 2 and pushes(emulator) == 1
+    # The kernel the half push left is not left behind.
+    assert kernels(emulator) == [shard.slug]
+    assert result.audio and all(path.is_file() for path in result.audio)
+
+
+@pytest.mark.timeout(120)
+def test_a_deleted_kernel_is_reported_gone_and_the_request_pushes_it_anew(tmp_path):
+    out = tmp_path / "out"
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=30)
+    ) as slow:
+        client = start_client(slow, out)
+        wait_until(
+            lambda: any(
+                s["state"] == "pushed" for s in record_of(out)["run"].get("shards", [])
+            ) if list(out.rglob("job.json")) else False,
+            "the client never recorded its push",
+        )
+        client.send_signal(signal.SIGKILL)
+        client.wait(timeout=30)
+        [slug] = kernels(slow)
+        # Deleted on kaggle.com, or by another client, while nobody watched.
+        KaggleRemote(Credentials(USER, key=KEY), slow.url).delete_kernel(slug)
+
+        with pytest.raises(kaggletts.RunFailed) as gone:
+            run_kaggle(slow, out, {"utterances": CRASH_TEXTS})
+        said = str(gone.value)
+        assert "no longer exists" in said and "--force" in said
+        assert "keep running" not in said and "attach" not in said
+
+        slow.latency = Latency()
+        result = run_kaggle(slow, out, {"utterances": CRASH_TEXTS})
+        assert result.audio and all(path.is_file() for path in result.audio)
+        assert RunStore(find_job(result.job_id, out)).load().shards[0].attempt == 2
+
+
+def test_force_pushes_a_new_attempt_and_never_to_a_kept_kernel(emulator, tmp_path):
+    first = run_kaggle(emulator, tmp_path / "out", {"text": "Forced again."})
+    again = kaggletts.execute(
+        "espeak", {"text": "Forced again."}, backend="kaggle", output_dir=tmp_path / "out",
+        endpoint=emulator.url, credentials=Credentials(USER, key=KEY), force=True,
+        **{**FAST, "keep_kernels": True},
+    )
+    assert again.job_id == first.job_id and not again.cached
+    shard = RunStore(find_job(again.job_id, tmp_path / "out")).load().shards[0]
+    assert shard.attempt == 2
+    assert [emulator.push_count(USER, slug) for slug in kernels(emulator)] == [1, 1]
+

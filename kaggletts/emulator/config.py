@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "429", "drop", "lost-reply", "truncate")
+FAULT_KINDS: tuple[str, ...] = (
+    "500",
+    "502",
+    "503",
+    "429",
+    "drop",
+    "lost-reply",
+    "truncate",
+    "empty-kernel",
+)
 DEFAULT_USER = "kaggle-emulator"
 DEFAULT_KEY = "emulator-key"
 

@@ -191,6 +191,32 @@ class KernelsService:
             "kernelId": kernel.kernel_id,
         }
 
+    def save_kernel_without_code(self, user: str, body: Body) -> None:
+        """What a push that failed half-way leaves (kaggle-api #122: SaveKernel answered
+        500, and the kernel appeared with its title but without the code): the kernel,
+        no version, no session."""
+        ref = optional_str(body, "slug")
+        if not ref:
+            return
+        owner, slug = split_ref(ref)
+        title = optional_str(body, "newTitle")
+        if owner != user:
+            return
+        if title and len(title) >= MIN_TITLE_LENGTH:
+            slug = self._filed_slug(owner, slug, title)
+        store = self._app.store
+        with store.lock:
+            if f"{owner}/{slug}" not in store.kernels:
+                store.kernels[f"{owner}/{slug}"] = KernelRecord(
+                    kernel_id=store.new_id(),
+                    owner=owner,
+                    slug=slug,
+                    title=title or slug,
+                    is_private=optional_bool(body, "isPrivate", True),
+                    created_at=_now(),
+                )
+                store.save()
+
     def _filed_slug(self, owner: str, slug: str, title: str) -> str:
         """Where a push is filed: an existing kernel keeps its slug; a new one whose title
         slugifies to another slug goes to the title's address (a public CI report), or is
@@ -297,7 +323,18 @@ class KernelsService:
         )
         version = pinned or kernel.latest
         if version is None:
-            raise ApiError(404, f"{kernel.ref} has no versions")
+            # A kernel made by a push that failed half-way: its title, no code (kaggle-api #122).
+            return {
+                "metadata": {
+                    "id": kernel.kernel_id,
+                    "ref": kernel.ref,
+                    "title": kernel.title,
+                    "author": kernel.owner,
+                    "slug": kernel.slug,
+                    "isPrivate": kernel.is_private,
+                },
+                "blob": {"source": "", "slug": kernel.slug},
+            }
         source_dir = self._app.store.version_dir(kernel, version.number) / "source"
         name = NOTEBOOK_NAME if version.kernel_type == "notebook" else SCRIPT_NAME
         pushed = (source_dir / ("pushed-" + name)).read_text(encoding="utf-8")

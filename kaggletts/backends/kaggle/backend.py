@@ -131,7 +131,7 @@ class KaggleBackend:
                     f"({', '.join(s.slug for s in run.may_run())}); `kaggletts attach "
                     f"{job.id}` collects it, and --force is for after it has ended"
                 )
-            run = self._plan(job, remote, store)
+            run = self._plan(job, remote, store, after=run)
         else:
             self._retry_ended_badly(job, run, store, attach)
         ctx = RunContext(job, remote, store, run, self, time.time() + self._time_allowed(job))
@@ -306,8 +306,12 @@ class KaggleBackend:
         )
         return run
 
-    def _plan(self, job: Job, remote: KaggleRemote, store: RunStore) -> KaggleRun:
-        """Split the batch into shards and record them before anything is pushed."""
+    def _plan(
+        self, job: Job, remote: KaggleRemote, store: RunStore, after: KaggleRun | None = None
+    ) -> KaggleRun:
+        """Split the batch into shards and record them before anything is pushed; a plan
+        made `after` an earlier run of the job (--force) starts past its attempts, so no
+        kernel of it, kept or not, is pushed to again."""
         params, dataset_sources = attach_voices(job.spec, job.params, remote)
         lines = batch_lines(params)
         count = self.shards or max(1, math.ceil(len(lines) / self.shard_size))
@@ -321,8 +325,10 @@ class KaggleBackend:
                 part.pop("text", None)
                 part["utterances"] = lines[bounds[index - 1] : bounds[index]]
             directory = job.directory / f"shard-{index}" if count > 1 else job.directory
+            stem = slug_stem(job.spec.name, job.id, index)
+            earlier = [s.attempt for s in after.shards if s.slug_stem == stem] if after else []
             shards.append(
-                Shard(index, slug_stem(job.spec.name, job.id, index), part, str(directory))
+                Shard(index, stem, part, str(directory), attempt=max(earlier, default=0) + 1)
             )
         run = KaggleRun(remote.endpoint, remote.username, shards, dataset_sources)
         store.save(run, JobState.PLANNED)

@@ -28,7 +28,8 @@ class ShardState(StrEnum):
 
 
 TRANSITIONS: dict[ShardState, frozenset[ShardState]] = {
-    ShardState.PLANNED: frozenset({ShardState.PUSHING}),
+    # A planned shard may step to a later attempt before it is pushed.
+    ShardState.PLANNED: frozenset({ShardState.PLANNED, ShardState.PUSHING}),
     ShardState.PUSHING: frozenset({ShardState.PUSHED, ShardState.PLANNED, ShardState.REJECTED}),
     ShardState.PUSHED: frozenset({ShardState.COMPLETE, ShardState.FAILED, ShardState.STOPPED}),
     ShardState.COMPLETE: frozenset({ShardState.DOWNLOADED, ShardState.FAILED}),
