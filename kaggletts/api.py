@@ -93,6 +93,6 @@ def run_job(
     """The job's stored result, or the job run (or picked up again) on its backend, by
     one process at a time: a second identical request waits, then finds the result."""
     with job.driving():
-        if not force and (stored := job.stored_result()) is not None:
+        if not force and (stored := job.stored_result() or job.result_of_twin()) is not None:
             return stored
         return (runner or get_backend(job.backend)).run(job, force=force, attach=attach)

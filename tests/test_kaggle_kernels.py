@@ -178,3 +178,21 @@ def test_force_pushes_a_new_attempt_and_never_to_a_kept_kernel(emulator, tmp_pat
     assert shard.attempt == 2
     assert [emulator.push_count(USER, slug) for slug in kernels(emulator)] == [1, 1]
 
+
+@pytest.mark.timeout(180)
+def test_one_request_into_two_folders_at_once_pushes_once(tmp_path):
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, latency=Latency(cold_start=3.0)
+    ) as slowish:
+        first = start_client(slowish, tmp_path / "A")
+        wait_until(lambda: pushes(slowish) >= 1, "the first client never pushed")
+        second = start_client(slowish, tmp_path / "B")
+        outputs = [client.communicate(timeout=150) for client in (first, second)]
+        assert [c.returncode for c in (first, second)] == [0, 0], outputs
+        assert pushes(slowish) == 1 and len(kernels(slowish)) == 1
+    for folder, (printed, _) in zip(("A", "B"), outputs, strict=True):
+        audio = [Path(name) for name in printed.split()]
+        assert audio and all(p.is_file() and p.is_relative_to(tmp_path / folder) for p in audio)
+    record = record_of(tmp_path / "B")
+    assert record["state"] == "complete"
+    assert all(Path(s["directory"]).is_relative_to(tmp_path / "B") for s in record["run"]["shards"])
