@@ -73,7 +73,6 @@ def test_a_push_can_fail_half_way_leaving_a_kernel_without_code(kaggle_emulator:
     pulled = call(kaggle_emulator, "GetKernel", {"userName": "alice", "kernelSlug": "half-pushed"})
     assert pulled.ok and pulled.json()["metadata"]["title"] == "Half Pushed"
     assert not pulled.json()["blob"]["source"]
-    asked = call(
-        kaggle_emulator, "GetKernelSessionStatus", {"userName": "alice", "kernelSlug": "half-pushed"}
-    )
+    which = {"userName": "alice", "kernelSlug": "half-pushed"}
+    asked = call(kaggle_emulator, "GetKernelSessionStatus", which)
     assert asked.status_code == 404 and kaggle_emulator.push_count("alice", "half-pushed") == 0
