@@ -108,7 +108,7 @@ def run_job(
     and the lines the run made are kept in it. A job with lines missing raises Incomplete
     (RunFailed where none was spoken); the same request again speaks only those."""
     with job.driving():
-        stored = None if force else job.stored_result()
+        stored = None if force else (job.stored_result() or job.result_of_twin())
         if stored is not None and not stored.missing:
             return stored
         if cache is not None and not (force or attach):

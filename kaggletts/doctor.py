@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import Interrupted, KaggleTTSError
@@ -148,7 +147,7 @@ class Examination:
                 where_to_put_them or "create an API token at https://www.kaggle.com/settings",
             )
         user = f" for {self.credentials.username}" if self.credentials.username else ""
-        kind = "an access token" if self.credentials.token else "a username and key"
+        kind = "a username and key" if self.credentials.key else "an access token"
         return Finding(
             Check.CREDENTIALS, Verdict.PASS, f"{kind}{user}, from {self.credentials.source}"
         )
@@ -156,7 +155,7 @@ class Examination:
     def check_permissions(self) -> Finding:
         if self.credentials is None:
             return Finding(Check.PERMISSIONS, Verdict.SKIP, "no credentials found")
-        path = _credentials_file(self.credentials.source)
+        path = self.credentials.file
         if path is None:
             return Finding(Check.PERMISSIONS, Verdict.PASS, "from the environment; no file")
         if os.name == "nt":
@@ -323,15 +322,6 @@ class Examination:
             Verdict.PASS,
             f"pushed, ran and downloaded {audio:.1f} s of audio in {seconds:.1f} s",
         )
-
-
-def _credentials_file(source: str) -> Path | None:
-    """The file the credentials were read from, if any (a token variable may name one)."""
-    if source == "KAGGLE_API_TOKEN":
-        named = os.environ.get("KAGGLE_API_TOKEN", "")
-        return Path(named) if named and Path(named).is_file() else None
-    path = Path(source)
-    return path if path.is_absolute() and path.is_file() else None
 
 
 def _kaggle_problems(name: str) -> list[str]:

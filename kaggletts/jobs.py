@@ -242,25 +242,84 @@ class Job:
 
     @contextmanager
     def driving(self) -> Iterator[None]:
-        """Hold the job's lock while this process drives it. A second process with the same
-        request waits here, then finds the first one's result."""
+        """Hold the job's locks while this process drives it: its folder's, and the user's
+        lock of the job, whatever the output folder (the job id names its kernels, so two
+        folders of one request would push one kernel twice). A second process with the
+        same request waits here, then finds the first one's result."""
         import filelock
 
         self.make_folder()
-        lock = filelock.FileLock(self.directory / LOCK_FILE)
+        user_lock = job_lock_path(self.id)
+        user_lock.parent.mkdir(parents=True, exist_ok=True)
+        locks = [filelock.FileLock(self.directory / LOCK_FILE), filelock.FileLock(user_lock)]
+        taken: list[filelock.BaseFileLock] = []
         try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            import logging
-
-            logging.getLogger("kaggletts").info(
-                "job %s is being run by another process; waiting for it", self.id
-            )
-            lock.acquire()
-        try:
+            for lock in locks:
+                try:
+                    lock.acquire(timeout=0)
+                except filelock.Timeout:
+                    logging.getLogger("kaggletts").info(
+                        "job %s is being run by another process; waiting for it", self.id
+                    )
+                    lock.acquire()
+                taken.append(lock)
             yield
         finally:
-            lock.release()
+            for held in reversed(taken):
+                held.release()
+
+    def result_of_twin(self) -> Result | None:
+        """The result the same request made in another output folder, copied into this
+        job's folder (audio, executed notebooks, record), or None if none is whole."""
+        import shutil
+
+        for twin in _indexed_folders():
+            if twin.name != self.id or twin.resolve() == self.directory:
+                continue
+            made = Result.load(twin)
+            record = read_record_or_none(twin / RECORD_FILE)
+            if made is None or record is None or made.status != "complete":
+                continue
+            try:
+                audio = [self.directory / path.relative_to(twin) for path in made.audio]
+                notebook = self.directory / made.notebook.relative_to(twin)
+            except ValueError:
+                continue
+            if not all(path.is_file() for path in made.audio):
+                continue
+            shutil.copytree(
+                twin,
+                self.directory,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns(LOCK_FILE, RECORD_FILE),
+            )
+            for shard in record.run.get("shards", []):
+                if isinstance(shard, dict) and isinstance(shard.get("directory"), str):
+                    moved = Path(shard["directory"])
+                    if moved.is_relative_to(twin):
+                        shard["directory"] = str(self.directory / moved.relative_to(twin))
+            self.write_record(record)
+            copied = dataclasses.replace(
+                made, directory=self.directory, audio=audio, notebook=notebook, cached=False
+            )
+            copied.save()
+            logging.getLogger("kaggletts").info(
+                "job %s was run for %s; its result is copied here", self.id, twin
+            )
+            return dataclasses.replace(copied, cached=True)
+        return None
+
+
+def job_lock_path(job_id: str) -> Path:
+    """The user's lock of one job, in the user's data directory beside the job index."""
+    return job_index_path().parent / "locks" / f"{job_id}.lock"
+
+
+def read_record_or_none(path: Path) -> JobRecord | None:
+    try:
+        return read_record_file(path)
+    except CorruptRecord:
+        return None
 
 
 def read_record_file(path: Path) -> JobRecord | None:

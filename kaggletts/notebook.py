@@ -140,6 +140,9 @@ def _inspect(path: Path, _mtime: int) -> NotebookSpec:
     )
 
 
+PYTHON_KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
 def parameterize(spec: NotebookSpec, params: dict[str, Any]):
     """The notebook with `params` injected by papermill, outputs cleared, ready to run."""
     from papermill.iorw import load_notebook_node
@@ -150,7 +153,12 @@ def parameterize(spec: NotebookSpec, params: dict[str, Any]):
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    return parameterize_notebook(nb, params, kernel_name="python3", language="python")
+    nb = parameterize_notebook(nb, params, kernel_name="python3", language="python")
+    # Kaggle's runner starts the kernel the notebook names and fails without one
+    # (kaggle-api #689); papermill's kernel_name above names it only for itself.
+    if not nb.metadata.get("kernelspec", {}).get("name"):
+        nb.metadata["kernelspec"] = dict(PYTHON_KERNELSPEC)
+    return nb
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ emulator saw."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import textwrap
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from kaggletts.emulator import Emulator
 from kaggletts.result import sha256_of
 
 USER, KEY = "alice", "alice-secret-key-7f3e9"
+OTHER_KEY = "bob-secret-key-0c41"
 FAST: dict[str, Any] = {
     "retry": RetryPolicy(attempts=12, first_wait=0.05, max_wait=0.5, max_total=60),
     "poll": PollSchedule(first=0.2, fraction=0.1, cap=1.0),
@@ -85,3 +89,40 @@ def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
         assert sha256_of(path) == clip["sha256"]
         with wave.open(str(path)) as audio:
             assert audio.getsampwidth() == 2 and audio.getnframes() > 1000
+
+
+# -- clients in processes of their own (killed, interrupted, run twice at once) ----
+
+CLIENT = textwrap.dedent("""
+    import sys
+    import kaggletts
+    from kaggletts.backends.kaggle.credentials import Credentials
+    from kaggletts.backends.kaggle.polling import PollSchedule
+    url, out, key, texts = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    result = kaggletts.execute(
+        "espeak", {"utterances": texts}, backend="kaggle", output_dir=out, endpoint=url,
+        credentials=Credentials("alice", key=key), keep_kernels=True, settle_wait=0.2,
+        poll=PollSchedule(first=0.2, fraction=0.1, cap=1.0))
+    print(" ".join(str(p) for p in result.audio))
+""")
+CRASH_TEXTS = [f"Crash test line {n}." for n in range(3)]
+
+
+def start_client(emulator: Emulator, out: Path, *texts: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CLIENT, emulator.url, str(out), KEY, *(texts or CRASH_TEXTS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def record_of(out: Path) -> dict:
+    return json.loads(next(out.rglob("job.json")).read_text())

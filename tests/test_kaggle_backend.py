@@ -11,6 +11,7 @@ import pytest
 from helpers import (
     FAST,
     KEY,
+    OTHER_KEY,
     USER,
     assert_verified,
     cli_env,
@@ -27,8 +28,6 @@ from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.emulator import Emulator, Faults, Quirks
 from kaggletts.result import sha256_of
-
-OTHER_KEY = "bob-secret-key-0c41"
 
 
 def backend(emulator: Emulator, **overrides) -> KaggleBackend:

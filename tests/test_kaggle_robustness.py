@@ -8,13 +8,13 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers import (
+    CRASH_TEXTS,
     FAST,
     KEY,
     USER,
@@ -24,7 +24,10 @@ from helpers import (
     kernels,
     lines,
     pushes,
+    record_of,
     run_kaggle,
+    start_client,
+    wait_until,
 )
 
 import kaggletts
@@ -33,37 +36,6 @@ from kaggletts.emulator import Emulator, Faults, Latency, Quirks
 from kaggletts.errors import LeftOnKaggle
 
 pytestmark = pytest.mark.slow
-
-CLIENT = textwrap.dedent("""
-    import sys
-    import kaggletts
-    from kaggletts.backends.kaggle.credentials import Credentials
-    from kaggletts.backends.kaggle.polling import PollSchedule
-    url, out, key, texts = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-    result = kaggletts.execute(
-        "espeak", {"utterances": texts}, backend="kaggle", output_dir=out, endpoint=url,
-        credentials=Credentials("alice", key=key), keep_kernels=True, settle_wait=0.2,
-        poll=PollSchedule(first=0.2, fraction=0.1, cap=1.0))
-    print(" ".join(str(p) for p in result.audio))
-""")
-CRASH_TEXTS = [f"Crash test line {n}." for n in range(3)]
-
-
-def start_client(emulator: Emulator, out: Path, *texts: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", CLIENT, emulator.url, str(out), KEY, *(texts or CRASH_TEXTS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_until(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
 
 def wait_for_push(emulator: Emulator, count: int = 1) -> None:
     wait_until(lambda: pushes(emulator) >= count, "the client never pushed")
@@ -75,10 +47,6 @@ def kill_after_push(emulator: Emulator, out: Path) -> None:
     wait_for_push(emulator)
     client.send_signal(signal.SIGKILL)
     client.wait(timeout=30)
-
-
-def record_of(out: Path) -> dict:
-    return json.loads(next(out.rglob("job.json")).read_text())
 
 
 def test_a_killed_client_resumes_without_a_second_push(tmp_path):

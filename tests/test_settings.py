@@ -293,7 +293,8 @@ class HeaderRecorder:
         import http.server
         import threading
 
-        seen = self.requests = []
+        seen: list[tuple[str, dict[str, str]]] = []
+        self.requests = seen
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def answer(self) -> None:

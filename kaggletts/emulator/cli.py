@@ -140,9 +140,9 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
 @click.option("--fault-rate", default=0.0, show_default=True, help="Probability of a fault.")
 @click.option(
     "--fault-kinds",
-    default=",".join(FAULT_KINDS),
+    default=",".join(Faults().kinds),
     show_default=True,
-    help="Comma-separated fault kinds to draw from.",
+    help=f"Comma-separated fault kinds to draw from, of {','.join(FAULT_KINDS)}.",
 )
 @click.option("--stale-status", default=0.0, show_default=True, help="Seconds of stale status.")
 @click.option(

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "429", "drop", "lost-reply", "truncate")
+FAULT_KINDS: tuple[str, ...] = (
+    "500",
+    "502",
+    "503",
+    "429",
+    "drop",
+    "lost-reply",
+    "truncate",
+    "empty-kernel",
+)
 DEFAULT_USER = "kaggle-emulator"
 DEFAULT_KEY = "emulator-key"
 
@@ -24,6 +33,7 @@ class Assumption(StrEnum):
     RUNNING_OUTPUTS = "running-outputs"
     DELETE_REFUSED_WHILE_RUNNING = "delete-refused-while-running"
     FAILED_OUTPUTS = "failed-outputs"
+    TITLE_CONFLICT = "title-conflict"
 
 
 # Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
@@ -57,6 +67,11 @@ ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
         "ListKernelSessionOutput of a version that ended in ERROR or was cancelled lists the "
         "files it wrote. No source either way; by default the emulator lists none of them "
         "(its log is still given)."
+    ),
+    Assumption.TITLE_CONFLICT: (
+        "SaveKernel of a new kernel whose title does not slugify to its slug answers 409 "
+        "Conflict. No source says so; a public CI report (unsloth's Kaggle CI) says such a "
+        "kernel is filed at the title's address instead, which is the default."
     ),
 }
 

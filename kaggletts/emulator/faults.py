@@ -11,6 +11,9 @@ from .config import Faults
 DOWNLOAD = "download"
 UPLOAD = "upload"
 LOGS_STREAM = "LogsStream"
+SAVE_KERNEL = "SaveKernel"
+# A push answered 500 that left the kernel, with its title but no code (kaggle-api #122).
+EMPTY_KERNEL = "empty-kernel"
 # Which kinds apply where: a truncated body needs a streamed file, and a reply can only be
 # lost after handling when the handler has effects worth keeping (an API call, an upload
 # chunk). A log stream takes only the faults that happen before it starts.
@@ -18,6 +21,7 @@ BEFORE_KINDS = frozenset({"500", "502", "503", "429", "drop"})
 DOWNLOAD_KINDS = BEFORE_KINDS | {"truncate"}
 API_KINDS = BEFORE_KINDS | {"lost-reply"}
 UPLOAD_KINDS = API_KINDS
+SAVE_KERNEL_KINDS = API_KINDS | {EMPTY_KERNEL}
 LOGS_STREAM_KINDS = BEFORE_KINDS
 
 
@@ -29,6 +33,8 @@ def kinds_for(method: str) -> frozenset[str]:
         return UPLOAD_KINDS
     if method == LOGS_STREAM:
         return LOGS_STREAM_KINDS
+    if method == SAVE_KERNEL:
+        return SAVE_KERNEL_KINDS
     return API_KINDS
 
 

@@ -106,8 +106,8 @@ def run_notebook(source_dir: Path, working_dir: Path, failure_file: Path) -> int
             NOTEBOOK_NAME,
             NOTEBOOK_NAME,
             cwd=str(working_dir),
-            kernel_name="python3",
-            language="python",
+            # Kaggle's runner names no kernel: a notebook without a kernelspec fails there
+            # with "No kernel name found in notebook" (kaggle-api #689), and so here.
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,

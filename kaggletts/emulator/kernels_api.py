@@ -22,6 +22,7 @@ from .wire import (
     MIN_TITLE_LENGTH,
     ApiError,
     bad_request,
+    check_slug,
     duration,
     optional_bool,
     optional_int,
@@ -104,12 +105,7 @@ class KernelsService:
         if title is not None:
             if len(title) < MIN_TITLE_LENGTH:
                 raise bad_request(f"Title must be at least {MIN_TITLE_LENGTH} characters")
-            if title_slug(title) != slug:
-                raise ApiError(
-                    409,
-                    f"Conflict: the title '{title}' resolves to the slug '{title_slug(title)}', "
-                    f"not '{slug}'",
-                )
+            slug = self._filed_slug(owner, slug, title)
         language = optional_str(body, "language") or ""
         if language != "python":
             raise bad_request(f"Unsupported language '{language}': only python is supported")
@@ -194,6 +190,50 @@ class KernelsService:
             "invalidModelSources": str_list(body, "modelDataSources"),
             "kernelId": kernel.kernel_id,
         }
+
+    def save_kernel_without_code(self, user: str, body: Body) -> None:
+        """What a push that failed half-way leaves (kaggle-api #122: SaveKernel answered
+        500, and the kernel appeared with its title but without the code): the kernel,
+        no version, no session."""
+        ref = optional_str(body, "slug")
+        if not ref:
+            return
+        owner, slug = split_ref(ref)
+        title = optional_str(body, "newTitle")
+        if owner != user:
+            return
+        if title and len(title) >= MIN_TITLE_LENGTH:
+            slug = self._filed_slug(owner, slug, title)
+        store = self._app.store
+        with store.lock:
+            if f"{owner}/{slug}" not in store.kernels:
+                store.kernels[f"{owner}/{slug}"] = KernelRecord(
+                    kernel_id=store.new_id(),
+                    owner=owner,
+                    slug=slug,
+                    title=title or slug,
+                    is_private=optional_bool(body, "isPrivate", True),
+                    created_at=_now(),
+                )
+                store.save()
+
+    def _filed_slug(self, owner: str, slug: str, title: str) -> str:
+        """Where a push is filed: an existing kernel keeps its slug; a new one whose title
+        slugifies to another slug goes to the title's address (a public CI report), or is
+        refused with 409 under the title-conflict assumption."""
+        derived = title_slug(title)
+        if derived == slug or f"{owner}/{slug}" in self._app.store.kernels:
+            return slug
+        if self._app.assumes(Assumption.TITLE_CONFLICT):
+            raise ApiError(
+                409,
+                f"Conflict: the title '{title}' resolves to the slug '{derived}', not '{slug}'",
+            )
+        try:
+            check_slug(derived)
+        except ApiError:
+            return slug
+        return derived
 
     def _save_source(self, kernel: KernelRecord, version: VersionRecord, text: str) -> None:
         source_dir = self._app.store.version_dir(kernel, version.number) / "source"
@@ -294,7 +334,18 @@ class KernelsService:
         )
         version = pinned or kernel.latest
         if version is None:
-            raise ApiError(404, f"{kernel.ref} has no versions")
+            # A kernel made by a push that failed half-way: its title, no code (kaggle-api #122).
+            return {
+                "metadata": {
+                    "id": kernel.kernel_id,
+                    "ref": kernel.ref,
+                    "title": kernel.title,
+                    "author": kernel.owner,
+                    "slug": kernel.slug,
+                    "isPrivate": kernel.is_private,
+                },
+                "blob": {"source": "", "slug": kernel.slug},
+            }
         source_dir = self._app.store.version_dir(kernel, version.number) / "source"
         name = NOTEBOOK_NAME if version.kernel_type == "notebook" else SCRIPT_NAME
         pushed = (source_dir / ("pushed-" + name)).read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .faults import DOWNLOAD, LOGS_STREAM, UPLOAD
+from .faults import DOWNLOAD, EMPTY_KERNEL, LOGS_STREAM, UPLOAD
 from .sessions import OUTPUT_DIR, LiveLog
 from .wire import ApiError
 
@@ -222,6 +222,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         fault = self._apply_fault(method)
         user = "" if method in UNAUTHENTICATED_METHODS else self._user()
         self.app.record_call(method, user)
+        if fault == EMPTY_KERNEL:
+            self.app.kernels.save_kernel_without_code(user, body)
+            self.app.record_fault(method, fault)
+            raise ApiError(500, "Injected fault empty-kernel")
         reply = handler(user, body)
         if fault == "lost-reply":
             self._lose_reply(method)

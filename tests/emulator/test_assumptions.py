@@ -27,6 +27,24 @@ def _pull(emulator: Emulator, slug: str, version: int | None = None) -> dict[str
     return reply.json()
 
 
+def test_a_title_of_another_slug_files_a_new_kernel_there_unless_409_is_assumed(
+    make_emulator: Callable[..., Emulator],
+):
+    plain = make_emulator()
+    reply = push(plain, "wanted-slug", title="Another Title", **QUICK_SAVE).json()
+    assert reply["url"] == f"{plain.url}/code/alice/another-title"
+    assert plain.push_count("alice", "another-title") == 1
+    asked = call(plain, "GetKernel", {"userName": "alice", "kernelSlug": "wanted-slug"})
+    assert asked.status_code == 403
+    # An existing kernel keeps its slug whatever the new title.
+    assert push(plain, "another-title", title="Renamed Title", **QUICK_SAVE).ok
+    assert plain.push_count("alice", "another-title") == 2
+
+    assuming = make_emulator(assume={"title-conflict"})
+    refused = push(assuming, "wanted-slug", title="Another Title", **QUICK_SAVE)
+    assert refused.status_code == 409 and "another-title" in refused.json()["message"]
+
+
 def test_save_kernel_url_is_plain_unless_assumed(make_emulator: Callable[..., Emulator]):
     plain = make_emulator()
     reply = push(plain, "plain-url", **QUICK_SAVE).json()

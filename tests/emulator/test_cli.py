@@ -127,6 +127,7 @@ def _serving(*args: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     """`kaggletts emulator ARGS` started and listening: the process and its URL."""
     process = subprocess.Popen([str(KAGGLETTS), "emulator", *args], cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
     line = process.stdout.readline().strip()
     assert line.startswith("listening on "), (line, process.stderr.read())
     return process, line.removeprefix("listening on ")

@@ -65,3 +65,15 @@ def test_random_faults_at_runtime(kaggle_emulator: Emulator):
     assert call(kaggle_emulator, QUOTA).status_code == 503
     kaggle_emulator.faults = Faults(rate=0.0)
     assert call(kaggle_emulator, QUOTA).ok
+
+
+def test_a_push_can_fail_half_way_leaving_a_kernel_without_code(kaggle_emulator: Emulator):
+    """kaggle-api #122: SaveKernel answered 500 and the kernel appeared, titled, no code."""
+    kaggle_emulator.fail_next("SaveKernel", "empty-kernel")
+    assert push(kaggle_emulator, "half-pushed", title="Half Pushed").status_code == 500
+    pulled = call(kaggle_emulator, "GetKernel", {"userName": "alice", "kernelSlug": "half-pushed"})
+    assert pulled.ok and pulled.json()["metadata"]["title"] == "Half Pushed"
+    assert not pulled.json()["blob"]["source"]
+    which = {"userName": "alice", "kernelSlug": "half-pushed"}
+    asked = call(kaggle_emulator, "GetKernelSessionStatus", which)
+    assert asked.status_code == 404 and kaggle_emulator.push_count("alice", "half-pushed") == 0

@@ -186,3 +186,17 @@ def test_delete_kernel(kaggle_emulator: Emulator):
     assert call(kaggle_emulator, "DeleteKernel", kernel).status_code == 403
     kaggle_emulator.latency = Latency()
     assert push(kaggle_emulator, "short-lived").json()["versionNumber"] == 1
+
+
+def test_a_notebook_without_a_kernelspec_fails_as_on_kaggle(kaggle_emulator: Emulator):
+    """Kaggle's runner names no kernel of its own (kaggle-api #689)."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("print('hi')")]
+    assert push(kaggle_emulator, "no-kernelspec", text=nbformat.writes(notebook)).ok
+    version = kaggle_emulator.wait_for("alice", "no-kernelspec")
+    assert version.status == "ERROR"
+    assert "No kernel name found in notebook" in status(kaggle_emulator, "no-kernelspec")[
+        "failureMessage"
+    ]

@@ -65,7 +65,6 @@ def test_bad_requests_get_4xx_and_serving_goes_on(kaggle_emulator: Emulator):
     wrong_type = call(kaggle_emulator, "GetKernelSessionStatus", {"userName": 5})
     assert wrong_type.status_code == 400
     assert push(kaggle_emulator, "short", title="abc").status_code == 400
-    assert push(kaggle_emulator, "wire-check", title="Another Title").status_code == 409
     assert push(kaggle_emulator, "wire-check", language="r").status_code == 400
     bad_notebook = push(kaggle_emulator, "wire-check", text='{"cells": 3}')
     assert bad_notebook.status_code == 400

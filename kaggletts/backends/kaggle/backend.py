@@ -140,7 +140,7 @@ class KaggleBackend:
                     f"({', '.join(s.slug for s in run.may_run())}); `kaggletts attach "
                     f"{job.id}` collects it, and --force is for after it has ended"
                 )
-            run = self._plan(job, remote, store)
+            run = self._plan(job, remote, store, after=run)
         elif not attach:
             self._retry_what_is_missing(job, run, store)
         else:
@@ -325,13 +325,17 @@ class KaggleBackend:
         )
         return run
 
-    def _plan(self, job: Job, remote: KaggleRemote, store: RunStore) -> KaggleRun:
+    def _plan(
+        self, job: Job, remote: KaggleRemote, store: RunStore, after: KaggleRun | None = None
+    ) -> KaggleRun:
         """Split the lines still to speak (those in no ledger of the job's folder yet: the
         line cache may have given some) into shards of at most MAX_LINES_PER_SESSION, and
-        record them before anything is pushed. One shard runs in the job's folder."""
+        record them before anything is pushed. One shard runs in the job's folder. A plan
+        made `after` an earlier run of the job (--force) speaks every line again and starts
+        past that run's attempts, so no kernel of it, kept or not, is pushed to again."""
         params, dataset_sources = attach_voices(job.spec, job.params, remote)
         lines = batch_lines(params)
-        done = {entry.number for entry in read_ledger(job.directory).made}
+        done = set() if after else {entry.number for entry in read_ledger(job.directory).made}
         numbers = [number for number in range(1, len(lines) + 1) if number not in done]
         per_session = min(self.shard_size, MAX_LINES_PER_SESSION)
         count = max(self.shards or 1, math.ceil(len(numbers) / per_session))
@@ -347,8 +351,10 @@ class KaggleBackend:
                 params_for_lines(params, share)
             )
             directory = job.directory / f"shard-{index}" if count > 1 else job.directory
+            stem = slug_stem(job.spec.name, job.id, index)
+            earlier = [s.attempt for s in after.shards if s.slug_stem == stem] if after else []
             shards.append(
-                Shard(index, slug_stem(job.spec.name, job.id, index), part, str(directory))
+                Shard(index, stem, part, str(directory), attempt=max(earlier, default=0) + 1)
             )
         run = KaggleRun(remote.endpoint, remote.username, shards, dataset_sources)
         store.save(run, JobState.PLANNED)
@@ -376,6 +382,7 @@ class KaggleBackend:
                 ShardState.PLANNED,
                 params=params,
                 attempt=shard.attempt + 1,
+                filed_as=None,
                 version=None,
                 url=None,
                 session_id=None,
@@ -402,8 +409,8 @@ class KaggleBackend:
         """The job's kernels, its failed attempts' too, once its result is safe on disk:
         one kernel per push would otherwise pile up in the user's account."""
         for shard in ctx.run.shards:
-            for attempt in range(1, shard.attempt + 1):
-                slug = f"{shard.slug_stem}-{attempt}"
+            slugs = [f"{shard.slug_stem}-{attempt}" for attempt in range(1, shard.attempt + 1)]
+            for slug in dict.fromkeys([*slugs, shard.slug]):
                 try:
                     ctx.remote.delete_kernel(slug)
                 except KaggleTTSError as error:

@@ -1,4 +1,18 @@
-"""Kaggle credentials, looked up in the order the official client uses, and never shown."""
+"""Kaggle credentials, found where the official client (kaggle 2.2.x) finds them, and never
+shown.
+
+The client's own lookup cannot be called: importing `kaggle` authenticates against the
+production service, KaggleApi fixes its config folder when the module is imported and
+creates it, prints its warnings and exits the process when nothing is found. So the lookup
+is spelled out here, and tests/test_credentials.py compares it, arrangement by
+arrangement, with the official client's own result.
+
+The order (kaggle_api_extended.py `authenticate`, kagglesdk's `get_access_token_from_env`
+and `KaggleCredentials`): an access token (KAGGLE_API_TOKEN, the token or a file holding
+it; else ~/.kaggle/access_token or access_token.txt), then a username and key (kaggle.json
+merged key by key with KAGGLE_* variables), then `kaggle auth login`'s
+~/.kaggle/credentials.json. A token Kaggle calls inactive is skipped for the next source;
+that check needs the server, so it happens in KaggleRemote, through `fallback`."""
 
 from __future__ import annotations
 
@@ -6,7 +20,8 @@ import json
 import logging
 import os
 import stat
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kaggletts.errors import UsageError
@@ -23,12 +38,18 @@ WHERE_TO_PUT_THEM = (
 
 @dataclass(frozen=True)
 class Credentials:
-    """A username with a legacy key, or an access token; secrets stay out of repr()."""
+    """A username with a legacy key, an access token, or `kaggle auth login`'s OAuth file;
+    secrets stay out of repr(). `fallback` is what the client uses instead when Kaggle
+    calls the token inactive (expired or revoked)."""
 
     username: str | None
     key: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     source: str = ""
+    # The file they were read from, if any (its mode is worth checking).
+    file: Path | None = None
+    oauth_file: Path | None = None
+    fallback: Credentials | None = field(default=None, repr=False)
 
 
 def find_credentials(
@@ -36,35 +57,97 @@ def find_credentials(
 ) -> Credentials:
     env = os.environ if environ is None else environ
     home = home or Path.home()
-    username = env.get("KAGGLE_USERNAME")
+    found = [c for c in (_token(env, home), _legacy(env, home), _oauth(home)) if c is not None]
+    if not found:
+        raise UsageError(WHERE_TO_PUT_THEM)
+    chosen = found[-1]
+    for credentials in reversed(found[:-1]):
+        chosen = replace(credentials, fallback=chosen)
+    return chosen
 
-    token = env.get("KAGGLE_API_TOKEN")
-    if token and Path(token).is_file():
-        token = Path(token).read_text().strip()
-    if token:
-        return Credentials(username, token=token, source="KAGGLE_API_TOKEN")
+
+def _token(env: dict[str, str] | os._Environ[str], home: Path) -> Credentials | None:
+    value = env.get("KAGGLE_API_TOKEN")
+    if value:
+        # The variable holds the token or names a file holding it. A token can be longer
+        # than a file name may be: asking the file system then fails (ENAMETOOLONG), and
+        # that means it is no file name.
+        if _is_file(Path(value)):
+            token = Path(value).read_text().strip()
+            return (
+                Credentials(None, token=token, source="KAGGLE_API_TOKEN", file=Path(value))
+                if token
+                else None
+            )
+        return Credentials(None, token=value, source="KAGGLE_API_TOKEN")
     # kagglesdk reads ~/.kaggle/access_token, then access_token.txt (as Windows editors
-    # tend to save it), both before the legacy username and key.
+    # tend to save it); neither moves with KAGGLE_CONFIG_DIR.
     for token_file in (home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt"):
-        if token_file.is_file() and (token := token_file.read_text().strip()):
+        if _is_file(token_file) and (token := token_file.read_text().strip()):
             _warn_if_readable_by_others(token_file)
-            return Credentials(username, token=token, source=str(token_file))
+            return Credentials(None, token=token, source=str(token_file), file=token_file)
+    return None
 
-    if username and env.get("KAGGLE_KEY"):
-        return Credentials(username, key=env["KAGGLE_KEY"], source="KAGGLE_USERNAME/KAGGLE_KEY")
 
-    config_dir = (
-        Path(env["KAGGLE_CONFIG_DIR"]) if env.get("KAGGLE_CONFIG_DIR") else home / ".kaggle"
-    )
-    kaggle_json = config_dir / "kaggle.json"
-    if kaggle_json.is_file():
+def config_dir(env: dict[str, str] | os._Environ[str], home: Path) -> Path:
+    """kaggle.json's folder: KAGGLE_CONFIG_DIR, else ~/.kaggle, else on Linux (when
+    ~/.kaggle does not exist) the XDG config folder's `kaggle`."""
+    if env.get("KAGGLE_CONFIG_DIR"):
+        return Path(env["KAGGLE_CONFIG_DIR"])
+    legacy = home / ".kaggle"
+    if sys.platform.startswith("linux") and not legacy.exists():
+        return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"
+    return legacy
+
+
+def _legacy(env: dict[str, str] | os._Environ[str], home: Path) -> Credentials | None:
+    """kaggle.json's values, each overridden by its KAGGLE_* variable (KAGGLE_USERNAME
+    for `username`, KAGGLE_KEY for `key`), as the client merges them."""
+    kaggle_json = config_dir(env, home) / "kaggle.json"
+    values: dict[str, object] = {}
+    if _is_file(kaggle_json):
         _warn_if_readable_by_others(kaggle_json)
         try:
-            data = json.loads(kaggle_json.read_text())
-            return Credentials(data["username"], key=data["key"], source=str(kaggle_json))
-        except (ValueError, KeyError, TypeError):
-            raise UsageError(f"{kaggle_json}: expected JSON with `username` and `key`") from None
-    raise UsageError(WHERE_TO_PUT_THEM)
+            values = json.loads(kaggle_json.read_text())
+        except (OSError, ValueError):
+            log.warning("warning: %s is not JSON; its values are ignored", kaggle_json)
+        if not isinstance(values, dict):
+            values = {}
+    sources = {name: str(kaggle_json) for name in values}
+    for name in ("username", "key"):
+        if env.get(f"KAGGLE_{name.upper()}") is not None:
+            values[name] = env[f"KAGGLE_{name.upper()}"]
+            sources[name] = f"KAGGLE_{name.upper()}"
+    username, key = values.get("username"), values.get("key")
+    if username is None or key is None:
+        return None
+    used = dict.fromkeys((sources["username"], sources["key"]))
+    file = kaggle_json if str(kaggle_json) in used else None
+    source = "KAGGLE_USERNAME/KAGGLE_KEY" if file is None else " and ".join(used)
+    return Credentials(str(username), key=str(key), source=source, file=file)
+
+
+def _oauth(home: Path) -> Credentials | None:
+    """`kaggle auth login`'s file, usable when it holds a refresh token (as kagglesdk's
+    KaggleCredentials.load decides); the access token comes from it in KaggleRemote."""
+    path = home / ".kaggle" / "credentials.json"
+    if not _is_file(path):
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("refresh_token"):
+        return None
+    _warn_if_readable_by_others(path)
+    return Credentials(data.get("username") or None, source=str(path), file=path, oauth_file=path)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _warn_if_readable_by_others(path: Path) -> None:

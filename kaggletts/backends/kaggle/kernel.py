@@ -4,7 +4,6 @@ and kernel-metadata.json, with the settings spelled out rather than left to defa
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,27 @@ class KernelOptions:
 
 def slug_stem(notebook: str, job_id: str, shard: int) -> str:
     """Every push goes to a kernel of its own, `<stem>-<attempt>`: the job id ties the
-    kernel to exactly one request, so whether a push landed is whether it exists."""
-    name = re.sub(r"[^a-z0-9]+", "-", notebook.lower()).strip("-")[:20] or "notebook"
+    kernel to exactly one request, so whether a push landed is whether it exists. The
+    notebook's name is slugified as Kaggle slugifies titles, so the title made of the
+    slug slugifies back to it whatever the name."""
+    from slugify import slugify
+
+    name = slugify(notebook, max_length=20, word_boundary=False) or "notebook"
     return f"kaggletts-{name}-{job_id[:10]}-{shard}"
 
 
+def slug_of(title: str) -> str:
+    """The slug Kaggle derives from a kernel's title: kagglesdk's ApiSaveKernelRequest says
+    the slug must be the title lowercased with dashes for spaces, and the official
+    client checks a push's title against its id with python-slugify (kernels_push)."""
+    from slugify import slugify
+
+    return slugify(title)
+
+
 def title_for(slug: str) -> str:
-    """A title that slugifies back to the slug; a mismatch has caused 409s on later pushes."""
+    """A title that slugifies back to the slug: a mismatch files the kernel at the
+    title's address (a public CI report), where status calls for the slug do not reach."""
     return slug.replace("-", " ")
 
 

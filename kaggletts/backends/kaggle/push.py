@@ -1,10 +1,13 @@
 """Push a shard exactly once.
 
 Each attempt pushes to a kernel slug of its own, recorded as PUSHING before the request
-goes out. When the reply is lost, or the client died with the request in flight, the
-question "did it land?" is "does the kernel exist?": GetKernel answers it. A push is
-repeated only when Kaggle has said the kernel does not exist; when Kaggle cannot be
-asked, the job stops and says which kernel to look at, and never pushes on a guess."""
+goes out, and never one that already exists (another folder's or machine's run of the
+same request, or an attempt kept by --keep-kernels). When the reply is lost or is an
+error, the question "did it land?" is "does Kaggle show a run of that kernel?": a kernel
+can exist without one (kaggle-api #122: a push answered 500 left the kernel, titled, with
+no code). Without a run within a bounded wait, the next attempt is pushed to a new slug;
+when Kaggle cannot be asked, the job stops and says which kernel to look at, and never
+pushes on a guess."""
 
 from __future__ import annotations
 
@@ -21,18 +24,19 @@ from kaggletts.backends.kaggle.kernel import write_kernel_folder
 from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import SessionCapFull, explain
 from kaggletts.backends.kaggle.retry import is_transient
-from kaggletts.errors import KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
 from kaggletts.notebook import parameterize
 
 log = logging.getLogger("kaggletts")
 # Margin of the session's own time limit over the notebook's deadline: the line under way
 # when the deadline passes, writing outputs, and the image's start.
 SESSION_MARGIN_SECONDS = 900
+# How many existing kernels of a shard's earlier attempts are stepped over at most.
+MAX_TAKEN_ATTEMPTS = 50
 
 
 def push_shard(ctx: RunContext, shard: Shard) -> None:
     """Take a PLANNED or PUSHING shard to PUSHED (or raise)."""
-    folder = _kernel_folder(ctx, shard)
     policy = ctx.settings.retry
     backoff = tenacity.wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait)
     failures_in_transit = 0
@@ -42,7 +46,11 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
         if shard.state is ShardState.PUSHING and _landed(ctx, shard):
             return
         if shard.state is ShardState.PLANNED:
+            _take_a_free_slug(ctx, shard)
+            folder = _kernel_folder(ctx, shard)
             ctx.move(shard, ShardState.PUSHING)
+        else:
+            folder = _kernel_folder(ctx, shard)
         try:
             reply = ctx.remote.push(folder)
         except SessionCapFull:
@@ -59,11 +67,21 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
             failures_in_transit += 1
             raise
         ends_by = time.time() + _session_seconds(ctx)
+        filed_as = None
+        if reply.slug and reply.slug != shard.pushed_slug:
+            # Status and outputs of the slug pushed would answer 403: follow the reply.
+            log.warning(
+                "warning: Kaggle filed the push of %s as %s; following that kernel",
+                shard.pushed_slug,
+                reply.slug,
+            )
+            filed_as = reply.slug
         ctx.move(
             shard,
             ShardState.PUSHED,
             version=reply.version,
             url=reply.url,
+            filed_as=filed_as,
             session_id=reply.session_id,
             ends_by=ends_by,
         )
@@ -111,12 +129,14 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
 
 
 def _landed(ctx: RunContext, shard: Shard) -> bool:
-    """For a PUSHING shard: True (and the shard PUSHED) if its kernel exists on Kaggle;
-    False if Kaggle says it does not, asked twice a little apart in case a push that was
-    under way when its reply got lost is still being stored."""
-    for check in range(2):
+    """For a PUSHING shard: True (and the shard PUSHED) if Kaggle shows a session of its
+    kernel; False (and the shard PLANNED as its next attempt) if it shows none within the
+    settle wait, the kernel being deleted if the push left one without a run."""
+    checks = 3
+    for check in range(checks):
         try:
-            exists = ctx.remote.kernel_exists(shard.slug)
+            status = ctx.remote.status(shard.slug)
+            exists = status is not None or ctx.remote.kernel_exists(shard.slug)
         except KaggleUnreachable as error:
             raise LeftOnKaggle(
                 f"cannot tell whether job {ctx.job.id}'s push of kernel {shard.slug} reached "
@@ -124,19 +144,44 @@ def _landed(ctx: RunContext, shard: Shard) -> bool:
                 f"{ctx.remote.username}/{shard.slug} on kaggle.com, or run "
                 f"`kaggletts attach {ctx.job.id}` once Kaggle answers"
             ) from None
-        if exists:
+        if status is not None:
             log.info("%s reached Kaggle although its reply was lost; following it", shard.slug)
             ctx.move(
                 shard,
                 ShardState.PUSHED,
-                version=1,
+                version=None,
                 url=None,
                 ends_by=time.time() + _session_seconds(ctx),
             )
             return True
-        if check == 0:
+        if check < checks - 1:
             ctx.stop.wait(ctx.settings.settle_wait)
+    if exists:
+        log.warning(
+            "warning: the push of %s left a kernel without a run on Kaggle; deleting it and "
+            "pushing a new attempt",
+            shard.slug,
+        )
+        try:
+            ctx.remote.delete_kernel(shard.slug)
+        except KaggleTTSError as error:
+            log.debug("kept kernel %s: %s", shard.slug, error)
+    ctx.move(shard, ShardState.PLANNED, attempt=shard.attempt + 1, filed_as=None)
     return False
+
+
+def _take_a_free_slug(ctx: RunContext, shard: Shard) -> None:
+    """Move a PLANNED shard past attempts whose kernel exists already: they belong to
+    another run of the same request (another output folder, another machine, a kept
+    kernel), and pushing to one would add a version to it and adopt its outputs."""
+    first = shard.attempt
+    while ctx.remote.kernel_exists(shard.slug):
+        if shard.attempt - first >= MAX_TAKEN_ATTEMPTS:
+            raise RunFailed(
+                f"kernels {shard.slug_stem}-{first} to -{shard.attempt} all exist on Kaggle "
+                f"already; delete those of job {ctx.job.id} to run it again"
+            )
+        ctx.move(shard, ShardState.PLANNED, attempt=shard.attempt + 1, filed_as=None)
 
 
 def _session_seconds(ctx: RunContext) -> int:

@@ -28,7 +28,8 @@ class ShardState(StrEnum):
 
 
 TRANSITIONS: dict[ShardState, frozenset[ShardState]] = {
-    ShardState.PLANNED: frozenset({ShardState.PUSHING}),
+    # A planned shard may step to a later attempt before it is pushed.
+    ShardState.PLANNED: frozenset({ShardState.PLANNED, ShardState.PUSHING}),
     ShardState.PUSHING: frozenset({ShardState.PUSHED, ShardState.PLANNED, ShardState.REJECTED}),
     ShardState.PUSHED: frozenset({ShardState.COMPLETE, ShardState.FAILED, ShardState.STOPPED}),
     ShardState.COMPLETE: frozenset({ShardState.DOWNLOADED, ShardState.FAILED}),
@@ -56,6 +57,9 @@ class Shard:
     directory: str
     attempt: int = 1
     state: ShardState = ShardState.PLANNED
+    # Where Kaggle's push reply says the attempt's kernel was filed, when that is not the
+    # slug pushed (Kaggle derives a new kernel's slug from its title).
+    filed_as: str | None = None
     version: int | None = None
     url: str | None = None
     # Known only where Kaggle tells it (real Kaggle does not, as far as is known).
@@ -65,8 +69,12 @@ class Shard:
     error: str | None = None
 
     @property
-    def slug(self) -> str:
+    def pushed_slug(self) -> str:
         return f"{self.slug_stem}-{self.attempt}"
+
+    @property
+    def slug(self) -> str:
+        return self.filed_as or self.pushed_slug
 
     @property
     def label(self) -> str:

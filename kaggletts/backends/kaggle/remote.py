@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ LOG_END = "END_OF_LOG"
 class PushReply:
     version: int
     url: str
+    # The kernel's slug as the reply's url names it (None if the url names none).
+    slug: str | None
     session_id: int | None
     invalid_sources: list[str]
 
@@ -154,18 +156,56 @@ class KaggleRemote:
         http = self._client._http_client
         http._endpoint = self.endpoint
         http._init_session()
-        session = http._session
+        http._session.mount("http://", _TimeoutAdapter())
+        http._session.mount("https://", _TimeoutAdapter())
+        self._kernels = self._client.kernels.kernels_api_client
+        self.credentials = self._authenticate(credentials)
+        self.username = self.credentials.username or ""
+
+    def _authenticate(self, credentials: Credentials) -> Credentials:
+        """The credentials the official client would end up using, with the username
+        known: a token is introspected (as `kaggle` does), and one Kaggle calls inactive
+        gives way to the next source found, as it does there."""
+        session = self._client._http_client._session
+        if credentials.oauth_file is not None:
+            credentials = self._oauth_token(credentials)
         # kagglesdk falls back to a token from the environment when given none; the
         # credentials chosen here must be the ones used.
         session.auth = (
-            http.BearerAuth(credentials.token)
+            self._client._http_client.BearerAuth(credentials.token)
             if credentials.token
             else (credentials.username, credentials.key)
         )
-        session.mount("http://", _TimeoutAdapter())
-        session.mount("https://", _TimeoutAdapter())
-        self._kernels = self._client.kernels.kernels_api_client
-        self.username = credentials.username or self._introspect_username(credentials)
+        if not credentials.token:
+            return credentials
+        username = self._introspect_username(credentials)
+        if username:
+            return replace(credentials, username=username)
+        if credentials.fallback is not None:
+            log.info(
+                "the access token from %s is not active; trying %s",
+                credentials.source,
+                credentials.fallback.source,
+            )
+            return self._authenticate(credentials.fallback)
+        raise UsageError(f"the Kaggle access token from {credentials.source} is not active")
+
+    def _oauth_token(self, credentials: Credentials) -> Credentials:
+        """An access token from `kaggle auth login`'s file, refreshed through kagglesdk's
+        own KaggleCredentials when it has expired (which rewrites the file, as the
+        client does)."""
+        from kagglesdk.kaggle_creds import KaggleCredentials
+
+        stored = KaggleCredentials.load(self._client, str(credentials.oauth_file))
+        try:
+            token = stored.get_access_token() if stored else None
+        except (requests.RequestException, ValueError) as error:
+            raise explain(
+                error, self.endpoint, f"refresh of the token in {credentials.source}"
+            ) from None
+        if not token:
+            raise UsageError(f"{credentials.source} holds no usable token; run `kaggle auth login`")
+        return replace(credentials, token=token, username=stored.get_username() or None)
 
     def _call(self, what: str, method: Any, request: Any, *, missing_ok: bool = False) -> Any:
         """`method(request)` under the retry policy; None for a missing resource when
@@ -177,17 +217,19 @@ class KaggleRemote:
                 return None
             raise explain(error, self.endpoint, what) from None
 
-    def _introspect_username(self, credentials: Credentials) -> str:
+    def _introspect_username(self, credentials: Credentials) -> str | None:
+        """The token's user, or None when Kaggle calls the token inactive or refuses it."""
         from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
 
         request = IntrospectTokenRequest()
         request.token = credentials.token
-        reply = self._call(
-            "introspect token", self._client.security.oauth_client.introspect_token, request
-        )
-        if not reply.active or not reply.username:
-            raise UsageError(f"the Kaggle access token from {credentials.source} is not active")
-        return reply.username
+        try:
+            reply = self._call(
+                "introspect token", self._client.security.oauth_client.introspect_token, request
+            )
+        except UsageError:
+            return None
+        return reply.username if reply.active and reply.username else None
 
     def push(self, folder: Path) -> PushReply:
         """Push the kernel folder once. Not retried here: a lost reply may hide a push
@@ -216,6 +258,7 @@ class KaggleRemote:
         return PushReply(
             version=int(reply.version_number or 1),
             url=reply.url,
+            slug=_kernel_slug_in(reply.url or "", self.username),
             session_id=int(match.group(1)) if match else None,
             invalid_sources=list(reply.invalid_dataset_sources or []),
         )
@@ -410,6 +453,16 @@ class KaggleRemote:
         )
         if reply.error:
             raise PushRejected(f"Kaggle refused dataset {slug}: {reply.error}")
+
+
+def _kernel_slug_in(url: str, owner: str) -> str | None:
+    """The slug in a kernel url, `.../code/<owner>/<slug>` (as real push logs print it)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url).path.strip("/").split("/")
+    if len(parts) >= 3 and parts[-3] == "code" and parts[-2].lower() == owner.lower():
+        return parts[-1]
+    return None
 
 
 def _unknown_enum_name(error: BaseException | None) -> str | None:

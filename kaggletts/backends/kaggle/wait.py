@@ -8,9 +8,9 @@ import threading
 import time
 
 from kaggletts.backends.kaggle.context import RunContext
-from kaggletts.backends.kaggle.records import Shard
+from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import RemoteStatus
-from kaggletts.errors import KaggleUnreachable, LeftOnKaggle
+from kaggletts.errors import KaggleUnreachable, LeftOnKaggle, RunFailed
 from kaggletts.progress import KernelLines
 
 log = logging.getLogger("kaggletts")
@@ -19,6 +19,10 @@ ENDED = frozenset({"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED
 # How long past its own time limit a session may still be reported running before
 # kaggletts stops waiting for it (Kaggle stops sessions at the limit).
 OVERRUN_SECONDS = 600
+
+
+class KernelGone(RunFailed):
+    """The shard's kernel will never run: it was deleted, or shows no session at all."""
 
 
 def wait_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
@@ -72,6 +76,8 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
                 return None
             continue
         unreachable_since = None
+        if status is None:
+            _check_a_run_can_still_come(ctx, shard, past_limit=time.time() >= give_up_at)
         state = "QUEUED" if status is None else status.state
         if status is not None and not status.known:
             state = f"{state} (a state kaggletts does not know; still waiting)"
@@ -88,6 +94,31 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
             )
         pause = ctx.settings.poll.interval(time.monotonic() - started)
         ctx.stop.wait(min(pause, max(give_up_at - time.time(), 0.1)))
+
+
+def _check_a_run_can_still_come(ctx: RunContext, shard: Shard, past_limit: bool) -> None:
+    """Kaggle shows no session of the shard's kernel. Right after a push that is a queue;
+    but a kernel that no longer exists (deleted on kaggle.com or by another client) will
+    never run, nor will one still without a session past its time limit: the shard has
+    failed, and the same request (or --force) pushes it anew."""
+    try:
+        exists = ctx.remote.kernel_exists(shard.slug)
+    except KaggleUnreachable:
+        return
+    if exists and not past_limit:
+        return
+    where = f"{ctx.remote.username}/{shard.slug}"
+    why = (
+        f"kernel {where} no longer exists on Kaggle (deleted on kaggle.com or by another client)"
+        if not exists
+        else f"Kaggle shows no run of kernel {where} past its time limit"
+    )
+    message = (
+        f"{why}: job {ctx.job.id}'s run there is lost. Run the request again (or with "
+        "--force) to push it anew"
+    )
+    ctx.move(shard, ShardState.FAILED, error=message)
+    raise KernelGone(message)
 
 
 def still_running(ctx: RunContext, shard: Shard, why: str) -> LeftOnKaggle:
