@@ -66,6 +66,7 @@ def execute(
     output_dir: str | os.PathLike | None = None,
     force: bool = False,
     cache: bool = True,
+    verify: bool = False,
     settings: Settings | None = None,
     **backend_options: Any,
 ) -> Result:
@@ -75,9 +76,10 @@ def execute(
     `backend` defaults to the notebook's own: Kaggle for the GPU notebooks, this machine
     for the rest. The same request again returns the stored result at once unless `force`
     is true. Lines spoken before with the same notebook and settings (by any request) are
-    taken from the line cache unless `cache` is false. `backend_options` are the backend's
-    settings (for Kaggle: `timeout` as seconds or "10m", `shards`, `kernel`, `endpoint`,
-    ...); an unknown one is refused.
+    taken from the line cache unless `cache` is false. A stored result is returned only
+    when its clips are there at their sizes (and, with `verify`, their sha256).
+    `backend_options` are the backend's settings (for Kaggle: `timeout` as seconds or
+    "10m", `shards`, `kernel`, `endpoint`, ...); an unknown one is refused.
 
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces
@@ -91,7 +93,9 @@ def execute(
     values = validate(spec, params, chosen.notebook_defaults(spec.name))
     runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
     job = Job.create(spec, values, backend, output_dir, runner.identity())
-    return run_job(job, runner, force=force, cache=LineCache() if cache else None)
+    return run_job(
+        job, runner, force=force, cache=LineCache() if cache else None, verify=verify
+    )
 
 
 def run_job(
@@ -101,6 +105,7 @@ def run_job(
     force: bool = False,
     attach: bool = False,
     cache: LineCache | None = None,
+    verify: bool = False,
 ) -> Result:
     """The job's stored result, or the job run (or picked up again) on its backend, by
     one process at a time: a second identical request waits, then finds the result. With
@@ -108,7 +113,7 @@ def run_job(
     and the lines the run made are kept in it. A job with lines missing raises Incomplete
     (RunFailed where none was spoken); the same request again speaks only those."""
     with job.driving():
-        stored = None if force else (job.stored_result() or job.result_of_twin())
+        stored = None if force else job.stored_result(verify)
         if stored is not None and not stored.missing:
             return stored
         if cache is not None and not (force or attach):

@@ -230,6 +230,9 @@ def report(result: Any, as_json: bool) -> None:
     is_flag=True,
     help="Speak every line, even those the line cache holds from earlier requests.",
 )
+@click.option(
+    "--verify", is_flag=True, help="Check a stored result's clips by sha256 before it is returned."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
 def run(
@@ -241,6 +244,7 @@ def run(
     output_dir: str | None,
     force: bool,
     no_cache: bool,
+    verify: bool,
     as_json: bool,
     **kaggle: Any,
 ) -> None:
@@ -261,7 +265,7 @@ def run(
     try:
         result = api.execute(
             notebook, sources, backend=backend, force=force, cache=not no_cache,
-            settings=settings,
+            verify=verify, settings=settings,
         )
     except Incomplete as partial:
         report(partial.result, as_json)

@@ -188,8 +188,8 @@ class Job:
             )
         return cls(record.job_id, spec, record.params, record.backend, directory, record.identity)
 
-    def stored_result(self) -> Result | None:
-        return Result.load(self.directory)
+    def stored_result(self, verify: bool = False) -> Result | None:
+        return Result.load(self.directory, verify)
 
     def read_record(self) -> JobRecord | None:
         """The record on disk; None when the job was never recorded. A record that cannot
@@ -267,47 +267,6 @@ class Job:
         finally:
             for held in reversed(taken):
                 held.release()
-
-    def result_of_twin(self) -> Result | None:
-        """The result the same request made in another output folder, copied into this
-        job's folder (audio, executed notebooks, record), or None if none is whole."""
-        import shutil
-
-        for twin in _indexed_folders():
-            if twin.name != self.id or twin.resolve() == self.directory:
-                continue
-            made = Result.load(twin)
-            record = read_record_or_none(twin / RECORD_FILE)
-            if made is None or record is None or made.status != "complete":
-                continue
-            try:
-                audio = [self.directory / path.relative_to(twin) for path in made.audio]
-                notebook = self.directory / made.notebook.relative_to(twin)
-            except ValueError:
-                continue
-            if not all(path.is_file() for path in made.audio):
-                continue
-            shutil.copytree(
-                twin,
-                self.directory,
-                dirs_exist_ok=True,
-                ignore=shutil.ignore_patterns(LOCK_FILE, RECORD_FILE),
-            )
-            for shard in record.run.get("shards", []):
-                if isinstance(shard, dict) and isinstance(shard.get("directory"), str):
-                    moved = Path(shard["directory"])
-                    if moved.is_relative_to(twin):
-                        shard["directory"] = str(self.directory / moved.relative_to(twin))
-            self.write_record(record)
-            copied = dataclasses.replace(
-                made, directory=self.directory, audio=audio, notebook=notebook, cached=False
-            )
-            copied.save()
-            logging.getLogger("kaggletts").info(
-                "job %s was run for %s; its result is copied here", self.id, twin
-            )
-            return dataclasses.replace(copied, cached=True)
-        return None
 
 
 def job_lock_path(job_id: str) -> Path:

@@ -118,17 +118,18 @@ class Result:
         )
 
     @classmethod
-    def load(cls, directory: Path) -> Result | None:
+    def load(cls, directory: Path, verify: bool = False) -> Result | None:
         """The stored result of a finished job, or None if it never finished. A damaged
-        one is as good as none (the job is run again), and a warning says so."""
+        one is as good as none (the job is run again), and a warning says so; `verify`
+        checks each clip's sha256 too, not only that it is there at its size."""
         try:
-            return cls.read(directory)
+            return cls.read(directory, verify)
         except DamagedResult as damage:
             log.warning("%s; taken as no stored result", damage)
             return None
 
     @classmethod
-    def read(cls, directory: Path) -> Result | None:
+    def read(cls, directory: Path, verify: bool = False) -> Result | None:
         """The stored result, None if there is none, or DamagedResult saying what is wrong
         with a result.json that cannot be used."""
         path = directory / RESULT_FILE
@@ -149,7 +150,7 @@ class Result:
             recorded = clip.get("bytes")
             if not clip_path.is_file() or (
                 isinstance(recorded, int) and clip_path.stat().st_size != recorded
-            ):
+            ) or (verify and sha256_of(clip_path) != clip.get("sha256")):
                 raise DamagedResult(f"{clip_path} is gone or changed since {path} was stored")
         return cls(
             job_id=data["job_id"],

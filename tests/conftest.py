@@ -23,18 +23,21 @@ pytest_plugins = ["kaggletts.emulator.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _a_line_cache_per_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The line cache reuses a line any earlier request spoke: a module's fixtures get a
-    cache of their own, so no test's run is served from another module's."""
+def _user_state_per_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The line cache reuses a line any earlier request spoke, and the job index lets a
+    request copy the result the same request made in another folder: a module's fixtures
+    get a cache and an index of their own, so no test is served from another module's."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KAGGLETTS_CACHE_DIR", str(tmp_path_factory.mktemp("line-cache")))
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
         yield
 
 
 @pytest.fixture(autouse=True)
-def _a_line_cache_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """...and each test one of its own (tests of the cache share one on purpose)."""
+def _user_state_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and each test its own."""
     monkeypatch.setenv("KAGGLETTS_CACHE_DIR", str(tmp_path / "line-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import write_notebook
 from helpers import (
     CRASH_TEXTS,
     FAST,
@@ -97,8 +96,10 @@ def first_shard(job_id: str, out: Path) -> Shard:
     assert run is not None, f"job {job_id} has no Kaggle run recorded"
     return run.shards[0]
 
-def test_a_name_with_underscores_and_digits_runs_under_its_own_slug(emulator, tmp_path):
-    path = write_notebook(
+def test_a_name_with_underscores_and_digits_runs_under_its_own_slug(
+    emulator, tmp_path, notebook_maker
+):
+    path = notebook_maker(
         tmp_path / "tts_batch_generator_2.ipynb",
         'text = ""',
         ("glue", "import scrapbook\nscrapbook.glue('clips', [], encoder='json')"),
@@ -124,8 +125,10 @@ def test_a_push_filed_elsewhere_is_followed_where_the_reply_says(
     assert result.audio and all(path.is_file() for path in result.audio)
 
 
-def test_a_notebook_without_a_kernelspec_is_pushed_with_one(emulator, tmp_path):
-    path = write_notebook(
+def test_a_notebook_without_a_kernelspec_is_pushed_with_one(
+    emulator, tmp_path, notebook_maker
+):
+    path = notebook_maker(
         tmp_path / "bare.ipynb",
         'text = ""',
         ("glue", "import scrapbook\nscrapbook.glue('clips', [], encoder='json')"),

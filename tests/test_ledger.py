@@ -150,3 +150,16 @@ def test_a_stored_result_is_checked_before_it_is_returned(tmp_path):
     assert not again.cached and not again.missing
     assert again.scraps["run"]["lines_total"] == 1  # the damaged line alone was spoken
     assert again.audio[1].stat().st_size == again.clips[1]["bytes"] > 8
+
+
+def test_verify_checks_a_stored_clip_by_its_sha256(tmp_path):
+    params = {"utterances": ["Kept as made.", "Changed in place."]}
+    first = kaggletts.execute("espeak", params, output_dir=tmp_path)
+    data = bytearray(first.audio[1].read_bytes())
+    data[-1] ^= 1  # same size: only the hash tells
+    first.audio[1].write_bytes(bytes(data))
+    assert kaggletts.execute("espeak", params, output_dir=tmp_path).cached
+    checked = kaggletts.execute("espeak", params, output_dir=tmp_path, verify=True, cache=False)
+    assert not checked.cached and not checked.missing
+    assert checked.scraps["run"]["lines_total"] == 1
+    assert checked.audio[1].read_bytes() != bytes(data)

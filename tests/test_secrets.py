@@ -7,8 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from conftest import run_kaggletts
-
 from kaggletts.emulator import Emulator
 
 SECRET = "SUPERSECRET"
@@ -18,7 +16,7 @@ LONG_TOKEN = (SECRET + "TOKEN" * 100)[:311]
 KEY = SECRET + "KEY123"
 
 
-def test_no_command_shows_a_credential_from_any_source(tmp_path: Path):
+def test_no_command_shows_a_credential_from_any_source(tmp_path: Path, kaggletts_cmd):
     home = tmp_path / "home"
     (home / ".kaggle").mkdir(parents=True)
     (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "alice", "key": KEY}))
@@ -37,10 +35,10 @@ def test_no_command_shows_a_credential_from_any_source(tmp_path: Path):
             "KAGGLETTS_KAGGLE_ENDPOINT": emulator.url,
         }
         runs = [
-            run_kaggletts("-v", "run", "espeak", "--text", "Hello there.", "--backend",
+            kaggletts_cmd("-v", "run", "espeak", "--text", "Hello there.", "--backend",
                           "kaggle", "--out", str(out), "--keep-kernels", env=env),
-            run_kaggletts("quota", env=env),
-            run_kaggletts("doctor", env=env),
+            kaggletts_cmd("quota", env=env),
+            kaggletts_cmd("doctor", env=env),
         ]
     for done in runs:
         assert "internal error" not in done.output, done.output
