@@ -41,6 +41,11 @@ MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 MAX_LEDGER_BYTES = 64 * 1024 * 1024
 
 
+class NotListed(RunFailed):
+    """A session's outputs were not listed within the patience given: Kaggle lists them a
+    while after the session ends, so they may well be listed later."""
+
+
 class Listing:
     """The output listing of the shard's session, listed again when a file is missing
     (Kaggle lists outputs a little after COMPLETE) or its signed URL has expired. For a
@@ -80,7 +85,7 @@ class Listing:
             retry_error_callback=lambda state: False,
         )
         if not patience(list_once) or not found:
-            raise RunFailed(
+            raise NotListed(
                 f"{self.shard.label} finished but none of its outputs {', '.join(names)} was "
                 f"listed within {self.patience:.0f}s"
             )
