@@ -361,3 +361,21 @@ def test_a_plain_notebook_past_kaggles_listing_cap_is_told_what_was_lost(
     assert len(emulator.store.kernels) == 1, "the kernel is kept with every file it holds"
     assert f"kernel {USER}/kaggletts-many-" in done.stderr
 
+
+def test_a_plain_notebook_run_again_starts_from_an_empty_outputs_folder(
+    emulator, tmp_path, notebook_maker
+):
+    """As the local backend does: a second papermill run of the same notebook leaves only
+    its own files, not the first run's too."""
+    source = notebook_maker(
+        tmp_path / "stamped.ipynb",
+        "tag = 'x'",
+        ("write", "import time\nopen(f'result-{time.time_ns()}.csv', 'w').write(tag)"),
+    )
+    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
+    for _ in range(2):
+        done = papermill_cli(source, tmp_path / "out.ipynb", env)
+        assert done.returncode == 0, done.stderr
+    [job_dir] = (tmp_path / "jobs" / "stamped").iterdir()
+    assert len(list(job_dir.glob("result-*.csv"))) == 1
+    assert emulator.calls["SaveKernel"] == 2

@@ -140,6 +140,8 @@ class KaggleBackend:
                     f"({', '.join(s.slug for s in run.may_run())}); `kaggletts attach "
                     f"{job.id}` collects it, and --force is for after it has ended"
                 )
+            # As the local backend does: a forced run's outputs are not mixed with the last's.
+            job.empty_folder()
             run = self._plan(job, remote, store)
         elif not attach:
             self._retry_what_is_missing(job, run, store)
