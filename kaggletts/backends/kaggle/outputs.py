@@ -110,7 +110,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     )
     scraps = read_scraps(directory / EXECUTED_NOTEBOOK)
     if ctx.job.spec.plain and "clips" not in scraps:
-        fetched = _collect_every_file(ctx, shard, listing, downloader)
+        fetched = _collect_every_file(shard, listing, downloader)
         log.info("%s: downloaded %d files", shard.label, fetched + 1)
         return 0
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
@@ -121,9 +121,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     return len(clips)
 
 
-def _collect_every_file(
-    ctx: RunContext, shard: Shard, listing: Listing, downloader: Downloader
-) -> int:
+def _collect_every_file(shard: Shard, listing: Listing, downloader: Downloader) -> int:
     """A plain notebook names no files: everything it left in the working folder is its
     output. A file whose name kaggletts keeps for itself (index.html, kernel/, a dotfile)
     comes back under notebook-files/; a name that would leave the folder, or a listing
@@ -147,8 +145,8 @@ def _collect_every_file(
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     if renamed:
         log.warning(
-            "warning: %d of the notebook's files have names kaggletts keeps for itself; they "
-            "are in %s: %s",
+            "warning: %d listed files have names kaggletts keeps for its own; they are "
+            "under %s: %s",
             len(renamed), directory / NOTEBOOK_FILES, ", ".join(renamed[:10]),
         )
     if len(listing.urls) >= LISTED_OUTPUTS:
