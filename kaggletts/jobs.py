@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,6 +213,19 @@ class Job:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CannotWrite(self.directory, error) from None
+
+    def empty_folder(self) -> None:
+        """Remove a forced job's old files, so that a new run's outputs are not mixed with
+        the last one's; the lock file stays, since this process holds it."""
+        if not self.directory.is_dir():
+            return
+        for entry in self.directory.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def write_record(self, record: JobRecord) -> JobRecord:
         """Store `record` atomically (a crash leaves the old record or the new one). On a

@@ -25,6 +25,8 @@ log = logging.getLogger("kaggletts")
 
 EXECUTED_NOTEBOOK = "__notebook__.ipynb"
 RESULT_FILE = "result.json"
+# Where a plain notebook's files whose names kaggletts keeps for itself are put back.
+NOTEBOOK_FILES = "notebook-files"
 # Names kaggletts itself writes in a job folder: a clip may never take one of them.
 RESERVED_NAMES = frozenset(
     {
@@ -39,6 +41,7 @@ RESERVED_NAMES = frozenset(
         "__results__.html",
         LEDGER_FILE,
         LEDGER_FOLDER,
+        NOTEBOOK_FILES,
     }
 )
 _SHARD_FOLDER = re.compile(r"shard-\d+")
@@ -258,10 +261,20 @@ def is_output_name(name: str) -> bool:
     """A relative path inside the output, clear of kaggletts' own names."""
     parts = name.split("/")
     return (
-        "\\" not in name
-        and all(part and not part.startswith(".") and len(part) <= 255 for part in parts)
+        is_safe_name(name)
+        and not any(part.startswith(".") for part in parts)
         and parts[0] not in RESERVED_NAMES
         and not _SHARD_FOLDER.fullmatch(parts[0])
+    )
+
+
+def is_safe_name(name: str) -> bool:
+    """A relative path that stays inside the folder it is written into, on any system."""
+    parts = name.split("/")
+    return (
+        "\\" not in name
+        and "\0" not in name
+        and all(part not in ("", ".", "..") and len(part) <= 255 for part in parts)
     )
 
 

@@ -307,3 +307,75 @@ def test_a_scheduler_task_runs_through_the_python_api(
             str(kaggletts.find_notebook("espeak").path), str(out), parameters={"text": "x"},
             engine_name="kaggle", progress_bar=False, machine_shap="NvidiaTeslaT4",
         )
+
+
+def test_a_plain_notebooks_files_named_like_kaggletts_own_come_back_under_notebook_files(
+    emulator, tmp_path, notebook_maker
+):
+    """Nothing a plain notebook leaves is dropped or written over: files with the names of
+    kaggletts' own come back under notebook-files/, and the kernel is deleted after."""
+    written = {
+        "index.html": "<p>my page</p>", "clips.csv": "a,b\n", "result.json": '{"mine": 1}',
+        "kernel/model.bin": "weights", "shard-1/part.csv": "1,2\n", ".hidden_cfg": "x=1",
+        "table.csv": "kept where it was\n",
+    }
+    source = notebook_maker(
+        tmp_path / "collide.ipynb",
+        f"files = {written!r}",
+        ("write", "import os\nfor name, text in files.items():\n"
+                  "    os.makedirs(os.path.dirname(name) or '.', exist_ok=True)\n"
+                  "    open(name, 'w').write(text)"),
+    )
+    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
+    done = papermill_cli(source, tmp_path / "out.ipynb", env)
+    assert done.returncode == 0, done.stderr
+
+    [job_dir] = (tmp_path / "jobs" / "collide").iterdir()
+    assert (job_dir / "table.csv").read_text() == written["table.csv"]
+    for name, text in written.items():
+        if name != "table.csv":
+            assert (job_dir / "notebook-files" / name).read_text() == text
+    assert "my page" not in (job_dir / "index.html").read_text(), "kaggletts' page is its own"
+    assert "notebook-files" in done.stderr and "index.html" in done.stderr
+    assert not emulator.store.kernels, "deleted once every listed file was on disk"
+
+
+def test_a_plain_notebook_past_kaggles_listing_cap_is_told_what_was_lost(
+    emulator, tmp_path, notebook_maker
+):
+    """Kaggle lists only the first 500 outputs: the run fails saying so, what was listed
+    is downloaded, and the kernel is kept with the rest."""
+    source = notebook_maker(
+        tmp_path / "many.ipynb",
+        "count = 600",
+        ("write", "for n in range(count):\n    open(f'part-{n:04d}.txt', 'w').write(str(n))"),
+    )
+    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
+    done = papermill_cli(source, tmp_path / "out.ipynb", env)
+    assert done.returncode == 1
+    assert "lists only the first 500 of a session" in done.stderr
+    assert "sorts after" in done.stderr and "write fewer files" in done.stderr
+    [job_dir] = (tmp_path / "jobs" / "many").iterdir()
+    parts = sorted(p.name for p in job_dir.glob("part-*.txt"))
+    assert 490 < len(parts) < 500 and parts[0] == "part-0000.txt"
+    assert len(emulator.store.kernels) == 1, "the kernel is kept with every file it holds"
+    assert f"kernel {USER}/kaggletts-many-" in done.stderr
+
+
+def test_a_plain_notebook_run_again_starts_from_an_empty_outputs_folder(
+    emulator, tmp_path, notebook_maker
+):
+    """As the local backend does: a second papermill run of the same notebook leaves only
+    its own files, not the first run's too."""
+    source = notebook_maker(
+        tmp_path / "stamped.ipynb",
+        "tag = 'x'",
+        ("write", "import time\nopen(f'result-{time.time_ns()}.csv', 'w').write(tag)"),
+    )
+    env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "jobs"))
+    for _ in range(2):
+        done = papermill_cli(source, tmp_path / "out.ipynb", env)
+        assert done.returncode == 0, done.stderr
+    [job_dir] = (tmp_path / "jobs" / "stamped").iterdir()
+    assert len(list(job_dir.glob("result-*.csv"))) == 1
+    assert emulator.calls["SaveKernel"] == 2

@@ -19,7 +19,12 @@ from kaggletts.backends.kaggle.credentials import Credentials
 from kaggletts.backends.kaggle.download import Downloader, TooLarge, Wanted
 from kaggletts.backends.kaggle.outputs import last_log_line
 from kaggletts.backends.kaggle.records import BadTransition, KaggleRun, RunStore, Shard, ShardState
-from kaggletts.backends.kaggle.remote import MAX_OUTPUT_PAGES, KaggleRemote, explain
+from kaggletts.backends.kaggle.remote import (
+    MAX_OUTPUT_PAGES,
+    KaggleRemote,
+    ListingCutShort,
+    explain,
+)
 from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.errors import KaggleTTSError, KaggleUnreachable, PushRejected, RunFailed
 from kaggletts.jobs import CorruptRecord, Job, list_jobs
@@ -83,13 +88,19 @@ def test_a_repeated_page_token_ends_the_listing(server):
     assert [f.name for f in files] == ["a.wav", "a.wav"], "two pages, then the repeat stops it"
 
 
-def test_endless_fresh_page_tokens_are_capped(server):
+def test_a_listing_past_the_page_bound_fails_rather_than_lose_the_rest(server):
+    """10,000 files and more: the pages beyond the bound are never taken as the whole."""
     pages = iter(range(10_000))
 
     def reply(handler: BaseHTTPRequestHandler) -> None:
-        json_reply({"files": [], "nextPageToken": f"page-{next(pages)}"})(handler)
+        page = next(pages)
+        json_reply({
+            "files": [{"fileName": f"f-{page}-{n}.txt", "url": "u"} for n in range(200)],
+            "nextPageToken": f"page-{page}",
+        })(handler)
 
-    remote_at(server(reply)).outputs("kernel")
+    with pytest.raises(ListingCutShort, match=r"more than 50 pages of outputs \(10000 files"):
+        remote_at(server(reply)).outputs("kernel")
     assert next(pages) == MAX_OUTPUT_PAGES
 
 

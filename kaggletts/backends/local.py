@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import importlib.util
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
-from kaggletts.jobs import LOCK_FILE, CannotWrite, Job, JobState, line_texts, params_for_lines
+from kaggletts.jobs import CannotWrite, Job, JobState, line_texts, params_for_lines
 from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines
@@ -39,7 +38,7 @@ class LocalBackend:
                 "lacks; run it on Kaggle (--backend kaggle, its default)"
             )
         if force:
-            _empty_but_the_lock(job.directory)
+            job.empty_folder()
         job.make_folder()
         with _failed_on_record_when_unwritable(job):
             return self._run(job)
@@ -144,19 +143,6 @@ def _not_an_orphaned_kernel_death(record: logging.LogRecord) -> bool:
     from nbclient.exceptions import DeadKernelError
 
     return not (record.exc_info and isinstance(record.exc_info[1], DeadKernelError))
-
-
-def _empty_but_the_lock(directory: Path) -> None:
-    """Remove a forced job's old files; the lock file stays, since this process holds it."""
-    if not directory.is_dir():
-        return
-    for entry in directory.iterdir():
-        if entry.name == LOCK_FILE:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
 
 
 def _kernel_manager_logging_to(path: Path) -> type:

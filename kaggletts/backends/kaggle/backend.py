@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.kernel import KernelOptions, slug_stem
-from kaggletts.backends.kaggle.outputs import collect, failure_of
+from kaggletts.backends.kaggle.outputs import NotListed, collect, failure_of
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
 from kaggletts.backends.kaggle.records import (
@@ -140,6 +140,8 @@ class KaggleBackend:
                     f"({', '.join(s.slug for s in run.may_run())}); `kaggletts attach "
                     f"{job.id}` collects it, and --force is for after it has ended"
                 )
+            # As the local backend does: a forced run's outputs are not mixed with the last's.
+            job.empty_folder()
             run = self._plan(job, remote, store, after=run)
         elif not attach:
             self._retry_what_is_missing(job, run, store)
@@ -225,16 +227,24 @@ class KaggleBackend:
             self._collect(ctx, shard)
 
     def _collect(self, ctx: RunContext, shard: Shard) -> None:
+        """Download what a session that ended well made. Whatever goes wrong here, the
+        shard stays COMPLETE and its kernel is kept: the session's work is on Kaggle, and
+        `attach` (or the same request) collects it again, never pushing it anew."""
         try:
             made = collect(ctx, shard)
-        except KaggleUnreachable as error:
+        except (KaggleUnreachable, NotListed) as error:
             raise LeftOnKaggle(
                 f"{error}. Job {ctx.job.id}'s run on Kaggle is over and its outputs stay "
                 f"there; `kaggletts attach {ctx.job.id}` downloads them"
             ) from None
         except RunFailed as error:
-            ctx.move(shard, ShardState.FAILED, error=str(error).splitlines()[0])
-            raise
+            kept = type(error)(
+                f"{error}\n  kernel {ctx.remote.username}/{shard.slug} is kept with its outputs "
+                f"(`kaggletts attach {ctx.job.id}` tries collecting them again; --force runs "
+                "the job anew)"
+            )
+            kept.__dict__.update(error.__dict__)
+            raise kept from None
         if made < len(batch_lines(shard.params)):
             log.warning(
                 "%s: %d of %d lines spoken; the rest are listed with their reasons when the "

@@ -4,7 +4,8 @@ executed notebook where Kaggle lists it; or, for a failed session, the cell and 
 that failed it, and whatever clips it recorded where its outputs are listed.
 
 A notebook without the support code (no ledger) is read from its executed notebook's
-scraps, and a plain one (see NotebookSpec) keeps every file it left."""
+scraps, and a plain one (see NotebookSpec) keeps every file it left: those named like
+kaggletts' own files under notebook-files/, and none dropped without an error."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
 from kaggletts.notebook import find_failure
 from kaggletts.result import (
     EXECUTED_NOTEBOOK,
+    NOTEBOOK_FILES,
     clip_problem,
     clip_records,
     is_output_name,
+    is_safe_name,
     read_scraps,
 )
 
@@ -37,8 +40,16 @@ LOG_FILE = "kernel.log"
 # About 150 KB for a small TTS run; a notebook that prints megabytes of output is not
 # worth more than this of disk and memory.
 MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
+# Kaggle lists (and serves) only the first 500 outputs of a session, by name (kaggle-api
+# #664, #463): a listing this long may have left files out.
+LISTED_OUTPUTS = 500
 # A ledger line is about 600 bytes: room for far more lines than a session can speak.
 MAX_LEDGER_BYTES = 64 * 1024 * 1024
+
+
+class NotListed(RunFailed):
+    """A session's outputs were not listed within the patience given: Kaggle lists them a
+    while after the session ends, so they may well be listed later."""
 
 
 class Listing:
@@ -80,7 +91,7 @@ class Listing:
             retry_error_callback=lambda state: False,
         )
         if not patience(list_once) or not found:
-            raise RunFailed(
+            raise NotListed(
                 f"{self.shard.label} finished but none of its outputs {', '.join(names)} was "
                 f"listed within {self.patience:.0f}s"
             )
@@ -99,17 +110,53 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     )
     scraps = read_scraps(directory / EXECUTED_NOTEBOOK)
     if ctx.job.spec.plain and "clips" not in scraps:
-        # A plain notebook names no files: everything it left in the working folder is
-        # its output (names from the server, so only those clear of kaggletts' own).
-        clips = []
-        wanted = [Wanted(name) for name in listing.urls if is_output_name(name)]
-    else:
-        clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
-        wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
+        fetched = _collect_every_file(shard, listing, downloader)
+        log.info("%s: downloaded %d files", shard.label, fetched + 1)
+        return 0
+    clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
+    wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
     downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %d files", shard.label, len(wanted) + 1)
     return len(clips)
+
+
+def _collect_every_file(shard: Shard, listing: Listing, downloader: Downloader) -> int:
+    """A plain notebook names no files: everything it left in the working folder is its
+    output. A file whose name kaggletts keeps for itself (index.html, kernel/, a dotfile)
+    comes back under notebook-files/; a name that would leave the folder, or a listing
+    that may have stopped at Kaggle's cap, fails the collection (the kernel is kept)."""
+    directory = Path(shard.directory)
+    names = sorted(name for name in listing.urls if name != EXECUTED_NOTEBOOK)
+    unsafe = [name for name in names if not is_safe_name(name)]
+    if unsafe:
+        raise RunFailed(
+            f"{shard.label} left outputs named outside its folder, which kaggletts will not "
+            f"write: {', '.join(repr(name) for name in unsafe[:5])}"
+        )
+    renamed = [name for name in names if not is_output_name(name)]
+    where = f"{shard.slug} download"
+    downloader.fetch_all(
+        [Wanted(name) for name in names if is_output_name(name)], directory, listing.url_for,
+        where,
+    )
+    downloader.fetch_all([Wanted(name) for name in renamed], directory / NOTEBOOK_FILES,
+                         listing.url_for, where)
+    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    if renamed:
+        log.warning(
+            "warning: %d listed files have names kaggletts keeps for its own; they are "
+            "under %s: %s",
+            len(renamed), directory / NOTEBOOK_FILES, ", ".join(renamed[:10]),
+        )
+    if len(listing.urls) >= LISTED_OUTPUTS:
+        raise RunFailed(
+            f"Kaggle listed {len(listing.urls)} outputs of {shard.label}, and it lists only "
+            f"the first {LISTED_OUTPUTS} of a session by name: any file the notebook left that "
+            f"sorts after {max(listing.urls)!r} was not listed, so it is not in {directory} "
+            f"(the {len(names)} listed are); write fewer files (an archive, say)"
+        )
+    return len(names)
 
 
 def _collect_from_ledger(

@@ -32,7 +32,7 @@ TRANSITIONS: dict[ShardState, frozenset[ShardState]] = {
     ShardState.PLANNED: frozenset({ShardState.PLANNED, ShardState.PUSHING}),
     ShardState.PUSHING: frozenset({ShardState.PUSHED, ShardState.PLANNED, ShardState.REJECTED}),
     ShardState.PUSHED: frozenset({ShardState.COMPLETE, ShardState.FAILED, ShardState.STOPPED}),
-    ShardState.COMPLETE: frozenset({ShardState.DOWNLOADED, ShardState.FAILED}),
+    ShardState.COMPLETE: frozenset({ShardState.DOWNLOADED}),
     # A session that ended with lines missing: the same request pushes those again.
     ShardState.DOWNLOADED: frozenset({ShardState.PLANNED}),
     # A failed attempt is run again only by a new request for the same job, as a new attempt.

@@ -70,6 +70,11 @@ class Quota:
         return max(self.allowed_seconds - self.used_seconds, 0.0)
 
 
+class ListingCutShort(RunFailed):
+    """A session's output listing went on past the pages kaggletts follows: what it did
+    not list would be lost without a word, so nothing of it is taken as the whole."""
+
+
 class SessionCapFull(PushRejected):
     """The account's concurrent batch sessions are all taken: the push may be tried again
     once one ends."""
@@ -300,7 +305,8 @@ class KaggleRemote:
 
     def outputs(self, slug: str) -> tuple[list[OutputFile], str]:
         """Every output file of the kernel's newest session and its log, following the
-        pages up to a bound and stopping where the server repeats a page token."""
+        pages up to a bound (ListingCutShort past it) and stopping where the server
+        repeats a page token."""
         from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
         files: list[OutputFile] = []
@@ -321,7 +327,10 @@ class KaggleRemote:
                 break
             seen.add(token)
         else:
-            log.warning("warning: %s lists more than %d pages of outputs", slug, MAX_OUTPUT_PAGES)
+            raise ListingCutShort(
+                f"{slug} lists more than {MAX_OUTPUT_PAGES} pages of outputs "
+                f"({len(files)} files so far); kaggletts does not collect a part of them"
+            )
         return files, log_text
 
     def log_lines(self, slug: str, wait_for_start: int = 60) -> Iterator[str]:
