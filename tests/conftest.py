@@ -19,7 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from kaggletts.emulator import Emulator
+
 pytest_plugins = ["kaggletts.emulator.pytest_plugin"]
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    """The Kaggle emulator with two accounts, alice (the tests' own) and bob."""
+    from helpers import KEY, OTHER_KEY, USER
+
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY, "bob": OTHER_KEY}, seed=1
+    ) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,7 +11,6 @@ import pytest
 from helpers import (
     FAST,
     KEY,
-    OTHER_KEY,
     USER,
     assert_verified,
     cli_env,
@@ -34,14 +33,6 @@ def backend(emulator: Emulator, **overrides) -> KaggleBackend:
     return KaggleBackend(
         endpoint=emulator.url, credentials=Credentials(USER, key=KEY), **{**FAST, **overrides}
     )
-
-
-@pytest.fixture
-def emulator(tmp_path: Path):
-    with Emulator(
-        state_dir=tmp_path / "state", users={USER: KEY, "bob": OTHER_KEY}, seed=1
-    ) as running:
-        yield running
 
 
 def test_twenty_line_batch_runs_on_the_emulator_with_one_push(emulator, tmp_path):

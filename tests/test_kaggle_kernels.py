@@ -14,7 +14,6 @@ from helpers import (
     CRASH_TEXTS,
     FAST,
     KEY,
-    OTHER_KEY,
     USER,
     kernels,
     pushes,
@@ -35,14 +34,6 @@ from kaggletts.emulator.wire import check_slug
 from kaggletts.jobs import find_job
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def emulator(tmp_path: Path):
-    with Emulator(
-        state_dir=tmp_path / "state", users={USER: KEY, "bob": OTHER_KEY}, seed=1
-    ) as running:
-        yield running
 
 
 # Notebook names of every kind: Kaggle's slug rules, python-slugify's transliteration and

@@ -146,15 +146,7 @@ class KernelsService:
             if uses_gpu and not quick_save and self.gpu_seconds_left(owner) <= 0:
                 return {"error": "You have used all of your weekly GPU quota"}
             if kernel is None:
-                kernel = KernelRecord(
-                    kernel_id=store.new_id(),
-                    owner=owner,
-                    slug=slug,
-                    title=title or slug,
-                    is_private=optional_bool(body, "isPrivate", True),
-                    created_at=_now(),
-                )
-                store.kernels[kernel.ref] = kernel
+                kernel = self._new_kernel(owner, slug, title, body)
             else:
                 kernel.title = title or kernel.title
                 kernel.is_private = optional_bool(body, "isPrivate", kernel.is_private)
@@ -207,15 +199,22 @@ class KernelsService:
         store = self._app.store
         with store.lock:
             if f"{owner}/{slug}" not in store.kernels:
-                store.kernels[f"{owner}/{slug}"] = KernelRecord(
-                    kernel_id=store.new_id(),
-                    owner=owner,
-                    slug=slug,
-                    title=title or slug,
-                    is_private=optional_bool(body, "isPrivate", True),
-                    created_at=_now(),
-                )
+                self._new_kernel(owner, slug, title, body)
                 store.save()
+
+    def _new_kernel(self, owner: str, slug: str, title: str | None, body: Body) -> KernelRecord:
+        """A kernel of `owner`'s, added to the store (its lock held by the caller)."""
+        store = self._app.store
+        kernel = KernelRecord(
+            kernel_id=store.new_id(),
+            owner=owner,
+            slug=slug,
+            title=title or slug,
+            is_private=optional_bool(body, "isPrivate", True),
+            created_at=_now(),
+        )
+        store.kernels[kernel.ref] = kernel
+        return kernel
 
     def _filed_slug(self, owner: str, slug: str, title: str) -> str:
         """Where a push is filed: an existing kernel keeps its slug; a new one whose title
