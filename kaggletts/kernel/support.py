@@ -313,12 +313,14 @@ def audio_problem(text, outcome, seconds_per_character):
 @dataclass(frozen=True)
 class Piece:
     """One generation's worth of a line: the line's place in the batch (0-based), which of
-    its pieces this is, the line's settings and the text to speak."""
+    its pieces this is, the line's settings, the text to speak, and the line's number in
+    its job (what messages call it)."""
 
     line: int
     part: int
     utterance: dict
     text: str
+    number: int = 0
 
 
 @dataclass
@@ -347,12 +349,13 @@ def ends_the_session(error):
                                          "CUDA in forked subprocess"))
 
 
-def plan_work(batch, max_characters, batch_size):
+def plan_work(batch, max_characters, batch_size, numbers=()):
     """Every line's pieces as units of work, in the order of their first line. With
     `batch_size` 1 each piece is a unit, in input order. Otherwise pieces with the same
     settings (one call speaks them together) are sorted by length, so a unit's members end
     near the same step, and cut into units of at most `batch_size`."""
-    pieces = [Piece(line, part, utterance, text)
+    numbers = list(numbers) or list(range(1, len(batch) + 1))
+    pieces = [Piece(line, part, utterance, text, numbers[line])
               for line, utterance in enumerate(batch)
               for part, text in enumerate(split_text(utterance["text"], max_characters))]
     if batch_size <= 1:
@@ -416,7 +419,7 @@ def speak_alone(piece, speak, seconds_per_character):
                 return Made(piece, outcome, time.perf_counter() - started, warnings=warnings)
         reasons.append(reason)
         again = "; once more with the next seed" if not retry else ""
-        print(f"line {piece.line + 1} {reason}{again}", flush=True)
+        print(f"line {piece.number} {reason}{again}", flush=True)
     return Made(piece, failure="; then ".join(reasons))
 
 
@@ -606,7 +609,7 @@ def speak_batch(batch, speak, out_dir, deadline, max_characters, seconds_per_cha
         raise ValueError(f"{len(numbers)} line numbers for {len(batch)} lines")
     total = total or len(batch)
     ledger = Ledger()
-    units = plan_work(batch, max_characters, batch_size if speak_together else 1)
+    units = plan_work(batch, max_characters, batch_size if speak_together else 1, numbers)
     parts_of: dict[int, int] = {}
     for unit in units:
         for piece in unit:
