@@ -47,6 +47,10 @@ class CorruptRecord(UsageError):
     """A job record that cannot be read back (truncated, edited, not a job)."""
 
 
+# The errors of a folder that takes no more files.
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 class CannotWrite(UsageError):
     """The output folder cannot hold the job's files: a file is in the way, it is
     read-only, or its disk is full."""
@@ -213,6 +217,20 @@ class Job:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CannotWrite(self.directory, error) from None
+
+    @contextmanager
+    def failing_when_unwritable(self) -> Iterator[None]:
+        """A file of the run that cannot be written (a full disk, a read-only folder) fails
+        the job on its record with one clear error, rather than leaving it `running` with
+        nothing running (what a Kaggle session made stays there to collect)."""
+        try:
+            yield
+        except OSError as error:
+            if error.errno not in UNWRITABLE:
+                raise
+            failure = CannotWrite(Path(error.filename or self.directory), error)
+            self.update_record(state=JobState.FAILED, error=str(failure))
+            raise failure from None
 
     def empty_folder(self) -> None:
         """Remove a forced job's old files, so that a new run's outputs are not mixed with

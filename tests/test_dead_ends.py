@@ -127,6 +127,38 @@ def test_a_full_disk_fails_the_job_on_its_record(tmp_path):
         assert "result.json" not in files.split(), "a stored result of a failed job"
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not can_mount_a_private_tmpfs(), reason="cannot mount a private tmpfs")
+def test_a_full_disk_while_a_kaggle_run_is_collected_is_one_line(tmp_path):
+    """The session's clips do not fit the output folder: one line and exit 2, and the
+    kernel stays on Kaggle, so its outputs can still be collected."""
+    from helpers import KEY, USER, cli_env, kernels
+
+    from kaggletts.emulator import Emulator
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (
+        'mount -t tmpfs -o size=480k tmpfs "$1" || exit 99\n'
+        '"$2" run espeak -f "$3" --backend kaggle --no-cache --out "$1/out" 2>"$1.err"\n'
+        'echo "exit $?"; cat "$1.err" >&2\n'
+    )
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"A line long enough to need some room, number {n}.\n"
+                             for n in range(1, 9)), encoding="utf-8")
+    with Emulator(state_dir=tmp_path / "state", users={USER: KEY}) as emulator:
+        done = subprocess.run(
+            ["unshare", "-rm", "sh", "-c", script, "sh", str(disk), str(KAGGLETTS), str(lines)],
+            capture_output=True, text=True, timeout=300, env=cli_env(emulator),
+        )
+        assert done.stdout.strip() == "exit 2", (done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        error = done.stderr.strip().splitlines()[-1]
+        assert error.startswith("error: cannot write ") and error.endswith(
+            ": No space left on device"), error
+        assert len(kernels(emulator)) == 1, "the kernel is kept until its outputs are safe"
+
+
 # -- damaged records and results ----------------------------------------------------------------
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import importlib.util
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
-from kaggletts.jobs import CannotWrite, Job, JobState, line_texts, params_for_lines
+from kaggletts.jobs import Job, JobState, line_texts, params_for_lines
 from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines
@@ -21,8 +18,6 @@ from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
 log = logging.getLogger("kaggletts")
 PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
 KERNEL_LOG = "kernel.log"
-# The errors of a folder that takes no more files.
-UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 class LocalBackend:
@@ -40,8 +35,7 @@ class LocalBackend:
         if force:
             job.empty_folder()
         job.make_folder()
-        with _failed_on_record_when_unwritable(job):
-            return self._run(job)
+        return self._run(job)
 
     def _run(self, job: Job) -> Result:
         import nbformat
@@ -119,20 +113,6 @@ class LocalBackend:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-@contextmanager
-def _failed_on_record_when_unwritable(job: Job) -> Iterator[None]:
-    """A file of the run that cannot be written (a full disk, a read-only folder) fails
-    the job on its record, rather than leaving it `running` with nothing running."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in UNWRITABLE:
-            raise
-        failure = CannotWrite(Path(error.filename or job.directory), error)
-        job.update_record(state=JobState.FAILED, error=str(failure))
-        raise failure from None
 
 
 def _not_an_orphaned_kernel_death(record: logging.LogRecord) -> bool:
