@@ -295,10 +295,12 @@ class SessionManager:
     def _conclude(
         self, kernel: KernelRecord, version: VersionRecord, log: LiveLog, **changes: object
     ) -> None:
-        # The log is written before the final status, so whoever sees the status finds it.
+        # The log is written, and its live stream closed, before the final status: whoever
+        # sees the status finds the log, and the log stream then answers it as JSON.
         version_dir = self._store.version_dir(kernel, version.number)
         version_dir.mkdir(parents=True, exist_ok=True)
         (version_dir / LOG_FILE).write_text(json.dumps(log.snapshot()), encoding="utf-8")
+        log.finished.set()
         self._set(version, finished_at=time.time(), pid=None, **changes)
 
     def _run_session(
