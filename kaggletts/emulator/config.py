@@ -34,6 +34,7 @@ class Assumption(StrEnum):
     DELETE_REFUSED_WHILE_RUNNING = "delete-refused-while-running"
     FAILED_OUTPUTS = "failed-outputs"
     TITLE_CONFLICT = "title-conflict"
+    SHORT_TITLE_REFUSED = "short-title-refused"
 
 
 # Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
@@ -72,6 +73,11 @@ ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
         "SaveKernel of a new kernel whose title does not slugify to its slug answers 409 "
         "Conflict. No source says so; a public CI report (unsloth's Kaggle CI) says such a "
         "kernel is filed at the title's address instead, which is the default."
+    ),
+    Assumption.SHORT_TITLE_REFUSED: (
+        "SaveKernel refuses (400) a title shorter than 5 characters. No source: the kaggle "
+        "client checks no kernel title length (only dataset titles, 6 to 50 characters, in "
+        "dataset_create_new), and kagglesdk's ApiSaveKernelRequest states no minimum."
     ),
 }
 
@@ -135,14 +141,21 @@ class Quirks:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds that keep a misbehaving client or notebook from exhausting the host."""
+    """Bounds on requests, sessions and outputs. Those that only protect the host (request,
+    upload and log sizes, idle connections) are on by default and are not Kaggle's; limits
+    no source gives for Kaggle (kernels per user, versions per kernel, output size) are off
+    (None) unless a test sets them."""
 
     max_request_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
-    max_kernels_per_user: int = 200
-    max_versions_per_kernel: int = 500
-    max_output_bytes: int = 2 * 1024 * 1024 * 1024
-    # A session's log keeps its start and its end within this; it counts as output.
+    # Assumed caps, answered with 429 when set: Kaggle's, if any, are not published.
+    max_kernels_per_user: int | None = None
+    max_versions_per_kernel: int | None = None
+    # Assumed: a session writing more than this (files plus log) is killed and ends in
+    # ERROR. Kaggle's docs give /kaggle/working 20 GB; what happens beyond is not known.
+    max_output_bytes: int | None = None
+    # A session's log keeps its start and its end within this (host protection); it counts
+    # as output.
     max_log_bytes: int = 16 * 1024 * 1024
     max_session_seconds: int = 12 * 3600
     url_ttl_seconds: int = 3600

@@ -103,7 +103,7 @@ class KernelsService:
             raise permission_denied("kernels.create")
         title = optional_str(body, "newTitle")
         if title is not None:
-            if len(title) < MIN_TITLE_LENGTH:
+            if len(title) < MIN_TITLE_LENGTH and self._app.assumes(Assumption.SHORT_TITLE_REFUSED):
                 raise bad_request(f"Title must be at least {MIN_TITLE_LENGTH} characters")
             slug = self._filed_slug(owner, slug, title)
         language = optional_str(body, "language") or ""
@@ -129,14 +129,19 @@ class KernelsService:
         store = self._app.store
         with store.lock:
             kernel = store.kernels.get(f"{owner}/{slug}")
-            if kernel is None and len(store.owned_by(owner)) >= limits.max_kernels_per_user:
-                raise ApiError(
-                    429, f"Too many notebooks: the limit is {limits.max_kernels_per_user}"
-                )
-            if kernel is not None and len(kernel.versions) >= limits.max_versions_per_kernel:
-                raise ApiError(
-                    429, f"Too many versions: the limit is {limits.max_versions_per_kernel}"
-                )
+            kernel_cap, version_cap = limits.max_kernels_per_user, limits.max_versions_per_kernel
+            if (
+                kernel is None
+                and kernel_cap is not None
+                and len(store.owned_by(owner)) >= kernel_cap
+            ):
+                raise ApiError(429, f"Too many notebooks: the limit is {kernel_cap}")
+            if (
+                kernel is not None
+                and version_cap is not None
+                and len(kernel.versions) >= version_cap
+            ):
+                raise ApiError(429, f"Too many versions: the limit is {version_cap}")
             uses_gpu = requests_gpu(enable_gpu, machine_shape)
             kind, cap = (
                 ("GPU", self._app.gpu_sessions) if uses_gpu else ("CPU", self._app.cpu_sessions)
@@ -194,7 +199,9 @@ class KernelsService:
         title = optional_str(body, "newTitle")
         if owner != user:
             return
-        if title and len(title) >= MIN_TITLE_LENGTH:
+        if title and not (
+            len(title) < MIN_TITLE_LENGTH and self._app.assumes(Assumption.SHORT_TITLE_REFUSED)
+        ):
             slug = self._filed_slug(owner, slug, title)
         store = self._app.store
         with store.lock:

@@ -28,6 +28,11 @@ SCRIPT_NAME = "__script__.py"
 RESULTS_NAME = "__results__.html"
 LOG_FILE = "log.json"
 OUTPUT_DIR = "output"
+# A session stopped at its time limit: the wording a public script quotes from Kaggle
+# (kaggle.md). Every other failure message here is the emulator's own, assumed wording.
+TIME_LIMIT_MESSAGE = (
+    "Your notebook was stopped because it exceeded the max allowed execution duration."
+)
 # The parent's variables a kernel sees; anything else (credentials included) stays behind.
 PASSTHROUGH_NAMES = frozenset(
     {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "VIRTUAL_ENV"}
@@ -420,7 +425,8 @@ class SessionManager:
                 if now >= next_alive_mark:
                     next_alive_mark = now + ALIVE_SECONDS
                     self._store.mark_alive()
-                if _tree_size(working) + log.size > self._limits.max_output_bytes:
+                output_cap = self._limits.max_output_bytes
+                if output_cap is not None and _tree_size(working) + log.size > output_cap:
                     reason = "output-limit"
             if reason is not None:
                 kill_tree(process.pid)
@@ -453,12 +459,7 @@ class SessionManager:
         if outcome == "cancelled":
             status, message = "CANCEL_ACKNOWLEDGED", None
         elif outcome == "timeout":
-            status = "ERROR"
-            limit = self._effective_timeout(version)
-            message = (
-                f"Your notebook hit the session timeout of {limit} seconds "
-                "and was stopped (timeout)."
-            )
+            status, message = "ERROR", TIME_LIMIT_MESSAGE
         elif outcome == "output-limit":
             status = "ERROR"
             message = f"Your notebook wrote more than {self._limits.max_output_bytes} output bytes."
