@@ -34,7 +34,6 @@ class Assumption(StrEnum):
     DELETE_REFUSED_WHILE_RUNNING = "delete-refused-while-running"
     FAILED_OUTPUTS = "failed-outputs"
     TITLE_CONFLICT = "title-conflict"
-    SHORT_TITLE_REFUSED = "short-title-refused"
 
 
 # Why each assumption is only an assumption (docs/emulator.md gives the same, at more length).
@@ -73,11 +72,6 @@ ASSUMPTION_EVIDENCE: dict[Assumption, str] = {
         "SaveKernel of a new kernel whose title does not slugify to its slug answers 409 "
         "Conflict. No source says so; a public CI report (unsloth's Kaggle CI) says such a "
         "kernel is filed at the title's address instead, which is the default."
-    ),
-    Assumption.SHORT_TITLE_REFUSED: (
-        "SaveKernel refuses (400) a title shorter than 5 characters. No source: the kaggle "
-        "client checks no kernel title length (only dataset titles, 6 to 50 characters, in "
-        "dataset_create_new), and kagglesdk's ApiSaveKernelRequest states no minimum."
     ),
 }
 

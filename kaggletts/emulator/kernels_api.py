@@ -20,6 +20,7 @@ from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME, LiveLog,
 from .store import FINAL_STATUSES, KernelRecord, VersionRecord, requests_gpu
 from .wire import (
     MIN_TITLE_LENGTH,
+    SHORT_TITLE_MESSAGE,
     ApiError,
     bad_request,
     check_slug,
@@ -103,8 +104,8 @@ class KernelsService:
             raise permission_denied("kernels.create")
         title = optional_str(body, "newTitle")
         if title is not None:
-            if len(title) < MIN_TITLE_LENGTH and self._app.assumes(Assumption.SHORT_TITLE_REFUSED):
-                raise bad_request(f"Title must be at least {MIN_TITLE_LENGTH} characters")
+            if len(title) < MIN_TITLE_LENGTH:
+                raise bad_request(SHORT_TITLE_MESSAGE)
             slug = self._filed_slug(owner, slug, title)
         language = optional_str(body, "language") or ""
         if language != "python":
@@ -199,9 +200,7 @@ class KernelsService:
         title = optional_str(body, "newTitle")
         if owner != user:
             return
-        if title and not (
-            len(title) < MIN_TITLE_LENGTH and self._app.assumes(Assumption.SHORT_TITLE_REFUSED)
-        ):
+        if title and len(title) >= MIN_TITLE_LENGTH:
             slug = self._filed_slug(owner, slug, title)
         store = self._app.store
         with store.lock:

@@ -45,18 +45,6 @@ def test_a_title_of_another_slug_files_a_new_kernel_there_unless_409_is_assumed(
     assert refused.status_code == 409 and "another-title" in refused.json()["message"]
 
 
-def test_a_short_title_is_refused_only_if_assumed(make_emulator: Callable[..., Emulator]):
-    plain = make_emulator()
-    accepted = push(plain, "short-title", title="TTS", **QUICK_SAVE)
-    assert accepted.ok and accepted.json()["versionNumber"] == 1
-    # "tts" is no valid slug, so the kernel stays at the slug asked for.
-    assert plain.push_count("alice", "short-title") == 1
-    strict = make_emulator(assume={"short-title-refused"})
-    refused = push(strict, "short-title", title="TTS", **QUICK_SAVE)
-    assert refused.status_code == 400 and "at least 5 characters" in refused.json()["message"]
-    assert strict.push_count("alice", "short-title") == 0
-
-
 def test_save_kernel_url_is_plain_unless_assumed(make_emulator: Callable[..., Emulator]):
     plain = make_emulator()
     reply = push(plain, "plain-url", **QUICK_SAVE).json()
