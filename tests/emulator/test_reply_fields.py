@@ -1,8 +1,13 @@
-"""Every field of every JSON reply is one kagglesdk declares for that method's response type.
+"""Every field of every JSON reply is one kagglesdk declares for that method's response type,
+and holds the JSON type that field's serializer reads.
 
 The response types are read from kagglesdk's own service clients (`self._client.call(service,
 method, request, ResponseType)`), and each reply is walked recursively through nested
-messages and lists against the types' `_fields`, as `KaggleObject.from_dict` reads them.
+messages, lists and maps against the types' `_fields` (`FieldMetadata.field_type` and
+`serializer`), as `KaggleObject.from_dict` reads them. The log stream, typed `FileDownload`
+(no fields), is checked in both its forms (SSE while the session runs, JSON after) against
+the `{stream_name, time, data}` entries the kaggle CLI reads, as is the `log` of output
+listings.
 """
 
 from __future__ import annotations
@@ -173,7 +178,7 @@ class Recorder:
                 for line in reply.iter_lines(decode_unicode=True):
                     if line.startswith("data:") and line != "data: END_OF_LOG":
                         events.append(json.loads(line.removeprefix("data:")))
-                        if until and until in events[-1].get("data", ""):
+                        if until and until in str(events[-1]):
                             break
                 self.logs.append((where, events))
             else:
