@@ -135,14 +135,21 @@ class Quirks:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds that keep a misbehaving client or notebook from exhausting the host."""
+    """Bounds on requests, sessions and outputs. Those that only protect the host (request,
+    upload and log sizes, idle connections) are on by default and are not Kaggle's; limits
+    no source gives for Kaggle (kernels per user, versions per kernel, output size) are off
+    (None) unless a test sets them."""
 
     max_request_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
-    max_kernels_per_user: int = 200
-    max_versions_per_kernel: int = 500
-    max_output_bytes: int = 2 * 1024 * 1024 * 1024
-    # A session's log keeps its start and its end within this; it counts as output.
+    # Assumed caps, answered with 429 when set: Kaggle's, if any, are not published.
+    max_kernels_per_user: int | None = None
+    max_versions_per_kernel: int | None = None
+    # Assumed: a session writing more than this (files plus log) is killed and ends in
+    # ERROR. Kaggle's docs give /kaggle/working 20 GB; what happens beyond is not known.
+    max_output_bytes: int | None = None
+    # A session's log keeps its start and its end within this (host protection); it counts
+    # as output.
     max_log_bytes: int = 16 * 1024 * 1024
     max_session_seconds: int = 12 * 3600
     url_ttl_seconds: int = 3600

@@ -20,6 +20,7 @@ from .sessions import LOG_FILE, NOTEBOOK_NAME, OUTPUT_DIR, SCRIPT_NAME, LiveLog,
 from .store import FINAL_STATUSES, KernelRecord, VersionRecord, requests_gpu
 from .wire import (
     MIN_TITLE_LENGTH,
+    SHORT_TITLE_MESSAGE,
     ApiError,
     bad_request,
     check_slug,
@@ -104,7 +105,7 @@ class KernelsService:
         title = optional_str(body, "newTitle")
         if title is not None:
             if len(title) < MIN_TITLE_LENGTH:
-                raise bad_request(f"Title must be at least {MIN_TITLE_LENGTH} characters")
+                raise bad_request(SHORT_TITLE_MESSAGE)
             slug = self._filed_slug(owner, slug, title)
         language = optional_str(body, "language") or ""
         if language != "python":
@@ -129,14 +130,19 @@ class KernelsService:
         store = self._app.store
         with store.lock:
             kernel = store.kernels.get(f"{owner}/{slug}")
-            if kernel is None and len(store.owned_by(owner)) >= limits.max_kernels_per_user:
-                raise ApiError(
-                    429, f"Too many notebooks: the limit is {limits.max_kernels_per_user}"
-                )
-            if kernel is not None and len(kernel.versions) >= limits.max_versions_per_kernel:
-                raise ApiError(
-                    429, f"Too many versions: the limit is {limits.max_versions_per_kernel}"
-                )
+            kernel_cap, version_cap = limits.max_kernels_per_user, limits.max_versions_per_kernel
+            if (
+                kernel is None
+                and kernel_cap is not None
+                and len(store.owned_by(owner)) >= kernel_cap
+            ):
+                raise ApiError(429, f"Too many notebooks: the limit is {kernel_cap}")
+            if (
+                kernel is not None
+                and version_cap is not None
+                and len(kernel.versions) >= version_cap
+            ):
+                raise ApiError(429, f"Too many versions: the limit is {version_cap}")
             uses_gpu = requests_gpu(enable_gpu, machine_shape)
             kind, cap = (
                 ("GPU", self._app.gpu_sessions) if uses_gpu else ("CPU", self._app.cpu_sessions)

@@ -28,6 +28,11 @@ SCRIPT_NAME = "__script__.py"
 RESULTS_NAME = "__results__.html"
 LOG_FILE = "log.json"
 OUTPUT_DIR = "output"
+# A session stopped at its time limit: the wording a public script quotes from Kaggle
+# (kaggle.md). Every other failure message here is the emulator's own, assumed wording.
+TIME_LIMIT_MESSAGE = (
+    "Your notebook was stopped because it exceeded the max allowed execution duration."
+)
 # The parent's variables a kernel sees; anything else (credentials included) stays behind.
 PASSTHROUGH_NAMES = frozenset(
     {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "VIRTUAL_ENV"}
@@ -295,10 +300,12 @@ class SessionManager:
     def _conclude(
         self, kernel: KernelRecord, version: VersionRecord, log: LiveLog, **changes: object
     ) -> None:
-        # The log is written before the final status, so whoever sees the status finds it.
+        # The log is written, and its live stream closed, before the final status: whoever
+        # sees the status finds the log, and the log stream then answers it as JSON.
         version_dir = self._store.version_dir(kernel, version.number)
         version_dir.mkdir(parents=True, exist_ok=True)
         (version_dir / LOG_FILE).write_text(json.dumps(log.snapshot()), encoding="utf-8")
+        log.finished.set()
         self._set(version, finished_at=time.time(), pid=None, **changes)
 
     def _run_session(
@@ -418,7 +425,8 @@ class SessionManager:
                 if now >= next_alive_mark:
                     next_alive_mark = now + ALIVE_SECONDS
                     self._store.mark_alive()
-                if _tree_size(working) + log.size > self._limits.max_output_bytes:
+                output_cap = self._limits.max_output_bytes
+                if output_cap is not None and _tree_size(working) + log.size > output_cap:
                     reason = "output-limit"
             if reason is not None:
                 kill_tree(process.pid)
@@ -451,12 +459,7 @@ class SessionManager:
         if outcome == "cancelled":
             status, message = "CANCEL_ACKNOWLEDGED", None
         elif outcome == "timeout":
-            status = "ERROR"
-            limit = self._effective_timeout(version)
-            message = (
-                f"Your notebook hit the session timeout of {limit} seconds "
-                "and was stopped (timeout)."
-            )
+            status, message = "ERROR", TIME_LIMIT_MESSAGE
         elif outcome == "output-limit":
             status = "ERROR"
             message = f"Your notebook wrote more than {self._limits.max_output_bytes} output bytes."

@@ -9,7 +9,10 @@ from slugify import slugify
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 OWNER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+# The kaggle client refuses a kernel title shorter than this, in these words (kaggle 2.2.5,
+# kaggle_api_extended.py, kernels_push); the emulator answers such a push alike, with a 400.
 MIN_TITLE_LENGTH = 5
+SHORT_TITLE_MESSAGE = "Title must be at least five characters"
 MIN_SLUG_LENGTH = 5
 MAX_SLUG_LENGTH = 50
 

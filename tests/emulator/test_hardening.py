@@ -3,6 +3,7 @@ robustness, logs, output names, the cancel race, fault accounting and timeout me
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -386,13 +387,72 @@ def test_faults_that_do_not_happen_are_not_counted(kaggle_emulator: Emulator):
     assert kaggle_emulator.faults_injected == {}
 
 
-# 9. The timeout message -------------------------------------------------------------------
+# 9. The time limit's message ------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_the_timeout_message_gives_the_clamped_timeout(tmp_path: Path):
+def test_a_session_past_its_time_limit_ends_with_the_reported_wording(tmp_path: Path):
+    # The pushed limit is clamped to the emulator's longest session (2 s here).
     with Emulator(tmp_path, dict(USERS), limits=Limits(max_session_seconds=2)) as emulator:
         assert push(emulator, "clamped", SLEEPER, sessionTimeoutSeconds=3600).ok
-        version = emulator.wait_for("alice", "clamped")
+        version = emulator.wait_for("alice", "clamped", timeout=60)
     assert version.status == "ERROR"
-    assert "timeout of 2 seconds" in (version.failure_message or "")
+    # The wording a public script quotes from Kaggle (kaggle.md), not one of the emulator's.
+    assert version.failure_message == (
+        "Your notebook was stopped because it exceeded the max allowed execution duration."
+    )
+
+
+# 10. Limits no source gives for Kaggle are off unless set ---------------------------------
+
+QUICK_SAVE = {"kernelExecutionType": "QUICK_SAVE"}
+
+
+def _fill(emulator: Emulator, kernels: int = 0, versions_of: str | None = None, versions: int = 0):
+    """Give alice `kernels` more kernels, or `versions` more versions of `versions_of`, as if
+    pushed earlier (quicker than pushing them)."""
+    store = emulator.store
+    with store.lock:
+        for index in range(kernels):
+            template = store.kernels["alice/first-kernel"]
+            copy = dataclasses.replace(template, kernel_id=store.new_id(), slug=f"filled-{index}")
+            store.kernels[copy.ref] = copy
+        if versions_of is not None:
+            kernel = store.kernels[f"alice/{versions_of}"]
+            for _ in range(versions):
+                number = len(kernel.versions) + 1
+                kernel.versions.append(dataclasses.replace(kernel.versions[-1], number=number))
+        store.save()
+
+
+def test_no_cap_on_kernels_or_versions_unless_one_is_set(make_emulator):
+    uncapped = make_emulator()
+    assert push(uncapped, "first-kernel", **QUICK_SAVE).ok
+    _fill(uncapped, kernels=250, versions_of="first-kernel", versions=600)
+    assert push(uncapped, "another-kernel", **QUICK_SAVE).ok
+    assert push(uncapped, "first-kernel", **QUICK_SAVE).json()["versionNumber"] == 602
+
+    capped = make_emulator(limits=Limits(max_kernels_per_user=2, max_versions_per_kernel=2))
+    assert push(capped, "first-kernel", **QUICK_SAVE).ok
+    assert push(capped, "first-kernel", **QUICK_SAVE).ok
+    assert push(capped, "first-kernel", **QUICK_SAVE).status_code == 429
+    assert push(capped, "second-kernel", **QUICK_SAVE).ok
+    assert push(capped, "third-kernel", **QUICK_SAVE).status_code == 429
+
+
+def test_limits_no_source_gives_are_off_by_default():
+    assert Limits().max_output_bytes is None
+    assert Limits().max_kernels_per_user is None and Limits().max_versions_per_kernel is None
+
+
+@pytest.mark.slow
+def test_a_session_writing_much_is_not_killed_by_default(make_emulator):
+    # The size check runs about once a second; the notebook writes, then waits past it.
+    cell = "import time\nopen('big.bin', 'wb').write(b'x' * 200_000)\ntime.sleep(2.5)"
+    small_limit = make_emulator(limits=Limits(max_output_bytes=100_000))
+    default = make_emulator()
+    for emulator in (small_limit, default):
+        assert push(emulator, "writes-much", cell).ok
+    killed = small_limit.wait_for("alice", "writes-much", timeout=60)
+    assert killed.status == "ERROR" and "output bytes" in (killed.failure_message or "")
+    assert default.wait_for("alice", "writes-much", timeout=60).status == "COMPLETE"

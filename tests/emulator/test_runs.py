@@ -59,7 +59,8 @@ def test_timeout_kills_and_reports(kaggle_emulator: Emulator):
     assert push(kaggle_emulator, "slow-notebook", SLEEPER, sessionTimeoutSeconds=4).ok
     tree = _running_tree(kaggle_emulator, "slow-notebook")
     version = kaggle_emulator.wait_for("alice", "slow-notebook")
-    assert version.status == "ERROR" and "timeout" in (version.failure_message or "")
+    assert version.status == "ERROR"
+    assert "exceeded the max allowed execution duration" in (version.failure_message or "")
     wait_until(lambda: not any(is_alive(pid) for pid in tree), timeout=15)
 
 

@@ -64,7 +64,10 @@ def test_bad_requests_get_4xx_and_serving_goes_on(kaggle_emulator: Emulator):
     assert huge.status_code == 413
     wrong_type = call(kaggle_emulator, "GetKernelSessionStatus", {"userName": 5})
     assert wrong_type.status_code == 400
-    assert push(kaggle_emulator, "short", title="abc").status_code == 400
+    short_title = push(kaggle_emulator, "short", title="abc")
+    # The kaggle client's own refusal, word for word (kae kernels_push).
+    assert short_title.status_code == 400
+    assert short_title.json()["message"] == "Title must be at least five characters"
     assert push(kaggle_emulator, "wire-check", language="r").status_code == 400
     bad_notebook = push(kaggle_emulator, "wire-check", text='{"cells": 3}')
     assert bad_notebook.status_code == 400
