@@ -175,7 +175,8 @@ class Recorder:
         with reply:
             if content_type.startswith("text/event-stream"):
                 events = []
-                for line in reply.iter_lines(decode_unicode=True):
+                for raw in reply.iter_lines():
+                    line = raw.decode("utf-8")
                     if line.startswith("data:") and line != "data: END_OF_LOG":
                         events.append(json.loads(line.removeprefix("data:")))
                         if until and until in str(events[-1]):
