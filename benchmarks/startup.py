@@ -1,8 +1,16 @@
-"""Start-up cost: `kaggletts --help` against `kaggle --help`, and `import kaggletts` against
-`import papermill`, measured in the same invocation, interleaved, several times each.
+"""Start-up cost, measured in the same invocation, interleaved, several times each:
 
-Each row's ratio is kaggletts' median wall time over the baseline's; the goal is at most
-half. Run as a script to print a table: `python benchmarks/startup.py [REPEATS]`."""
+- `kaggletts --help` against `kaggle --help` (the official CLI's help);
+- `import kaggletts` against `import papermill`: what a script pays to load kaggletts, which
+  imports papermill only when it runs a notebook, against loading the library a user
+  without kaggletts would run notebooks with. It measures the lazy import, not a run;
+- `import kaggletts, papermill, scrapbook` against `import papermill, scrapbook`: what
+  kaggletts adds on top of the libraries any local run loads (the fair comparison for a
+  run: both sides load papermill).
+
+Each row's ratio is kaggletts' median wall time over the baseline's (smaller is better);
+the goal is at most half for the first two, at most 1.2 for the third.
+Run as a script to print a table: `python benchmarks/startup.py [REPEATS]`."""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import time
 from pathlib import Path
 
 GOAL = 0.5
+ADDED_GOAL = 1.2
 BIN = Path(sys.executable).parent
 
 
@@ -22,7 +31,8 @@ def wall_time(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def compare(name: str, ours: list[str], baseline: list[str], repeats: int) -> dict:
+def compare(name: str, ours: list[str], baseline: list[str], repeats: int,
+            goal: float = GOAL) -> dict:
     wall_time(ours), wall_time(baseline)  # warm the file cache for both
     times: dict[str, list[float]] = {"ours": [], "baseline": []}
     for _ in range(repeats):
@@ -31,7 +41,8 @@ def compare(name: str, ours: list[str], baseline: list[str], repeats: int) -> di
     mine, theirs = statistics.median(times["ours"]), statistics.median(times["baseline"])
     ratio = mine / theirs
     return {"name": name, "kaggletts": round(mine, 4), "baseline": round(theirs, 4),
-            "ratio": round(ratio, 3), "goal": f"<= {GOAL}", "met": ratio <= GOAL}
+            "ratio": round(ratio, 3), "goal": f"<= {goal:g}", "met": ratio <= goal,
+            "unit": "s"}
 
 
 def run(repeats: int = 7) -> list[dict]:
@@ -39,8 +50,11 @@ def run(repeats: int = 7) -> list[dict]:
     return [
         compare("kaggletts --help vs kaggle --help (s)",
                 [str(BIN / "kaggletts"), "--help"], [str(BIN / "kaggle"), "--help"], repeats),
-        compare("import kaggletts vs import papermill (s)",
+        compare("import kaggletts (lazy: no papermill) vs import papermill (s)",
                 [python, "-c", "import kaggletts"], [python, "-c", "import papermill"], repeats),
+        compare("import kaggletts + papermill + scrapbook vs papermill + scrapbook (s)",
+                [python, "-c", "import kaggletts, papermill, scrapbook"],
+                [python, "-c", "import papermill, scrapbook"], repeats, ADDED_GOAL),
     ]
 
 

@@ -17,7 +17,7 @@ Test switches, read from the environment when called:
   `fail-batches` raises RuntimeError for any call with more than one text; `fail-text-X`
   raises RuntimeError for any call with a text containing X; `exit-text-X` ends the whole
   process at once (a killed kernel) on such a call; `sleep-S` makes every call take S more
-  seconds;
+  seconds (several of these may be given, separated by `;`: `sleep-0.5;fail-text-X`);
   `cuda-lost-in-fork` makes `from_pretrained` in a forked worker process raise torch's
   error for a process forked after CUDA was initialised.
 
@@ -150,21 +150,23 @@ class Qwen3TTSModel:
 
     def _audio(self, texts, pitch_seed: str):
         texts = [texts] if isinstance(texts, str) else texts
-        fault = os.environ.get("KAGGLETTS_STANDIN_FAULT", "")
-        if fault.startswith("oom-over-") and len(texts) > int(fault.removeprefix("oom-over-")):
-            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (stand-in)")
-        if fault == "fail-batches" and len(texts) > 1:
-            raise RuntimeError(f"stand-in: a call with {len(texts)} texts failed")
-        if fault.startswith("fail-text-") and any(fault[10:] in t for t in texts):
-            raise RuntimeError(f"stand-in: a call with {fault[10:]!r} in its text failed")
-        if fault.startswith("exit-text-") and any(fault[10:] in t for t in texts):
-            os._exit(1)
-        if fault.startswith("sleep-"):
-            time.sleep(float(fault.removeprefix("sleep-")))
+        faults = os.environ.get("KAGGLETTS_STANDIN_FAULT", "").split(";")
+        for fault in faults:
+            if (fault.startswith("oom-over-")
+                    and len(texts) > int(fault.removeprefix("oom-over-"))):
+                raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (stand-in)")
+            if fault == "fail-batches" and len(texts) > 1:
+                raise RuntimeError(f"stand-in: a call with {len(texts)} texts failed")
+            if fault.startswith("fail-text-") and any(fault[10:] in t for t in texts):
+                raise RuntimeError(f"stand-in: a call with {fault[10:]!r} in its text failed")
+            if fault.startswith("exit-text-") and any(fault[10:] in t for t in texts):
+                os._exit(1)
+            if fault.startswith("sleep-"):
+                time.sleep(float(fault.removeprefix("sleep-")))
         wavs = [tone(t, pitch_seed) for t in texts]
-        if fault == "silence":
+        if "silence" in faults:
             wavs = [np.zeros_like(w) for w in wavs]
-        elif (fault == "nan-once" and "float16" in str(self.dtype)
+        elif ("nan-once" in faults and "float16" in str(self.dtype)
               and not _state["nan_given"]):
             _state["nan_given"] = True
             wavs = [np.full_like(w, np.nan) for w in wavs]
