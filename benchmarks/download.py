@@ -203,10 +203,10 @@ def run(quick: bool = False, repeats: int = 3) -> list[dict]:
               f"{peaks[('kaggletts', 'large')] / mb:.1f} MB, official "
               f"{peaks[('official', 'small')] / mb:.1f} -> "
               f"{peaks[('official', 'large')] / mb:.1f} MB")))
-    for size, (files, each) in (("small", small), ("large", large)):
+    for scale, (files, each) in (("small", small), ("large", large)):
         rows.append(common.row(
             f"peak memory, {files} x {each // mb} MB download (MB)",
-            peaks[("kaggletts", size)] / mb, peaks[("official", size)] / mb,
+            peaks[("kaggletts", scale)] / mb, peaks[("official", scale)] / mb,
             MEMORY_GOAL, unit="MB", digits=1,
             note=(f"tracemalloc peak in the downloading process; ratio = official / kaggletts; "
                   f"kaggletts runs {_workers()} downloads at once, the official client one")))

@@ -79,6 +79,7 @@ class Bench:
         with Emulator(state_dir=self.root / "state", users={common.USER: common.KEY},
                       image_paths=[STANDINS], kernel_env=env, gpu_sessions=2,
                       latency=common.kaggle_latency()) as emu:
+            result: kaggletts.Result | None
             try:
                 result = kaggletts.execute(
                     "qwen", {"utterances": lines, "batch_size": 1}, backend="kaggle",
@@ -86,7 +87,7 @@ class Bench:
             except kaggletts.RunFailed as error:
                 if expect is None or not isinstance(error, expect):
                     raise
-                result = getattr(error, "result", None)
+                result = error.result if isinstance(error, kaggletts.Incomplete) else None
             else:
                 if expect is not None:
                     raise RuntimeError(f"expected {expect.__name__}, the request completed")

@@ -18,18 +18,22 @@ pytestmark = pytest.mark.slow
 def pushed_utterances(emulator: Emulator) -> list[list[str]]:
     """The `utterances` each push carried, read from the notebooks the emulator received."""
     pushed = []
-    for kernel in sorted(emulator.store.kernels.values(), key=lambda k: k.slug):
-        for version in kernel.versions:
-            source = (emulator.store.version_dir(kernel, version.number) / "source"
-                      / "pushed-__notebook__.ipynb")
-            notebook = json.loads(source.read_text(encoding="utf-8"))
-            injected = next(
-                "".join(c["source"]) for c in notebook["cells"]
-                if "injected-parameters" in c["metadata"].get("tags", [])
-            )
-            scope: dict = {}
-            exec(injected, scope)  # the injected cell holds only literal assignments
-            pushed.append(scope["utterances"] or [scope["text"]])
+    versions = sorted(
+        ((kernel, version) for kernel in emulator.store.kernels.values()
+         for version in kernel.versions),
+        key=lambda pair: pair[1].created_at,
+    )
+    for kernel, version in versions:
+        source = (emulator.store.version_dir(kernel, version.number) / "source"
+                  / "pushed-__notebook__.ipynb")
+        notebook = json.loads(source.read_text(encoding="utf-8"))
+        injected = next(
+            "".join(c["source"]) for c in notebook["cells"]
+            if "injected-parameters" in c["metadata"].get("tags", [])
+        )
+        scope: dict = {}
+        exec(injected, scope)  # the injected cell holds only literal assignments
+        pushed.append(scope["utterances"] or [scope["text"]])
     return pushed
 
 
@@ -46,12 +50,15 @@ def test_a_line_that_fails_on_kaggle_costs_only_itself_and_a_rerun_pushes_only_i
         with pytest.raises(kaggletts.Incomplete) as ended:
             run_kaggle(emulator, tmp_path / "out", params, notebook="qwen")
         partial = ended.value.result
+        port = int(emulator.url.rsplit(":", 1)[1])
         assert [p.name for p in partial.audio] == [
             "001-first-line.wav", "002-second-line.wav", "004-fourth-line.wav"
         ]
         assert [m.number for m in partial.missing] == [3]
         assert "stand-in" in partial.missing[0].reason
-    with Emulator(state_dir=state, users={USER: KEY}, image_paths=[standins.dir]) as emulator:
+    # The same endpoint (port), hence the same job: its ledger says what is missing.
+    with Emulator(state_dir=state, users={USER: KEY}, image_paths=[standins.dir],
+                  port=port) as emulator:
         whole = run_kaggle(emulator, tmp_path / "out", params, notebook="qwen")
         assert not whole.missing
         assert [p.name for p in whole.audio] == [
@@ -76,11 +83,13 @@ def test_a_deadline_mid_batch_keeps_what_was_made_and_a_rerun_speaks_only_the_re
         with pytest.raises(kaggletts.Incomplete) as ended:
             run_kaggle(emulator, tmp_path / "out", params, notebook="qwen", timeout=25.0)
         first = ended.value.result
+        port = int(emulator.url.rsplit(":", 1)[1])
         spoken = len(first.audio)
         assert 0 < spoken < len(texts)
         assert [m.number for m in first.missing] == list(range(spoken + 1, len(texts) + 1))
         assert "deadline passed" in first.missing[0].reason
-    with Emulator(state_dir=state, users={USER: KEY}, image_paths=[standins.dir]) as emulator:
+    with Emulator(state_dir=state, users={USER: KEY}, image_paths=[standins.dir],
+                  port=port) as emulator:
         done = run_kaggle(emulator, tmp_path / "out", params, notebook="qwen", timeout=25.0)
         assert [c["line"] for c in done.clips] == list(range(1, len(texts) + 1))
         # The first session's kernel is kept (FAST keeps kernels): the second push is last.

@@ -129,7 +129,12 @@ def third_party_imports(package: Path) -> set[str]:
     """The top-level names of every absolute import in the package's modules, wherever in
     the module (lazy imports included), less the standard library and the package."""
     names: set[str] = set()
+    # kaggletts/kernel/ is the notebooks' support code: it runs in a kernel, which installs
+    # what it needs (numpy, torch...) itself.
+    kernel_side = package / "kernel"
     for source in package.rglob("*.py"):
+        if source.is_relative_to(kernel_side):
+            continue
         for node in ast.walk(ast.parse(source.read_bytes())):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
