@@ -384,26 +384,92 @@ def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) ->
     report(run_job(job, runner, attach=True), as_json)
 
 
+yes_option = click.option("--yes", is_flag=True, help="Go ahead without asking.")
+
+
+def confirmed(yes: bool, question: str) -> bool:
+    """--yes, or the user's yes on a terminal. Without a terminal to ask on, a step that
+    cannot be undone is refused rather than taken unasked."""
+    from kaggletts.errors import UsageError
+
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: no terminal to ask on; add --yes to go ahead")
+    if click.confirm(question, default=False, err=True):
+        return True
+    click.echo("nothing was done")
+    return False
+
+
 @cli.command()
 @click.argument("job_id")
 @output_option
-def cancel(job_id: str, output_dir: str | None) -> None:
-    """Cancel a Kaggle job's sessions where Kaggle allows it, and say what becomes of the
-    others (Kaggle tells no session id, so most end by themselves at their time limit)."""
+@yes_option
+def cancel(job_id: str, output_dir: str | None, yes: bool) -> None:
+    """Stop a Kaggle job by deleting the kernels of its sessions that may still run (Kaggle
+    tells no session id, so deleting is the stop that works); asks first (--yes skips)."""
     from kaggletts.backends.kaggle import KaggleBackend
+    from kaggletts.backends.kaggle.records import RunStore
     from kaggletts.errors import UsageError
     from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_folder(output_dir))
     if job.backend != "kaggle":
         raise UsageError(f"job {job.id} ran locally; there is nothing to cancel on Kaggle")
-    cancelled, left = KaggleBackend(endpoint=job.identity.get("endpoint")).cancel(job)
-    if cancelled:
-        click.echo(f"cancelled {', '.join(cancelled)}")
-    for session in left:
-        click.echo(f"cannot cancel {session} (Kaggle tells no session id); it keeps running")
-    if not (cancelled or left):
+    run = RunStore(job).load()
+    running = run.may_run() if run else []
+    if not running:
         click.echo(f"nothing of job {job.id} runs on Kaggle")
+        return
+    assert run is not None
+    click.echo(
+        f"cancelling job {job.id} deletes kernel(s) "
+        f"{', '.join(f'{run.account}/{s.slug}' for s in running)} on Kaggle, which stops "
+        "their sessions. Lines they spoke are lost unless Kaggle lists a running or "
+        "cancelled session's outputs (not known: kaggletts takes whatever is listed first); "
+        "running the request again speaks every line not kept."
+    )
+    if not confirmed(yes, f"Delete {len(running)} kernel(s)?"):
+        return
+    for done in KaggleBackend(endpoint=job.identity.get("endpoint")).stop(job):
+        click.echo(done)
+
+
+@cli.command()
+@output_option
+@yes_option
+@click.option(
+    "--endpoint", metavar="URL", help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL."
+)
+def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
+    """Delete the Kaggle kernels kaggletts made for jobs that are over (finished, failed,
+    or past their time limits), found from the job records; never any other kernel. Only
+    lists them unless --yes is given."""
+    from kaggletts.backends.kaggle import KaggleBackend
+    from kaggletts.jobs import Job, list_jobs
+
+    settings = command_settings(None, {"endpoint": endpoint})
+    backend = KaggleBackend(**settings.backend_options("kaggle"))
+    remote = backend.remote()
+    found = 0
+    for recorded in list_jobs(output_folder(output_dir)):
+        if recorded.record.backend != "kaggle":
+            continue
+        job = Job.from_record(recorded.directory)
+        slugs, kept_because = backend.leftover_kernels(job)
+        if kept_because and not kept_because.startswith("run as"):
+            click.echo(f"kept job {job.id}'s kernels: {kept_because}")
+        for slug in slugs:
+            found += 1
+            if yes:
+                remote.delete_kernel(slug)
+            verb = "deleted" if yes else "would delete"
+            click.echo(f"{verb} {remote.username}/{slug} (job {job.id}, {recorded.record.state})")
+    if not found:
+        click.echo("no kernel of a finished job is left on Kaggle")
+    elif not yes:
+        click.echo(f"{found} kernel(s); `kaggletts clean --yes` deletes them")
 
 
 @cli.command("open")

@@ -86,6 +86,9 @@ class KaggleBackend:
     # How long status calls may keep failing (past each call's retries) before the run is
     # left to go on on Kaggle unwatched (exit 3).
     outage_wait: float = 600.0
+    # How long past its time limit a session may still be reported running before its
+    # kernel is deleted to stop it (Kaggle is meant to stop it at the limit).
+    overrun_wait: float = 600.0
     download_workers: int = 4
     # Kernels are deleted once their job's result is safe on disk, unless kept.
     keep_kernels: bool = False
@@ -297,6 +300,60 @@ class KaggleBackend:
             store.move(run, shard, ShardState.STOPPED, error=reason)
             cancelled.append(shard.label)
         return cancelled, left
+
+    def stop(self, job: Job) -> list[str]:
+        """Stop the job's sessions that Kaggle may still run by deleting their kernels (no
+        session id is known on real Kaggle, so deleting is the one stop that works), each
+        after taking the clips its outputs list (a running session's are not known to be
+        listed). Returns what was done to each, and what of its work was kept."""
+        from kaggletts.backends.kaggle.outputs import kept_text, salvage
+
+        remote = self.remote()
+        store = RunStore(job)
+        run = store.load()
+        if run is None:
+            return []
+        ctx = RunContext(job, remote, store, run, self, time.time())
+        said = []
+        for shard in run.may_run():
+            where = f"{remote.username}/{shard.slug}"
+            if shard.state is ShardState.PUSHING and not remote.kernel_exists(shard.slug):
+                ctx.move(shard, ShardState.PLANNED)
+                continue
+            kept, _, _ = salvage(ctx, shard, running=True)
+            remote.delete_kernel(shard.slug)
+            if shard.state is ShardState.PUSHING:
+                ctx.move(shard, ShardState.PLANNED, attempt=shard.attempt + 1, filed_as=None)
+            else:
+                ctx.move(shard, ShardState.STOPPED, error="cancelled: its kernel was deleted")
+            said.append(f"deleted kernel {where}, which stops its session; {kept_text(kept)}")
+        store.save(run, JobState.CANCELLED, "cancelled")
+        return said
+
+    def leftover_kernels(self, job: Job) -> tuple[list[str], str | None]:
+        """The kernels kaggletts made for a job that is over (finished, failed, or past its
+        sessions' time limits and the overrun margin) that Kaggle still holds: those named by
+        the job's slug stems and attempts, never any other. Otherwise ([], why not)."""
+        remote = self.remote()
+        run = RunStore(job).load()
+        if run is None:
+            return [], None
+        if (run.endpoint, run.account) != (remote.endpoint, remote.username):
+            return [], f"run as {run.account} on {run.endpoint}"
+        if any(s.state is ShardState.COMPLETE for s in run.shards):
+            return [], f"its outputs wait on Kaggle (`kaggletts attach {job.id}`)"
+        now = time.time()
+        if any((s.ends_by or now) + self.overrun_wait > now for s in run.may_run()):
+            return [], "a session of it may still run"
+        slugs = [
+            slug
+            for shard in run.shards
+            for slug in dict.fromkeys(
+                [*(f"{shard.slug_stem}-{a}" for a in range(1, shard.attempt + 1)),
+                 *([shard.filed_as] if shard.filed_as else [])]
+            )
+        ]
+        return [slug for slug in slugs if remote.kernel_exists(slug)], None
 
     # -- planning ------------------------------------------------------------------
 
