@@ -195,6 +195,21 @@ def report(result: Any, as_json: bool) -> None:
         click.echo(f"missing: {len(result.missing) - shown} more, listed on the page", err=True)
 
 
+yes_option = click.option("--yes", is_flag=True, help="Go ahead without asking.")
+
+
+def confirmed(yes: bool, question: str) -> bool:
+    """--yes, or the user's yes on a terminal. Without a terminal to ask on, a step that
+    cannot be undone is refused rather than taken unasked."""
+    from kaggletts.errors import UsageError
+
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: no terminal to ask on; add --yes to go ahead")
+    return click.confirm(question, default=False, err=True)
+
+
 @cli.command()
 @click.argument("notebook")
 @click.option(
@@ -235,6 +250,15 @@ def report(result: Any, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
+@click.option(
+    "--ask-above",
+    "ask_above",
+    type=Duration(),
+    metavar="DURATION",
+    help="Ask before pushing a GPU notebook whose estimated session time is above this "
+    "[default: 1h]; without a terminal such a push is refused unless --yes.",
+)
+@yes_option
 def run(
     notebook: str,
     pairs: tuple[tuple[str, str], ...],
@@ -246,6 +270,7 @@ def run(
     no_cache: bool,
     verify: bool,
     as_json: bool,
+    yes: bool,
     **kaggle: Any,
 ) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
@@ -262,10 +287,11 @@ def run(
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
+    asking = {"confirm": lambda question: confirmed(yes, question)} if backend == "kaggle" else {}
     try:
         result = api.execute(
             notebook, sources, backend=backend, force=force, cache=not no_cache,
-            verify=verify, settings=settings,
+            verify=verify, settings=settings, **asking,
         )
     except Incomplete as partial:
         report(partial.result, as_json)
@@ -384,24 +410,6 @@ def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) ->
     report(run_job(job, runner, attach=True), as_json)
 
 
-yes_option = click.option("--yes", is_flag=True, help="Go ahead without asking.")
-
-
-def confirmed(yes: bool, question: str) -> bool:
-    """--yes, or the user's yes on a terminal. Without a terminal to ask on, a step that
-    cannot be undone is refused rather than taken unasked."""
-    from kaggletts.errors import UsageError
-
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError(f"{question.rstrip('?')}: no terminal to ask on; add --yes to go ahead")
-    if click.confirm(question, default=False, err=True):
-        return True
-    click.echo("nothing was done")
-    return False
-
-
 @cli.command()
 @click.argument("job_id")
 @output_option
@@ -431,6 +439,7 @@ def cancel(job_id: str, output_dir: str | None, yes: bool) -> None:
         "running the request again speaks every line not kept."
     )
     if not confirmed(yes, f"Delete {len(running)} kernel(s)?"):
+        click.echo("nothing was deleted")
         return
     for done in KaggleBackend(endpoint=job.identity.get("endpoint")).stop(job):
         click.echo(done)

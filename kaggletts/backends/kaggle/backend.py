@@ -92,6 +92,13 @@ class KaggleBackend:
     download_workers: int = 4
     # Kernels are deleted once their job's result is safe on disk, unless kept.
     keep_kernels: bool = False
+    # Above this estimated GPU session time (seconds, or a text such as "2h"), a push of a
+    # GPU notebook waits for `confirm`; None never asks.
+    ask_above: float | str | None = 3600.0
+    # Asked whether to push above `ask_above`: False stops the run before any push. None
+    # (the Python API's default) pushes without asking; the command line asks on a
+    # terminal and refuses without one unless --yes.
+    confirm: Callable[[str], bool] | None = None
     # Called with each line of progress the kernel reports (also logged to kaggletts.kernel).
     on_progress: Callable[[Progress], None] | None = None
     name: ClassVar[str] = "kaggle"
@@ -101,6 +108,8 @@ class KaggleBackend:
 
         if self.timeout is not None:
             self.timeout = parse_duration(self.timeout, "timeout")
+        if self.ask_above is not None:
+            self.ask_above = parse_duration(self.ask_above, "ask_above")
         self._remote: KaggleRemote | None = None
 
     def remote(self) -> KaggleRemote:
@@ -151,8 +160,8 @@ class KaggleBackend:
         else:
             self._refuse_to_push_when_attaching(job, run)
         ctx = RunContext(job, remote, store, run, self, time.time() + self._time_allowed(job))
+        self._preview_cost(ctx)
         store.save(run, JobState.RUNNING)
-        self._warn_about_quota(ctx)
         started = time.monotonic()
         self._drive_all(ctx)
         parts = [Path(s.directory) for s in sorted(run.shards, key=lambda s: s.index)]
@@ -488,24 +497,49 @@ class KaggleBackend:
     def quota(self) -> Quota:
         return self.remote().quota()
 
-    def _warn_about_quota(self, ctx: RunContext) -> None:
-        if not ctx.job.spec.kernel.enable_gpu:
+    def _preview_cost(self, ctx: RunContext) -> None:
+        """Before a GPU notebook's sessions are pushed: their estimated time (an estimate,
+        with its source), the GPU quota it takes and what is left this week. Above
+        `ask_above`, `confirm` is asked, and a no stops the run before any push."""
+        job = ctx.job
+        pending = [s for s in ctx.run.shards if s.state is ShardState.PLANNED]
+        if not (job.spec.kernel.enable_gpu and pending):
             return
+        from kaggletts import cost
+        from kaggletts.kernel.support import characters_of
+
+        defaults = {name: p.default for name, p in job.spec.parameters.items()}
+        figures = cost.session_figures(
+            cost.kind_of(job.spec.name, job.params, defaults),
+            cost.kaggle_history(job.directory.parent.parent),
+            job.spec.seconds_per_utterance,
+        )
+        batches = [batch_lines(s.params) for s in pending]
+        lines = sum(len(batch) for batch in batches)
+        need = sum(figures.session_seconds(len(b), characters_of(b)) for b in batches)
         try:
             quota = ctx.remote.quota()
-        except KaggleTTSError as error:
-            log.debug("GPU quota unknown (%s); running anyway", error)
-            return
-        job = ctx.job
-        need = (
-            job.utterance_count * job.spec.seconds_per_utterance
-            + len(ctx.run.shards) * COLD_START_SECONDS
-        )
-        if quota.allowed_seconds and need > quota.remaining_seconds:
-            log.warning(
-                "warning: this batch needs about %.1f GPU hours; %.1f are left this week "
-                "(refresh %s)",
-                need / 3600,
-                quota.remaining_seconds / 3600,
-                quota.refresh_time,
+            left = (
+                f"{quota.remaining_seconds / 3600:.1f} h of GPU quota left this week "
+                f"(refreshes {quota.refresh_time})"
             )
+        except KaggleTTSError as error:
+            quota, left = None, f"GPU quota left unknown ({error})"
+        preview = (
+            f"estimate: about {cost.duration_text(need)} of GPU session time, taken from the "
+            f"GPU quota, for {lines} lines in {len(pending)} session(s); {left}. "
+            f"Source: {figures.source}"
+        )
+        log.info("%s", preview)
+        if quota and quota.allowed_seconds and need > quota.remaining_seconds:
+            log.warning("warning: the estimate is more than the GPU quota left this week")
+        if self.ask_above is None or need <= float(self.ask_above) or self.confirm is None:
+            return
+        question = (
+            f"the estimate is over {cost.duration_text(float(self.ask_above))} of GPU time; "
+            f"push {len(pending)} session(s)?"
+        )
+        if not self.confirm(question):
+            store_state = f"not pushed: {question.split(';')[0]}, and it was not confirmed"
+            ctx.store.save(ctx.run, JobState.CANCELLED, store_state)
+            raise UsageError(f"{store_state} (--yes or a higher --ask-above pushes it)")
