@@ -110,8 +110,8 @@ def kaggle_options(command: Any) -> Any:
             "--timeout",
             type=Duration(),
             metavar="DURATION",
-            help="The run's time budget: the notebook starts no line after it and the "
-            "session ends by itself soon after.",
+            help="The run's time budget: the notebook starts no line after it; a session "
+            "Kaggle still runs 10 minutes past its limit has its kernel deleted.",
         ),
         click.option(
             "--keep-kernels",

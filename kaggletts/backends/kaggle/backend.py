@@ -269,8 +269,9 @@ class KaggleBackend:
 
     def _leave(self, ctx: RunContext, reason: str) -> str:
         """Stop what can be stopped, and say what happens to the rest ("" if nothing of the
-        job runs on Kaggle). Kaggle tells no session id, so a session can be cancelled
-        only where one was learned; every other one ends by itself at its time limit."""
+        job runs on Kaggle). Kaggle tells no session id, so a session is cancelled here
+        only where one was learned; every other one runs to its time limit (its kernel is
+        deleted past it by the next watch, or now by `kaggletts cancel`)."""
         cancelled, left = self.cancel(ctx.job, ctx.remote, reason=reason, ctx=ctx)
         if not (cancelled or left):
             return ""
