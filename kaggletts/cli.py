@@ -110,8 +110,8 @@ def kaggle_options(command: Any) -> Any:
             "--timeout",
             type=Duration(),
             metavar="DURATION",
-            help="The run's time budget: the notebook starts no line after it and the "
-            "session ends by itself soon after.",
+            help="The run's time budget: the notebook starts no line after it; a session "
+            "Kaggle still runs 10 minutes past its limit has its kernel deleted.",
         ),
         click.option(
             "--keep-kernels",
@@ -195,6 +195,21 @@ def report(result: Any, as_json: bool) -> None:
         click.echo(f"missing: {len(result.missing) - shown} more, listed on the page", err=True)
 
 
+yes_option = click.option("--yes", is_flag=True, help="Go ahead without asking.")
+
+
+def confirmed(yes: bool, question: str) -> bool:
+    """--yes, or the user's yes on a terminal. Without a terminal to ask on, a step that
+    cannot be undone is refused rather than taken unasked."""
+    from kaggletts.errors import UsageError
+
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: no terminal to ask on; add --yes to go ahead")
+    return click.confirm(question, default=False, err=True)
+
+
 @cli.command()
 @click.argument("notebook")
 @click.option(
@@ -235,6 +250,15 @@ def report(result: Any, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
+@click.option(
+    "--ask-above",
+    "ask_above",
+    type=Duration(),
+    metavar="DURATION",
+    help="Ask before pushing a GPU notebook whose estimated session time is above this "
+    "[default: 1h]; without a terminal such a push is refused unless --yes.",
+)
+@yes_option
 def run(
     notebook: str,
     pairs: tuple[tuple[str, str], ...],
@@ -246,6 +270,7 @@ def run(
     no_cache: bool,
     verify: bool,
     as_json: bool,
+    yes: bool,
     **kaggle: Any,
 ) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
@@ -262,10 +287,11 @@ def run(
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
+    asking = {"confirm": lambda question: confirmed(yes, question)} if backend == "kaggle" else {}
     try:
         result = api.execute(
             notebook, sources, backend=backend, force=force, cache=not no_cache,
-            verify=verify, settings=settings,
+            verify=verify, settings=settings, **asking,
         )
     except Incomplete as partial:
         report(partial.result, as_json)
@@ -387,23 +413,72 @@ def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) ->
 @cli.command()
 @click.argument("job_id")
 @output_option
-def cancel(job_id: str, output_dir: str | None) -> None:
-    """Cancel a Kaggle job's sessions where Kaggle allows it, and say what becomes of the
-    others (Kaggle tells no session id, so most end by themselves at their time limit)."""
+@yes_option
+def cancel(job_id: str, output_dir: str | None, yes: bool) -> None:
+    """Stop a Kaggle job by deleting the kernels of its sessions that may still run (Kaggle
+    tells no session id, so deleting is the stop that works); asks first (--yes skips)."""
     from kaggletts.backends.kaggle import KaggleBackend
+    from kaggletts.backends.kaggle.records import RunStore
     from kaggletts.errors import UsageError
     from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_folder(output_dir))
     if job.backend != "kaggle":
         raise UsageError(f"job {job.id} ran locally; there is nothing to cancel on Kaggle")
-    cancelled, left = KaggleBackend(endpoint=job.identity.get("endpoint")).cancel(job)
-    if cancelled:
-        click.echo(f"cancelled {', '.join(cancelled)}")
-    for session in left:
-        click.echo(f"cannot cancel {session} (Kaggle tells no session id); it keeps running")
-    if not (cancelled or left):
+    run = RunStore(job).load()
+    running = run.may_run() if run else []
+    if not running:
         click.echo(f"nothing of job {job.id} runs on Kaggle")
+        return
+    assert run is not None
+    click.echo(
+        f"cancelling job {job.id} deletes kernel(s) "
+        f"{', '.join(f'{run.account}/{s.slug}' for s in running)} on Kaggle, which stops "
+        "their sessions. Lines they spoke are lost unless Kaggle lists a running or "
+        "cancelled session's outputs (not known: kaggletts takes whatever is listed first); "
+        "running the request again speaks every line not kept."
+    )
+    if not confirmed(yes, f"Delete {len(running)} kernel(s)?"):
+        click.echo("nothing was deleted")
+        return
+    for done in KaggleBackend(endpoint=job.identity.get("endpoint")).stop(job):
+        click.echo(done)
+
+
+@cli.command()
+@output_option
+@yes_option
+@click.option(
+    "--endpoint", metavar="URL", help="Kaggle API endpoint, e.g. a `kaggletts emulator` URL."
+)
+def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
+    """Delete the Kaggle kernels kaggletts made for jobs that are over (finished, failed,
+    or past their time limits), found from the job records; never any other kernel. Only
+    lists them unless --yes is given."""
+    from kaggletts.backends.kaggle import KaggleBackend
+    from kaggletts.jobs import Job, list_jobs
+
+    settings = command_settings(None, {"endpoint": endpoint})
+    backend = KaggleBackend(**settings.backend_options("kaggle"))
+    remote = backend.remote()
+    found = 0
+    for recorded in list_jobs(output_folder(output_dir)):
+        if recorded.record.backend != "kaggle":
+            continue
+        job = Job.from_record(recorded.directory)
+        slugs, kept_because = backend.leftover_kernels(job)
+        if kept_because and not kept_because.startswith("run as"):
+            click.echo(f"kept job {job.id}'s kernels: {kept_because}")
+        for slug in slugs:
+            found += 1
+            if yes:
+                remote.delete_kernel(slug)
+            verb = "deleted" if yes else "would delete"
+            click.echo(f"{verb} {remote.username}/{slug} (job {job.id}, {recorded.record.state})")
+    if not found:
+        click.echo("no kernel of a finished job is left on Kaggle")
+    elif not yes:
+        click.echo(f"{found} kernel(s); `kaggletts clean --yes` deletes them")
 
 
 @cli.command("open")

@@ -163,3 +163,66 @@ def kaggle_history(output_dir: str | os.PathLike | None) -> list[RunCost]:
         if result is not None and result.backend == "kaggle":
             costs += run_costs(result)
     return costs
+
+
+# Where no finished run of the user's own is stored: the one measured real run (a P100,
+# Qwen3-TTS 1.7B in float16; benchmarks/RESULTS.md gives its figures and source).
+MEASURED_STARTUP_SECONDS = 114.0
+MEASURED_SECONDS_PER_LINE = 26.0
+MEASURED_SOURCE = (
+    "a measured P100 run of Qwen3-TTS 1.7B fp16: 79 s pip + 35 s model load, a 10 s clip in "
+    "about 26 s (benchmarks/RESULTS.md)"
+)
+# A notebook nothing was measured for: kaggletts' own guesses, said to be guesses.
+GUESSED_STARTUP_SECONDS = 180.0
+
+
+@dataclass(frozen=True)
+class SessionFigures:
+    """What one session of a batch is estimated from, and where the figures come from."""
+
+    startup_seconds: float
+    seconds_per_line: float
+    seconds_per_character: float
+    source: str
+
+    def session_seconds(self, lines: int, characters: int) -> float:
+        return (
+            self.startup_seconds
+            + self.seconds_per_line * lines
+            + self.seconds_per_character * characters
+        )
+
+
+def session_figures(
+    kind: RunKind, history: Iterable[RunCost], guessed_seconds_per_line: float
+) -> SessionFigures:
+    """The user's own finished runs of this kind when there are any, else the measured
+    run for Qwen (per model: the 0.6B model was not measured, so it gets 1.7B's figure,
+    an overestimate), else the notebook's own guess."""
+    found = estimate(kind, 0, history)
+    if found is not None:
+        return SessionFigures(
+            found.startup_seconds, 0.0, found.seconds_per_character,
+            f"from {found.runs} of your finished Kaggle session(s) of {kind}",
+        )
+    if kind.notebook == "qwen":
+        measured_for = "" if "1.7B" in kind.model or not kind.model else (
+            f"; {kind.model} not measured, 1.7B's figure used"
+        )
+        return SessionFigures(MEASURED_STARTUP_SECONDS, MEASURED_SECONDS_PER_LINE, 0.0,
+                              MEASURED_SOURCE + measured_for)
+    return SessionFigures(
+        GUESSED_STARTUP_SECONDS, guessed_seconds_per_line, 0.0,
+        f"kaggletts' guess for {kind}: {GUESSED_STARTUP_SECONDS:.0f} s to start, "
+        f"{guessed_seconds_per_line:g} s per line (nothing measured)",
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as a person reads them: 40 s, 3 min, 2.5 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

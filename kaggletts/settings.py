@@ -132,6 +132,13 @@ KEYS: tuple[Key, ...] = (
         unset="estimated from the batch",
     ),
     Key("kaggle.keep_kernels", Kind.FLAG, "keep kernels on Kaggle after download"),
+    Key(
+        "kaggle.ask_above",
+        Kind.DURATION,
+        "estimated GPU time above which a push asks first",
+        low=0,
+        unset="1h",
+    ),
     Key("kaggle.gpu_sessions", Kind.WHOLE, "sessions run at once", low=1, high=64),
 )
 KEY_BY_NAME = {key.name: key for key in KEYS}
@@ -151,6 +158,8 @@ class KaggleSettings:
     timeout: float | str | None = None
     keep_kernels: bool | None = None
     gpu_sessions: int | None = None
+    # A duration as written ("2h") or seconds; the backend parses it.
+    ask_above: float | str | None = None
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,10 @@ class Quirks:
     # The executed notebook (__notebook__.ipynb) left out of output listings: no public
     # fixture of a kernel's outputs shows it (the one known lists __script__.ipynb).
     unlisted_notebook: bool = False
+    # Sessions run past the time limit pushed with them (up to the 12-hour cap): a public
+    # CI report saw a kernel pushed with a 5,400 s limit sit RUNNING for over two hours
+    # until it was deleted, and deleting it stopped the billing.
+    ignored_time_limit: bool = False
 
     def __post_init__(self) -> None:
         if self.unknown_status == "":

@@ -121,6 +121,8 @@ class KernelsService:
         timeout = optional_int(body, "sessionTimeoutSeconds") or limits.max_session_seconds
         if timeout <= 0:
             raise bad_request("'sessionTimeoutSeconds' must be positive")
+        if self._app.quirks.ignored_time_limit:
+            timeout = limits.max_session_seconds
         datasets, invalid_datasets = self._split_dataset_sources(user, body)
         quick_save = body.get("kernelExecutionType") in (
             "QUICK_SAVE",

@@ -86,9 +86,19 @@ class KaggleBackend:
     # How long status calls may keep failing (past each call's retries) before the run is
     # left to go on on Kaggle unwatched (exit 3).
     outage_wait: float = 600.0
+    # How long past its time limit a session may still be reported running before its
+    # kernel is deleted to stop it (Kaggle is meant to stop it at the limit).
+    overrun_wait: float = 600.0
     download_workers: int = 4
     # Kernels are deleted once their job's result is safe on disk, unless kept.
     keep_kernels: bool = False
+    # Above this estimated GPU session time (seconds, or a text such as "2h"), a push of a
+    # GPU notebook waits for `confirm`; None never asks.
+    ask_above: float | str | None = 3600.0
+    # Asked whether to push above `ask_above`: False stops the run before any push. None
+    # (the Python API's default) pushes without asking; the command line asks on a
+    # terminal and refuses without one unless --yes.
+    confirm: Callable[[str], bool] | None = None
     # Called with each line of progress the kernel reports (also logged to kaggletts.kernel).
     on_progress: Callable[[Progress], None] | None = None
     name: ClassVar[str] = "kaggle"
@@ -98,6 +108,8 @@ class KaggleBackend:
 
         if self.timeout is not None:
             self.timeout = parse_duration(self.timeout, "timeout")
+        if self.ask_above is not None:
+            self.ask_above = parse_duration(self.ask_above, "ask_above")
         self._remote: KaggleRemote | None = None
 
     def remote(self) -> KaggleRemote:
@@ -148,8 +160,8 @@ class KaggleBackend:
         else:
             self._refuse_to_push_when_attaching(job, run)
         ctx = RunContext(job, remote, store, run, self, time.time() + self._time_allowed(job))
+        self._preview_cost(ctx)
         store.save(run, JobState.RUNNING)
-        self._warn_about_quota(ctx)
         started = time.monotonic()
         self._drive_all(ctx)
         parts = [Path(s.directory) for s in sorted(run.shards, key=lambda s: s.index)]
@@ -257,8 +269,9 @@ class KaggleBackend:
 
     def _leave(self, ctx: RunContext, reason: str) -> str:
         """Stop what can be stopped, and say what happens to the rest ("" if nothing of the
-        job runs on Kaggle). Kaggle tells no session id, so a session can be cancelled
-        only where one was learned; every other one ends by itself at its time limit."""
+        job runs on Kaggle). Kaggle tells no session id, so a session is cancelled here
+        only where one was learned; every other one runs to its time limit (its kernel is
+        deleted past it by the next watch, or now by `kaggletts cancel`)."""
         cancelled, left = self.cancel(ctx.job, ctx.remote, reason=reason, ctx=ctx)
         if not (cancelled or left):
             return ""
@@ -297,6 +310,60 @@ class KaggleBackend:
             store.move(run, shard, ShardState.STOPPED, error=reason)
             cancelled.append(shard.label)
         return cancelled, left
+
+    def stop(self, job: Job) -> list[str]:
+        """Stop the job's sessions that Kaggle may still run by deleting their kernels (no
+        session id is known on real Kaggle, so deleting is the one stop that works), each
+        after taking the clips its outputs list (a running session's are not known to be
+        listed). Returns what was done to each, and what of its work was kept."""
+        from kaggletts.backends.kaggle.outputs import kept_text, salvage
+
+        remote = self.remote()
+        store = RunStore(job)
+        run = store.load()
+        if run is None:
+            return []
+        ctx = RunContext(job, remote, store, run, self, time.time())
+        said = []
+        for shard in run.may_run():
+            where = f"{remote.username}/{shard.slug}"
+            if shard.state is ShardState.PUSHING and not remote.kernel_exists(shard.slug):
+                ctx.move(shard, ShardState.PLANNED)
+                continue
+            kept, _, _ = salvage(ctx, shard, running=True)
+            remote.delete_kernel(shard.slug)
+            if shard.state is ShardState.PUSHING:
+                ctx.move(shard, ShardState.PLANNED, attempt=shard.attempt + 1, filed_as=None)
+            else:
+                ctx.move(shard, ShardState.STOPPED, error="cancelled: its kernel was deleted")
+            said.append(f"deleted kernel {where}, which stops its session; {kept_text(kept)}")
+        store.save(run, JobState.CANCELLED, "cancelled")
+        return said
+
+    def leftover_kernels(self, job: Job) -> tuple[list[str], str | None]:
+        """The kernels kaggletts made for a job that is over (finished, failed, or past its
+        sessions' time limits and the overrun margin) that Kaggle still holds: those named by
+        the job's slug stems and attempts, never any other. Otherwise ([], why not)."""
+        remote = self.remote()
+        run = RunStore(job).load()
+        if run is None:
+            return [], None
+        if (run.endpoint, run.account) != (remote.endpoint, remote.username):
+            return [], f"run as {run.account} on {run.endpoint}"
+        if any(s.state is ShardState.COMPLETE for s in run.shards):
+            return [], f"its outputs wait on Kaggle (`kaggletts attach {job.id}`)"
+        now = time.time()
+        if any((s.ends_by or now) + self.overrun_wait > now for s in run.may_run()):
+            return [], "a session of it may still run"
+        slugs = [
+            slug
+            for shard in run.shards
+            for slug in dict.fromkeys(
+                [*(f"{shard.slug_stem}-{a}" for a in range(1, shard.attempt + 1)),
+                 *([shard.filed_as] if shard.filed_as else [])]
+            )
+        ]
+        return [slug for slug in slugs if remote.kernel_exists(slug)], None
 
     # -- planning ------------------------------------------------------------------
 
@@ -431,24 +498,49 @@ class KaggleBackend:
     def quota(self) -> Quota:
         return self.remote().quota()
 
-    def _warn_about_quota(self, ctx: RunContext) -> None:
-        if not ctx.job.spec.kernel.enable_gpu:
+    def _preview_cost(self, ctx: RunContext) -> None:
+        """Before a GPU notebook's sessions are pushed: their estimated time (an estimate,
+        with its source), the GPU quota it takes and what is left this week. Above
+        `ask_above`, `confirm` is asked, and a no stops the run before any push."""
+        job = ctx.job
+        pending = [s for s in ctx.run.shards if s.state is ShardState.PLANNED]
+        if not (job.spec.kernel.enable_gpu and pending):
             return
+        from kaggletts import cost
+        from kaggletts.kernel.support import characters_of
+
+        defaults = {name: p.default for name, p in job.spec.parameters.items()}
+        figures = cost.session_figures(
+            cost.kind_of(job.spec.name, job.params, defaults),
+            cost.kaggle_history(job.directory.parent.parent),
+            job.spec.seconds_per_utterance,
+        )
+        batches = [batch_lines(s.params) for s in pending]
+        lines = sum(len(batch) for batch in batches)
+        need = sum(figures.session_seconds(len(b), characters_of(b)) for b in batches)
         try:
             quota = ctx.remote.quota()
-        except KaggleTTSError as error:
-            log.debug("GPU quota unknown (%s); running anyway", error)
-            return
-        job = ctx.job
-        need = (
-            job.utterance_count * job.spec.seconds_per_utterance
-            + len(ctx.run.shards) * COLD_START_SECONDS
-        )
-        if quota.allowed_seconds and need > quota.remaining_seconds:
-            log.warning(
-                "warning: this batch needs about %.1f GPU hours; %.1f are left this week "
-                "(refresh %s)",
-                need / 3600,
-                quota.remaining_seconds / 3600,
-                quota.refresh_time,
+            left = (
+                f"{quota.remaining_seconds / 3600:.1f} h of GPU quota left this week "
+                f"(refreshes {quota.refresh_time})"
             )
+        except KaggleTTSError as error:
+            quota, left = None, f"GPU quota left unknown ({error})"
+        preview = (
+            f"estimate: about {cost.duration_text(need)} of GPU session time, taken from the "
+            f"GPU quota, for {lines} lines in {len(pending)} session(s); {left}. "
+            f"Source: {figures.source}"
+        )
+        log.info("%s", preview)
+        if quota and quota.allowed_seconds and need > quota.remaining_seconds:
+            log.warning("warning: the estimate is more than the GPU quota left this week")
+        if self.ask_above is None or need <= float(self.ask_above) or self.confirm is None:
+            return
+        question = (
+            f"the estimate is over {cost.duration_text(float(self.ask_above))} of GPU time; "
+            f"push {len(pending)} session(s)?"
+        )
+        if not self.confirm(question):
+            store_state = f"not pushed: {question.split(';')[0]}, and it was not confirmed"
+            ctx.store.save(ctx.run, JobState.CANCELLED, store_state)
+            raise UsageError(f"{store_state} (--yes or a higher --ask-above pushes it)")

@@ -184,6 +184,31 @@ def _collect_from_ledger(
     return len(wanted)
 
 
+def salvage(
+    ctx: RunContext, shard: Shard, running: bool = False
+) -> tuple[int, Listing, Downloader]:
+    """Take the clips the ledger of a session that did not end well records, where Kaggle
+    lists its outputs (not known for a failed, cancelled or running session); returns how
+    many were kept, and the listing and downloader for anything else wanted of it. A
+    running session's outputs are listed once: nothing says a later listing would hold
+    more, and its kernel is about to be deleted."""
+    patience = 0.0 if running else min(ctx.settings.outputs_wait, 30)
+    listing = Listing(ctx, shard, patience, files_may_never_come=True)
+    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    kept = 0
+    with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
+        if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
+            kept = _collect_from_ledger(ctx, shard, listing, downloader)
+    (Path(shard.directory) / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    return kept, listing, downloader
+
+
+def kept_text(kept: int) -> str:
+    if kept:
+        return f"the {kept} clips it made were kept, and the same request speaks only the rest"
+    return "Kaggle listed none of its clips, so what it made is lost"
+
+
 def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed:
     """Why the shard's session failed, as precisely as its outputs tell, and what of its
     work was kept. Whether Kaggle lists a failed version's outputs is not known: where it
@@ -192,23 +217,15 @@ def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed
     import nbformat
 
     directory = Path(shard.directory)
-    listing = Listing(ctx, shard, min(ctx.settings.outputs_wait, 30), files_may_never_come=True)
-    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
-    kept, failure = 0, None
+    kept, listing, downloader = salvage(ctx, shard)
+    failure = None
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
-        if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
-            kept = _collect_from_ledger(ctx, shard, listing, downloader)
         if EXECUTED_NOTEBOOK in listing.urls and status.state == "ERROR":
             downloader.fetch(
                 Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
             )
             failure = find_failure(nbformat.read(directory / EXECUTED_NOTEBOOK, as_version=4))
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
-    saved = (
-        f"; the {kept} clips it made were kept, and the same request speaks only the rest"
-        if kept
-        else "; Kaggle listed none of its clips, so what it made is lost"
-    )
+    saved = f"; {kept_text(kept)}"
     if status.state != "ERROR":
         return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.state.lower()}){saved}")
     name = ctx.job.spec.name

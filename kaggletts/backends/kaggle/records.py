@@ -24,7 +24,7 @@ class ShardState(StrEnum):
     DOWNLOADED = "downloaded"  # outputs downloaded and verified
     FAILED = "failed"  # the notebook failed on Kaggle, or its outputs are unusable
     REJECTED = "rejected"  # Kaggle refused the push
-    STOPPED = "stopped"  # cancelled on Kaggle (only possible when a session id was known)
+    STOPPED = "stopped"  # cancelled on Kaggle by its session id, or its kernel deleted
 
 
 TRANSITIONS: dict[ShardState, frozenset[ShardState]] = {
@@ -64,7 +64,8 @@ class Shard:
     url: str | None = None
     # Known only where Kaggle tells it (real Kaggle does not, as far as is known).
     session_id: int | None = None
-    # Unix time by which the session ends by itself (its injected deadline and time limit).
+    # Unix time of the session's time limit (its injected deadline plus a margin); Kaggle
+    # is meant to stop it there, and its kernel is deleted if Kaggle has not.
     ends_by: float | None = None
     error: str | None = None
 

@@ -10,15 +10,12 @@ import time
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import RemoteStatus
-from kaggletts.errors import KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
 from kaggletts.progress import KernelLines
 
 log = logging.getLogger("kaggletts")
 # States after which a session does no more work.
 ENDED = frozenset({"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"})
-# How long past its own time limit a session may still be reported running before
-# kaggletts stops waiting for it (Kaggle stops sessions at the limit).
-OVERRUN_SECONDS = 600
 
 
 class KernelGone(RunFailed):
@@ -60,7 +57,7 @@ def follow_log(ctx: RunContext, shard: Shard, ended: threading.Event) -> None:
 def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
     started = time.monotonic()
     said = ""
-    give_up_at = (shard.ends_by or ctx.deadline) + OVERRUN_SECONDS
+    give_up_at = (shard.ends_by or ctx.deadline) + ctx.settings.overrun_wait
     unreachable_since: float | None = None
     while True:
         try:
@@ -89,9 +86,7 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
         if ctx.stop.is_set():
             return None
         if time.time() >= give_up_at:
-            raise still_running(
-                ctx, shard, f"Kaggle still reports it {state.lower()} past its time limit"
-            )
+            raise stop_overrun(ctx, shard, state.lower())
         pause = ctx.settings.poll.interval(time.monotonic() - started)
         ctx.stop.wait(min(pause, max(give_up_at - time.time(), 0.1)))
 
@@ -121,6 +116,33 @@ def _check_a_run_can_still_come(ctx: RunContext, shard: Shard, past_limit: bool)
     raise KernelGone(message)
 
 
+def stop_overrun(ctx: RunContext, shard: Shard, state: str) -> KaggleTTSError:
+    """A session still reported running past its time limit (and the margin) may run and
+    be billed for hours: a public CI report saw one pushed with a 5,400 s limit sit RUNNING
+    for over two hours until its kernel was deleted, which stopped it. Kaggle offers no
+    other stop without a session id, so its clips are taken where listed, then the kernel
+    is deleted; the same request speaks the lines it did not keep."""
+    from kaggletts.backends.kaggle.outputs import kept_text, salvage
+
+    where = f"{ctx.remote.username}/{shard.slug}"
+    kept, _, _ = salvage(ctx, shard, running=True)
+    try:
+        ctx.remote.delete_kernel(shard.slug)
+    except KaggleTTSError as error:
+        return still_running(
+            ctx, shard, f"Kaggle still reports it {state} past its time limit, and deleting "
+            f"kernel {where} to stop it failed ({error})"
+        )
+    message = (
+        f"Kaggle still reported {shard.label} {state} {ctx.settings.overrun_wait:.0f} s past "
+        f"its time limit; deleted kernel {where} to stop it (a session past its limit may "
+        f"go on being billed); {kept_text(kept)}"
+    )
+    ctx.move(shard, ShardState.STOPPED, error=message)
+    log.warning("warning: %s", message)
+    return RunFailed(message)
+
+
 def still_running(ctx: RunContext, shard: Shard, why: str) -> LeftOnKaggle:
     return LeftOnKaggle(
         f"{why}. Job {ctx.job.id} is still running on Kaggle ({ctx.remote.username}/"
@@ -132,4 +154,4 @@ def still_running(ctx: RunContext, shard: Shard, why: str) -> LeftOnKaggle:
 def ends_by_text(shard: Shard) -> str:
     if shard.ends_by is None:
         return ""
-    return f", stops by itself by {time.strftime('%H:%M', time.localtime(shard.ends_by))}"
+    return f", time limit {time.strftime('%H:%M', time.localtime(shard.ends_by))}"
