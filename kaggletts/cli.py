@@ -287,7 +287,9 @@ def run(
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
-    asking = {"confirm": lambda question: confirmed(yes, question)} if backend == "kaggle" else {}
+    asking: dict[str, Any] = (
+        {"confirm": lambda question: confirmed(yes, question)} if backend == "kaggle" else {}
+    )
     try:
         result = api.execute(
             notebook, sources, backend=backend, force=force, cache=not no_cache,
