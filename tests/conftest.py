@@ -90,6 +90,8 @@ def use_standins(mp: pytest.MonkeyPatch, calls: Path, *, fault: str | None = Non
     `calls`, and set (or clear) the fault switch and the inputs root."""
     existing = os.environ.get("PYTHONPATH")
     mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(STANDINS), existing])))
+    # A Kaggle-shaped run (the emulator's) asks the driver for a GPU before it installs.
+    mp.setenv("PATH", os.pathsep.join([str(STANDINS / "bin"), os.environ["PATH"]]))
     mp.setenv("KAGGLETTS_STANDIN_CALLS", str(calls))
     if fault:
         mp.setenv("KAGGLETTS_STANDIN_FAULT", fault)
