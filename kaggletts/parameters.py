@@ -20,12 +20,15 @@ import wave
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaggletts.errors import UsageError
 from kaggletts.kernel import support
 from kaggletts.notebook import NotebookSpec, data_dir
 from kaggletts.result import RESERVED_NAMES, is_output_name
+
+if TYPE_CHECKING:
+    from kaggletts.backends.kaggle.kernel import KernelOptions
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_STRING_CHARS = 20_000
@@ -793,12 +796,13 @@ WRONG_SHAPES = {
 }
 
 
-def check_kaggle_kernel(spec: NotebookSpec, values: dict[str, Any], options: Any) -> None:
+def check_kaggle_kernel(
+    spec: NotebookSpec, values: dict[str, Any], options: KernelOptions
+) -> None:
     """Refuse, before anything is pushed, a Kaggle kernel the notebook cannot run in, which
     would otherwise be found only after its install and download: a GPU notebook on any
     machine but a T4, without the internet its install and weights need, or with settings
-    a T4 runs badly; a machine shape for a notebook that uses no GPU. `options` are the
-    backend's KernelOptions (`machine_shape`, `enable_internet`)."""
+    a T4 runs badly; a machine shape for a notebook that uses no GPU."""
     if spec.plain:
         return  # a plain notebook's machine is whatever the options name
     name = f"notebook {spec.name!r}"
