@@ -16,20 +16,23 @@ pytestmark = pytest.mark.slow
 
 
 def pushed_utterances(emulator: Emulator) -> list[list[str]]:
-    """The `utterances` each push carried, read from the notebooks the emulator received."""
+    """The `utterances` each push carried, in the order the pushes came, read from the
+    notebooks the emulator received. (Not by slug: a request to another endpoint is another
+    job, whose slug's id may sort either way.)"""
     pushed = []
-    for kernel in sorted(emulator.store.kernels.values(), key=lambda k: k.slug):
-        for version in kernel.versions:
-            source = (emulator.store.version_dir(kernel, version.number) / "source"
-                      / "pushed-__notebook__.ipynb")
-            notebook = json.loads(source.read_text(encoding="utf-8"))
-            injected = next(
-                "".join(c["source"]) for c in notebook["cells"]
-                if "injected-parameters" in c["metadata"].get("tags", [])
-            )
-            scope: dict = {}
-            exec(injected, scope)  # the injected cell holds only literal assignments
-            pushed.append(scope["utterances"] or [scope["text"]])
+    versions = sorted(((kernel, version) for kernel in emulator.store.kernels.values()
+                       for version in kernel.versions), key=lambda each: each[1].created_at)
+    for kernel, version in versions:
+        source = (emulator.store.version_dir(kernel, version.number) / "source"
+                  / "pushed-__notebook__.ipynb")
+        notebook = json.loads(source.read_text(encoding="utf-8"))
+        injected = next(
+            "".join(c["source"]) for c in notebook["cells"]
+            if "injected-parameters" in c["metadata"].get("tags", [])
+        )
+        scope: dict = {}
+        exec(injected, scope)  # the injected cell holds only literal assignments
+        pushed.append(scope["utterances"] or [scope["text"]])
     return pushed
 
 
