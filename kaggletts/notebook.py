@@ -38,6 +38,9 @@ class KernelSettings:
     enable_gpu: bool
     enable_internet: bool
     machine_shape: str | None
+    # Settings a T4 cannot run well, each `{"when": {name: value}, "why": reason}`: refused
+    # before a push, since a T4 is the only GPU a Kaggle push gets.
+    t4_refuses: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ def _inspect(path: Path, _mtime: int) -> NotebookSpec:
             enable_gpu=bool(kernel.get("enable_gpu", False)),
             enable_internet=bool(kernel.get("enable_internet", False)),
             machine_shape=kernel.get("machine_shape"),
+            t4_refuses=tuple(kernel.get("t4_refuses", ())),
         ),
         seconds_per_utterance=float(meta.get("seconds_per_utterance", 1.0)),
     )

@@ -20,12 +20,15 @@ import wave
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaggletts.errors import UsageError
 from kaggletts.kernel import support
 from kaggletts.notebook import NotebookSpec, data_dir
 from kaggletts.result import RESERVED_NAMES, is_output_name
+
+if TYPE_CHECKING:
+    from kaggletts.backends.kaggle.kernel import KernelOptions
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_STRING_CHARS = 20_000
@@ -297,6 +300,7 @@ def validate(spec: NotebookSpec, params: ParameterSet) -> dict[str, Any]:
         raise UsageError(f"{params.where(('text',))}: `text` is empty")
     _check_spoken(values, params)
     _check_rules(spec, values, params)
+    _check_lines_have(spec, values, params)
     _check_choices(spec, values, params)
     _check_input_files(spec, values, params)
     speaks = {"text", "utterances"} <= spec.parameters.keys()
@@ -352,6 +356,31 @@ def _check_rules(spec: NotebookSpec, values: dict[str, Any], params: ParameterSe
                 raise UsageError(
                     f"{params.where((given,))}: {name} {_effective(spec, values, name)!r} "
                     f"does not fit {_describe(rule['when'])}: it must contain {part!r}"
+                )
+
+
+def _check_lines_have(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
+    """Rules `{"when": {...}, "each_line_has": [names]}`: under that condition every line
+    needs a non-empty value of each name, its own or the top-level one, which the notebook
+    would otherwise refuse only in the kernel, after its install and model load."""
+    lines = support.batch_items(values.get("text"), values.get("utterances", []))
+    for rule in spec.rules:
+        if "each_line_has" not in rule or not _holds(spec, values, rule["when"]):
+            continue
+        for name in rule["each_line_has"]:
+            for index, line in enumerate(lines):
+                own = isinstance(line, dict) and name in line
+                if own and line[name] or not own and _effective(spec, values, name):
+                    continue
+                first = 1 if values.get("text") else 0
+                location: Location = (
+                    ("text",) if index < first
+                    else ("utterances", index - first, name) if own
+                    else ("utterances", index - first)
+                )
+                raise UsageError(
+                    f"{params.where(location)}: line {index + 1} has no {name}, which "
+                    f"{_describe(rule['when'])} needs"
                 )
 
 
@@ -754,3 +783,49 @@ def _article(type_name: str) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- What a Kaggle kernel can run -----------------------------------------------------------
+
+# The GPU a Kaggle push can ask for and the GPU notebooks run on: kaggle 2.2.5's cli.py names
+# it "GPU T4 x2"; no shape for one T4 is documented.
+T4_SHAPE = "NvidiaTeslaT4"
+WRONG_SHAPES = {
+    "NvidiaTeslaP100": "current PyTorch builds have no kernels for the P100 (sm_60), and "
+    "kaggle 2.2.5 says retired P100 sessions run on a replacement",
+}
+
+
+def check_kaggle_kernel(
+    spec: NotebookSpec, values: dict[str, Any], options: KernelOptions
+) -> None:
+    """Refuse, before anything is pushed, a Kaggle kernel the notebook cannot run in, which
+    would otherwise be found only after its install and download: a GPU notebook on any
+    machine but a T4, without the internet its install and weights need, or with settings
+    a T4 runs badly; a machine shape for a notebook that uses no GPU."""
+    if spec.plain:
+        return  # a plain notebook's machine is whatever the options name
+    name = f"notebook {spec.name!r}"
+    if not spec.kernel.enable_gpu:
+        if options.machine_shape:
+            raise UsageError(
+                f"{name} uses no GPU: machine shape {options.machine_shape} (--machine-shape "
+                "or kaggle.machine_shape) would spend GPU quota on it for nothing; leave it unset"
+            )
+    else:
+        shape = options.machine_shape or spec.kernel.machine_shape
+        if shape != T4_SHAPE:
+            why = WRONG_SHAPES.get(str(shape), "a GPU of compute capability 7.0 or more is needed")
+            raise UsageError(
+                f"{name} runs only on Kaggle's T4s (machine shape {T4_SHAPE}), "
+                f"not {shape or 'a kernel without one'}: {why}"
+            )
+        for rule in spec.kernel.t4_refuses:
+            if _holds(spec, values, rule["when"]):
+                raise UsageError(f"{name}: {_describe(rule['when'])} on a T4: {rule['why']}")
+    if spec.kernel.enable_internet and options.enable_internet is False:
+        raise UsageError(
+            f"{name} pip-installs its packages and downloads its model in the kernel: it "
+            "cannot run with enable_internet false (installing them from attached datasets "
+            "is not supported yet)"
+        )

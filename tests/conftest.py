@@ -54,6 +54,16 @@ def _user_state_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _a_t4_x2_for_kaggle_shaped_runs() -> Iterator[None]:
+    """A Kaggle-shaped kernel (the emulator's: KAGGLE_KERNEL_RUN_TYPE is set) asks the driver
+    for its GPUs before it installs anything: the stand-in nvidia-smi reports a T4 x2
+    (KAGGLETTS_STANDIN_GPUS changes that)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", os.pathsep.join([str(STANDINS / "bin"), os.environ["PATH"]]))
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _user_folders_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The job index and the user settings file live in the user's folders: tests (and
     the CLI subprocesses they start) get folders of their own, not the developer's."""

@@ -124,3 +124,28 @@ def test_the_support_module_needs_only_the_standard_library_to_load():
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module.partition(".")[0])
     assert top and top <= sys.stdlib_module_names
+
+
+def test_a_missing_package_without_a_reachable_index_stops_the_kernel(monkeypatch):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
+    with pytest.raises(support.MachineUnfit, match="needs the internet to install no_such_tts"):
+        support.check_machine(["json", "no_such_tts"])
+    support.check_machine(["json"])  # nothing to install: no probe, no refusal
+    with socket.create_server(("127.0.0.1", 0)) as index:
+        monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{index.getsockname()[1]}/")
+        support.check_machine(["no_such_tts"])
+
+
+@pytest.mark.parametrize(("visible", "second"), [
+    (None, "1"), ("2,3", "3"), ("GPU-aaaa, GPU-bbbb", "GPU-bbbb")])
+def test_a_worker_gets_its_gpu_by_the_parents_name_for_it(monkeypatch, visible, second):
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert support.visible_device(1) == second

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def pushed_utterances(emulator: Emulator) -> list[list[str]]:
-    """The `utterances` each push carried, read from the notebooks the emulator received."""
+    """The `utterances` each push carried, in the order the pushes came, read from the
+    notebooks the emulator received. (Not by slug: a request to another endpoint is another
+    job, whose slug's id may sort either way.)"""
     pushed = []
     versions = sorted(
         ((kernel, version) for kernel in emulator.store.kernels.values()

@@ -190,6 +190,7 @@ def qwen_custom(standins, module_monkeypatch, tmp_path_factory):
     return run_with_standins(standins, module_monkeypatch, tmp_path_factory.mktemp("qwen-cv"),
                              "qwen", {
                                  "mode": "custom_voice", "model_id": CUSTOM_VOICE,
+                                 "dtype": "float16",
                                  "utterances": [
                                      "Good evening.",
                                      {"text": "Tonight we have three stories for you.",
@@ -299,7 +300,7 @@ def test_qwen_voice_clone_finds_the_reference_under_the_inputs_root(qwen_clone):
 def qwen_nan_once(standins, module_monkeypatch, tmp_path_factory):
     return run_with_standins(standins, module_monkeypatch, tmp_path_factory.mktemp("qwen-nan"),
                              "qwen", {"utterances": ["First line.", "Second line."],
-                                      "batch_size": 1}, fault="nan-once")
+                                      "batch_size": 1, "dtype": "float16"}, fault="nan-once")
 
 
 @pytest.mark.slow
@@ -319,7 +320,8 @@ def test_qwen_remakes_a_nan_clip_in_float32_and_stays_there(qwen_nan_once):
 @pytest.fixture(scope="module")
 def qwen_silence(standins, module_monkeypatch, tmp_path_factory):
     return run_with_standins(standins, module_monkeypatch, tmp_path_factory.mktemp("qwen-mute"),
-                             "qwen", {"text": "Is anybody there?"}, fault="silence")
+                             "qwen", {"text": "Is anybody there?", "dtype": "float16"},
+                             fault="silence")
 
 
 @pytest.mark.slow
@@ -331,6 +333,41 @@ def test_qwen_silent_audio_fails_the_line_with_its_reason(qwen_silence):
     # float32 after float16, then the line once more (in float32, where it stays), no clip.
     assert [c["dtype"] for c in generate_calls(calls, "generate_custom_voice")] == [
         "torch.float16", "torch.float32", "torch.float32"]
+
+
+@pytest.mark.parametrize(("notebook", "gpus", "seen"), [
+    ("qwen", "6.0 6.0", "this machine has 6.0, 6.0"), ("chatterbox", "none", "no GPU at all")])
+def test_a_gpu_notebook_on_kaggle_without_a_t4_stops_before_installing(
+    standins, monkeypatch, tmp_path, notebook, gpus, seen
+):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("KAGGLETTS_STANDIN_GPUS", gpus)
+    failure, calls = run_with_standins(standins, monkeypatch, tmp_path, notebook,
+                                       {"text": "Hello."})
+    assert isinstance(failure, kaggletts.RunFailed), failure
+    assert "MachineUnfit: this notebook needs a GPU of compute capability 7.0 or more" in str(
+        failure)
+    assert seen in str(failure)
+    assert calls == [], "no model was loaded"
+
+
+def test_a_gpu_notebook_on_kaggle_runs_on_the_cpu_when_told_to(standins, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("KAGGLETTS_STANDIN_GPUS", "none")
+    monkeypatch.setenv("KAGGLETTS_DEVICE", "cpu")
+    result, _ = run_with_standins(standins, monkeypatch, tmp_path, "qwen", {"text": "Hello."})
+    assert isinstance(result, kaggletts.Result), result
+
+
+def test_qwen_auto_loads_a_1_7b_model_in_float32(standins, monkeypatch, tmp_path):
+    """float16 overflows the 1.7B logits on a T4 too (QwenLM/Qwen3-TTS PR 355), in a
+    device-side assert nothing catches: float16 only when asked for."""
+    result, calls = run_with_standins(standins, monkeypatch, tmp_path, "qwen",
+                                      {"model_id": CUSTOM_VOICE, "text": "Hello."})
+    assert isinstance(result, kaggletts.Result), result
+    assert [c["kwargs"]["dtype"] for c in generate_calls(calls, "from_pretrained")] == [
+        "torch.float32"]
+    assert result.scraps["run"]["precisions_used"] == ["float32"]
 
 
 def test_qwen_float16_with_a_0_6b_model_is_refused_before_any_run(out_dir):

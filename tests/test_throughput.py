@@ -57,8 +57,8 @@ def test_a_failed_batch_has_its_lines_spoken_alone(standins, monkeypatch, tmp_pa
 
 
 def test_a_nan_clip_in_a_batch_is_made_again_alone(standins, monkeypatch, tmp_path):
-    result, calls = run_qwen(standins, monkeypatch, tmp_path, {"batch_size": 5},
-                             fault="nan-once")
+    result, calls = run_qwen(standins, monkeypatch, tmp_path,
+                             {"batch_size": 5, "dtype": "float16"}, fault="nan-once")
     spoken_in_order(result)
     assert calls[0] == sorted(LINES, key=len)
     assert sorted(calls[1:]) == sorted([line] for line in LINES)

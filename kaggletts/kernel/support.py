@@ -8,6 +8,7 @@
 import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -34,6 +35,71 @@ SILENCE_RMS = 1e-3
 # "001-"), since Kaggle lists and downloads only the first 500 outputs of a session.
 LEDGER_FILE = "0-kaggletts-ledger.jsonl"
 LEDGER_SCHEMA = 1
+
+
+# Volta and later: Kaggle's T4 is 7.5; a P100 (6.0) has no kernels in current PyTorch builds.
+MIN_COMPUTE_CAPABILITY = (7, 0)
+# "cpu" tells a GPU notebook on Kaggle that it is meant to run on the CPU.
+DEVICE_SWITCH = "KAGGLETTS_DEVICE"
+PROBE_SECONDS = 5.0
+
+
+class MachineUnfit(RuntimeError):
+    """This machine cannot run the notebook: said before anything is installed or downloaded."""
+
+
+def gpu_compute_capabilities():
+    """Each NVIDIA GPU's compute capability as nvidia-smi reads it through NVML, which leaves
+    CUDA unstarted (worker processes are forked later); empty without a driver."""
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    capabilities = []
+    for line in listed.split():
+        major, _, minor = line.partition(".")
+        if major.isdigit() and minor.isdigit():
+            capabilities.append((int(major), int(minor)))
+    return capabilities
+
+
+def index_reachable():
+    """Whether the package index answers a TCP connection within PROBE_SECONDS."""
+    import socket
+    from urllib.parse import urlsplit
+
+    index = urlsplit(os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple")
+    try:
+        socket.create_connection((index.hostname, index.port or 443), PROBE_SECONDS).close()
+    except OSError:
+        return False
+    return True
+
+
+def check_machine(modules):
+    """Stop before installing or downloading anything where the run could only fail or
+    crawl. On Kaggle (KAGGLE_KERNEL_RUN_TYPE is set) a GPU of compute capability 7.0 or more
+    must be there, unless KAGGLETTS_DEVICE=cpu says the run is meant for the CPU; elsewhere a
+    machine without one runs on its CPU. When one of `modules` is missing, the package index
+    must answer: the notebook pip-installs it (and then downloads its weights, so an image
+    with the package but no internet is not caught here)."""
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") and os.environ.get(DEVICE_SWITCH) != "cpu":
+        found = gpu_compute_capabilities()
+        if not any(capability >= MIN_COMPUTE_CAPABILITY for capability in found):
+            seen = ", ".join(f"{major}.{minor}" for major, minor in found) or "no GPU at all"
+            raise MachineUnfit(
+                f"this notebook needs a GPU of compute capability 7.0 or more (a T4: push "
+                f"with machine shape NvidiaTeslaT4), and this machine has {seen}; "
+                f"{DEVICE_SWITCH}=cpu runs it on the CPU, very slowly")
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if missing and not index_reachable():
+        raise MachineUnfit(
+            f"this notebook needs the internet to install {', '.join(missing)} and download "
+            f"its model, and the package index did not answer "
+            f"within {PROBE_SECONDS:g} s: push it with enable_internet true (Kaggle: a "
+            "phone-verified account)")
 
 
 def ensure_package(module, *requirements):
@@ -492,8 +558,8 @@ def work_share(device, share, speak, speak_together, deadline, seconds_per_chara
     as it is made, then "done", or "failed" with the error."""
     import numpy as np
 
-    if device.startswith("cuda:"):
-        os.environ["CUDA_VISIBLE_DEVICES"] = device.removeprefix("cuda:")  # its GPU is cuda:0
+    if device.startswith("cuda:"):  # its GPU becomes its cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_device(int(device.removeprefix("cuda:")))
     elif "torch" in sys.modules:  # CPU workers share the cores rather than each taking all
         sys.modules["torch"].set_num_threads(cpu_threads)
     try:
@@ -505,6 +571,16 @@ def work_share(device, share, speak, speak_together, deadline, seconds_per_chara
         results.put(("done", device, None))
     except BaseException as error:
         results.put(("failed", device, f"{type(error).__name__}: {error}"))
+
+
+def visible_device(index):
+    """How CUDA_VISIBLE_DEVICES names this process's `index`-th GPU (cuda:index): the entry
+    of the parent's own list where the session already restricts or names its devices
+    ("2,3", "GPU-<uuid>,..."), else the index itself."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return str(index)
+    return [name.strip() for name in visible.split(",")][index]
 
 
 class CudaLostInFork(RuntimeError):

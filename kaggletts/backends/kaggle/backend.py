@@ -49,6 +49,7 @@ from kaggletts.jobs import (
     params_for_lines,
 )
 from kaggletts.ledger import ledger_files, read_ledger
+from kaggletts.parameters import check_kaggle_kernel
 from kaggletts.progress import Progress
 from kaggletts.result import Result, build_result
 
@@ -138,6 +139,7 @@ class KaggleBackend:
     # -- the run -------------------------------------------------------------------
 
     def run(self, job: Job, *, force: bool = False, attach: bool = False) -> Result:
+        check_kaggle_kernel(job.spec, job.params, self.kernel)
         remote = self.remote()
         store = RunStore(job)
         run = self._recorded_run(job, remote, store)

@@ -142,3 +142,21 @@ def test_the_parent_that_forks_the_workers_never_touches_cuda(two_workers):
     run, cuda_calls = two_workers
     assert isinstance(run.outcome, kaggletts.Result), run.outcome
     assert cuda_calls == "", cuda_calls  # None: the probe did not load
+
+
+def test_the_parent_fetches_the_multilingual_tokenizer_files_before_the_workers(
+    hf_home, inputs, tmp_path
+):
+    """The pkuseg model is downloaded and unzipped into ~/.pkuseg without a lock: two
+    workers building their tokenizers at once would write the same folder together."""
+    record = tmp_path / "segmenters.txt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KAGGLETTS_INPUT_ROOT", str(inputs))
+        mp.setenv("OMP_NUM_THREADS", WORKER_THREADS)
+        mp.setenv("KAGGLETTS_SEGMENTER_LOG", str(record))
+        run = run_notebook(tmp_path, {"variant": "multilingual", "language_id": "fr",
+                                      "utterances": ["Bonjour.", "Bonsoir."], "workers": 2})
+    assert isinstance(run.outcome, kaggletts.Result), run.outcome
+    first, *workers = [line.split() for line in record.read_text().splitlines()]
+    assert len(workers) == 2 and all(ppid == first[0] for _, ppid in workers), (
+        "the first tokenizer is built in the process that forks the workers")

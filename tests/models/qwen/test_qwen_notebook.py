@@ -32,7 +32,7 @@ LONG_LINE_PIECES = ["One two three.", "Four five six,", "seven eight."]
 @pytest.fixture(scope="module")
 def custom_voice(kernel, tmp_path_factory):
     return run(tmp_path_factory.mktemp("cv"), {
-        "mode": "custom_voice", "model_id": CUSTOM_VOICE,
+        "mode": "custom_voice", "model_id": CUSTOM_VOICE, "dtype": "float16",
         "utterances": ["Good evening.", {"text": LONG_LINE, "speaker": "Ryan",
                                          "language": "English", "instruct": "Warmly."}]})
 
@@ -45,6 +45,15 @@ def test_custom_voice_speaks_every_line_in_float16_with_a_float32_decoder(custom
         assert (clip["precision"], clip["decoder_precision"]) == ("float16", "float32")
         assert (clip["seed"], clip["device"]) == (0, "cpu")
     assert custom_voice.scraps["run"]["precisions_used"] == ["float16"]
+
+
+def test_a_1_7b_model_runs_in_float32_unless_float16_is_asked_for(kernel, tmp_path):
+    """float16 overflows the 1.7B talker's and code predictor's logits on a T4 too (QwenLM/
+    Qwen3-TTS PR 355), in a device-side assert no fallback catches: "auto" is float32."""
+    result = run(tmp_path, {"model_id": CUSTOM_VOICE, "text": "Hello there."})
+    check_result(result, ["Hello there."])
+    assert (result.clips[0]["precision"], result.scraps["run"]["precisions_used"]) == (
+        "float32", ["float32"])
 
 
 def test_a_line_too_long_for_one_generation_is_spoken_whole_in_pieces(custom_voice):

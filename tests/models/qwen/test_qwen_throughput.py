@@ -45,7 +45,7 @@ def test_two_workers_each_make_their_share_in_input_order(two_workers):
     assert sorted(devices.count(device) for device in ("cpu:0", "cpu:1")) == [2, 4]
     assert [clip["batch"] for clip in two_workers.clips] == [2] * len(LINES)
     assert two_workers.scraps["run"]["devices"] == ["cpu:0", "cpu:1"]
-    assert two_workers.scraps["run"]["precisions_used"] == ["float16"]
+    assert two_workers.scraps["run"]["precisions_used"] == ["float32"]
 
 
 def test_two_workers_make_the_same_audio_as_one(one_worker, two_workers):

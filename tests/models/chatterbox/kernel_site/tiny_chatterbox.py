@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def shrink() -> None:
 
     def no_segmenter(converter):
         converter.segmenter = None
+        # Which process built a segmenter (and its parent), for the tests to see who fetched.
+        record = os.environ.get("KAGGLETTS_SEGMENTER_LOG")
+        if record:
+            with open(record, "a", encoding="utf-8") as log:
+                log.write(f"{os.getpid()} {os.getppid()}\n")
 
     tokenizer.ChineseCangjieConverter._init_segmenter = no_segmenter
 
