@@ -679,8 +679,11 @@ def main() -> None:
     import signal
 
     # SIGTERM (timeout, kill, a container stop) ends a run as Ctrl-C does: with a record
-    # that says what happened and a word on whatever keeps running on Kaggle.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # that says what happened and a word on whatever keeps running on Kaggle. SIGINT too,
+    # explicitly: a command a script starts in the background inherits SIGINT ignored, and
+    # `kill -INT` must still stop it that way.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     try:
         cli.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):

@@ -94,8 +94,12 @@ def assert_verified(result: kaggletts.Result, texts: list[str]) -> None:
 # -- clients in processes of their own (killed, interrupted, run twice at once) ----
 
 CLIENT = textwrap.dedent("""
+    import signal
     import sys
     import kaggletts
+    # The tests stop this client with SIGINT: started from a background job it would
+    # inherit SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from kaggletts.backends.kaggle.credentials import Credentials
     from kaggletts.backends.kaggle.polling import PollSchedule
     url, out, key, texts = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
