@@ -306,13 +306,6 @@ def job_lock_path(job_id: str) -> Path:
     return job_index_path().parent / "locks" / f"{job_id}.lock"
 
 
-def read_record_or_none(path: Path) -> JobRecord | None:
-    try:
-        return read_record_file(path)
-    except CorruptRecord:
-        return None
-
-
 def read_record_file(path: Path) -> JobRecord | None:
     try:
         text = path.read_text(encoding="utf-8")
