@@ -175,9 +175,11 @@ def report(result: Any, as_json: bool) -> None:
         )
         return
     seconds = sum(t for t in result.timings.values() if isinstance(t, int | float))
+    from kaggletts.words import counted
+
     origin = "stored result" if result.cached else f"{result.backend} run in {seconds:.1f}s"
     click.echo(
-        f"{len(result.audio)} clips, {result.audio_seconds:.1f}s of audio ({origin}) in "
+        f"{counted(len(result.audio), 'clip')}, {result.audio_seconds:.1f}s of audio ({origin}) in "
         f"{result.directory}"
     )
     from kaggletts.cost import summary
@@ -307,15 +309,16 @@ def cache(clear: bool) -> None:
     """The line cache: every verified clip, reused by any later request that asks for the
     same line with the same notebook and settings."""
     from kaggletts.cache import LineCache
+    from kaggletts.words import counted
 
     lines = LineCache()
     if clear:
-        click.echo(f"removed {lines.clear()} clips from {lines.directory}")
+        click.echo(f"removed {counted(lines.clear(), 'clip')} from {lines.directory}")
         return
     stats = lines.stats()
     click.echo(
-        f"{stats.clips} clips, {stats.bytes / 1e6:.1f} MB of {stats.max_bytes / 1e9:.0f} GB "
-        f"at most, in {stats.directory}"
+        f"{counted(stats.clips, 'clip')}, {stats.bytes / 1e6:.1f} MB of "
+        f"{stats.max_bytes / 1e9:.0f} GB at most, in {stats.directory}"
     )
 
 
@@ -597,7 +600,8 @@ def notebooks(names: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(described, indent=2))
         return
     for name, info in described.items():
-        click.echo(f"{name}  (runs on {info['backend']} by default; {info['path']})")
+        where = "on Kaggle" if info["backend"] == "kaggle" else "on this machine"
+        click.echo(f"{name}  (runs {where} by default; {info['path']})")
         for pname, p in info["parameters"].items():
             click.echo(f"  {pname}: {p['type']} = {p['default']!r}\n      {p['help']}")
             if pname in info["choices"]:

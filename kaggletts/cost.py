@@ -90,13 +90,11 @@ def rate(result: Result) -> str | None:
 
 
 def summary(result: Result) -> str | None:
-    """What a run cost, in one line for the end of `kaggletts run`: its rate, and the GPU
-    quota this run took on Kaggle."""
+    """What a Kaggle run cost, in one line for the end of `kaggletts run`: its rate, and
+    the GPU quota it took. None for a run on this machine, which costs nothing to count."""
     per_minute = rate(result)
-    if per_minute is None:
+    if per_minute is None or result.backend != "kaggle":
         return None
-    if result.backend != "kaggle":
-        return f"{per_minute} on this machine (no GPU quota used)"
     if not _uses_gpu(result.notebook_name):
         return f"{per_minute} on Kaggle's CPUs (no GPU quota used)"
     costs = run_costs(result)

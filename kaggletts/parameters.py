@@ -205,10 +205,11 @@ def from_cli_pairs(pairs: list[tuple[str, str]]) -> ParameterSet:
 
 def from_text(text: str, origin: str) -> ParameterSet:
     """Plain text, as `tts --text` and piper's stdin take it: one utterance per non-empty
-    line, verbatim (a `#`, `:` or leading `-` is text, not syntax)."""
+    line, verbatim (a `#`, `:` or leading `-` is text, not syntax). A byte-order mark
+    (Windows editors start UTF-8 files with one) is not text."""
     utterances: list[str] = []
     origins: dict[Location, str] = {(): origin, ("utterances",): origin}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
         if line.strip():
             origins[("utterances", len(utterances))] = f"{origin}:{number}"
             utterances.append(line)

@@ -236,7 +236,7 @@ def test_a_duration_that_is_no_number_is_reported_as_none(run_cli, tmp_path):
     for attempt in ("ran", "stored"):
         done = run_cli("run", str(path), "--text", "Hi.", "--out", str(out), "--backend", "local")
         assert done.code == 0, (attempt, done)
-        assert "1 clips, 0.0s of audio" in done.stdout
+        assert "1 clip, 0.0s of audio" in done.stdout
 
 
 def test_clip_fields_a_notebook_names_are_guarded_in_the_csv_header(tmp_path):

@@ -14,6 +14,7 @@ from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
+from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
@@ -50,7 +51,7 @@ class LocalBackend:
         log.info(
             "running %s locally: %s, job %s",
             job.spec.name,
-            _count(len(params.get("line_numbers") or []) or job.utterance_count, "line"),
+            counted(len(params.get("line_numbers") or []) or job.utterance_count, "line"),
             job.id,
         )
 
@@ -99,7 +100,7 @@ class LocalBackend:
             return job.params
         missing = [n for n in range(1, job.utterance_count + 1) if n not in spoken]
         if missing:
-            log.info("%s of job %s already spoken", _count(len(spoken), "line"), job.id)
+            log.info("%s of job %s already spoken", counted(len(spoken), "line"), job.id)
         return params_for_lines(job.params, missing) if missing else None
 
     def _result(self, job: Job, seconds: float) -> Result:
@@ -109,10 +110,6 @@ class LocalBackend:
         )
         job.update_record(state=JobState.PARTIAL if result.missing else JobState.COMPLETE)
         return result
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _not_an_orphaned_kernel_death(record: logging.LogRecord) -> bool:

@@ -109,6 +109,9 @@ def run_notebook(source_dir: Path, working_dir: Path, failure_file: Path) -> int
             # Kaggle's runner names no kernel: a notebook without a kernelspec fails there
             # with "No kernel name found in notebook" (kaggle-api #689), and so here.
             progress_bar=False,
+            # ipykernel's start-up warning about its loopback TCP connection is the
+            # emulator's own noise, not a line of the notebook's log.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
             request_save_on_cell_execute=True,

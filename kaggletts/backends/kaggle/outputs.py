@@ -34,6 +34,7 @@ from kaggletts.result import (
     is_safe_name,
     read_scraps,
 )
+from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 LOG_FILE = "kernel.log"
@@ -111,13 +112,13 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     scraps = read_scraps(directory / EXECUTED_NOTEBOOK)
     if ctx.job.spec.plain and "clips" not in scraps:
         fetched = _collect_every_file(shard, listing, downloader)
-        log.info("%s: downloaded %d files", shard.label, fetched + 1)
+        log.info("%s: downloaded %s", shard.label, counted(fetched + 1, "file"))
         return 0
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
     wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
     downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
-    log.info("%s: downloaded and verified %d files", shard.label, len(wanted) + 1)
+    log.info("%s: downloaded and verified %s", shard.label, counted(len(wanted) + 1, "file"))
     return len(clips)
 
 
@@ -180,7 +181,10 @@ def _collect_from_ledger(
             Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
         )
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
-    log.info("%s: downloaded and verified %d clips and the line ledger", shard.label, len(wanted))
+    log.info(
+        "%s: downloaded and verified %s and the line ledger", shard.label,
+        counted(len(wanted), "clip"),
+    )
     return len(wanted)
 
 
