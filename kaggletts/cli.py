@@ -336,11 +336,15 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
         documents = [{**j.record.to_dict(), "directory": str(j.directory)} for j in found]
         click.echo(json.dumps(documents, indent=2))
         return
+    # The same request run with two --out folders is two rows with one id: the folder
+    # tells them apart.
+    folders = [_shown_folder(job.directory.parent.parent) for job in found]
+    width = max(map(len, ["FOLDER", *folders]))
     click.echo(
         f"{'JOB':<16}  {'NOTEBOOK':<10} {'BACKEND':<7} {'STATE':<11} {'LINES':>5}  "
-        f"{'CREATED':<16}  FIRST WORDS"
+        f"{'CREATED':<16}  {'FOLDER':<{width}}  FIRST LINE"
     )
-    for job in found:
+    for job, folder in zip(found, folders, strict=True):
         record = job.record
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
         lines = record.lines
@@ -348,8 +352,18 @@ def jobs(output_dir: str | None, as_json: bool) -> None:
         words = first if isinstance(first, str) else str(first.get("text", ""))
         click.echo(
             f"{record.job_id:<16}  {record.notebook:<10} {record.backend:<7} "
-            f"{record.state.value:<11} {len(lines):>5}  {created:<16}  {_first_words(words)}"
+            f"{record.state.value:<11} {len(lines):>5}  {created:<16}  {folder:<{width}}  "
+            f"{_first_words(words)}"
         )
+
+
+def _shown_folder(folder: Path) -> str:
+    """An output folder as short as it is clear: under this folder relative, under the
+    home folder from ~."""
+    for base, shown in ((Path.cwd(), "."), (Path.home(), "~")):
+        if folder.is_relative_to(base):
+            return str(Path(shown) / folder.relative_to(base))
+    return str(folder)
 
 
 def _first_words(text: str, width: int = 40) -> str:
@@ -358,10 +372,11 @@ def _first_words(text: str, width: int = 40) -> str:
 
 
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", required=False)
 @output_option
-def status(job_id: str, output_dir: str | None) -> None:
-    """Show a job's record; for Kaggle jobs, each session's live state."""
+def status(job_id: str | None, output_dir: str | None) -> None:
+    """Show a job's record (the latest job's without JOB_ID); for Kaggle jobs, each
+    session's live state."""
     from kaggletts.jobs import JobState, find_job
     from kaggletts.result import DamagedResult, Result
 
@@ -395,13 +410,13 @@ def status(job_id: str, output_dir: str | None) -> None:
 
 
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", required=False)
 @output_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @kaggle_options
-def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
-    """Pick a job up where it stopped: wait for its run, download, verify. Never pushes
-    a run that failed or was cancelled again."""
+def attach(job_id: str | None, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
+    """Pick a job (the latest without JOB_ID) up where it stopped: wait for its run,
+    download, verify. Never pushes a run that failed or was cancelled again."""
     from kaggletts.api import run_job
     from kaggletts.backends import get_backend
     from kaggletts.jobs import find_job
@@ -487,10 +502,11 @@ def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
 
 
 @cli.command("open")
-@click.argument("job_id")
+@click.argument("job_id", required=False)
 @output_option
-def open_page(job_id: str, output_dir: str | None) -> None:
-    """Open a finished job's audition page (a player per clip) in the web browser."""
+def open_page(job_id: str | None, output_dir: str | None) -> None:
+    """Open a finished job's audition page (a player per clip) in the web browser; without
+    JOB_ID, the latest job's."""
     import webbrowser
 
     from kaggletts.errors import UsageError

@@ -326,21 +326,38 @@ class RecordedJob:
     directory: Path
 
 
-def find_job(job_id: str, output_dir: str | os.PathLike | None = None) -> Job:
-    """A recorded job by its id or a unique prefix of it. When only a damaged record
-    matches, its damage is the answer."""
+def find_job(job_id: str | None, output_dir: str | os.PathLike | None = None) -> Job:
+    """A recorded job by its id or a unique prefix of it; None takes the latest. When only
+    a damaged record matches, its damage is the answer. An id recorded in several folders
+    (the same request run with another --out) is the newest of them, and the log says
+    where the others are."""
+    log = logging.getLogger("kaggletts")
+    where = output_root(output_dir) if output_dir else "the recorded jobs"
+    recorded = list_jobs(output_dir)
+    if job_id is None:
+        if not recorded:
+            raise UsageError(f"no job in {where} yet; `kaggletts run` makes one")
+        log.info("the latest job: %s", recorded[0].record.job_id)
+        return Job.from_record(recorded[0].directory)
     if not job_id.strip():
         raise UsageError("no job id given; `kaggletts jobs` lists them")
-    matches = [j for j in list_jobs(output_dir) if j.record.job_id.startswith(job_id)]
+    matches = [j for j in recorded if j.record.job_id.startswith(job_id)]
     if not matches:
         for folder in _job_folders(output_dir):
             if folder.name.startswith(job_id):
                 read_record_file(folder / RECORD_FILE)  # raises CorruptRecord, saying how
-    if len(matches) != 1:
-        found = "no job" if not matches else f"{len(matches)} jobs"
-        where = output_root(output_dir) if output_dir else "the recorded jobs"
-        raise UsageError(f"{found} in {where} matches {job_id!r}; `kaggletts jobs` lists them")
-    return Job.from_record(matches[0].directory)
+        raise UsageError(f"no job in {where} matches {job_id!r}; `kaggletts jobs` lists them")
+    ids = sorted({j.record.job_id for j in matches})
+    if len(ids) > 1:
+        raise UsageError(
+            f"{len(ids)} jobs in {where} match {job_id!r} ({', '.join(ids[:5])}); give more "
+            "of the id"
+        )
+    newest, *others = matches
+    for other in others:
+        log.info("job %s is also recorded in %s; taking the newest, in %s",
+                 newest.record.job_id, other.directory, newest.directory)
+    return Job.from_record(newest.directory)
 
 
 def list_jobs(output_dir: str | os.PathLike | None = None) -> list[RecordedJob]:
