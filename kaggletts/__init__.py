@@ -18,6 +18,7 @@ from kaggletts.notebook import find_notebook, notebook_names
 from kaggletts.parameters import ParameterSet
 from kaggletts.parameters import load as load_params
 from kaggletts.result import Result
+from kaggletts.voicelist import VoiceChoice, voices
 
 __all__ = [
     "Incomplete",
@@ -28,9 +29,11 @@ __all__ = [
     "Result",
     "RunFailed",
     "UsageError",
+    "VoiceChoice",
     "execute",
     "find_notebook",
     "load_params",
     "notebook_names",
+    "voices",
 ]
 __version__ = "0.1.0"

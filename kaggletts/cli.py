@@ -628,6 +628,49 @@ def notebooks(names: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("notebook")
+@click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON.")
+def voices(notebook: str, as_json: bool) -> None:
+    """List every speaker, voice, language and variant NOTEBOOK accepts (the lists its
+    parameters are checked against), those a line may set for itself first."""
+    from kaggletts.notebook import find_notebook
+    from kaggletts.voicelist import voices as voices_of
+    from kaggletts.words import counted
+
+    spec = find_notebook(notebook)
+    found = voices_of(spec)
+    if as_json:
+        document = {choice.parameter: choice.to_dict() for choice in found}
+        click.echo(json.dumps({"notebook": spec.name, "parameters": document}, indent=2))
+        return
+    if not found:
+        click.echo(f"{spec.name} names no list of voices, speakers or languages")
+    for choice in found:
+        notes = [f"default {choice.default!r}"]
+        notes += ["a line may set its own"] if choice.per_line else []
+        notes += ["any case"] if choice.ignore_case else []
+        notes += [f"when {name} is {value!r}" for name, value in choice.only_when.items()]
+        click.echo(f"{choice.parameter}, {counted(len(choice.values), 'value')} "
+                   f"({'; '.join(notes)}):")
+        click.echo(_value_list(choice.values))
+        if choice.variants:
+            click.echo(f"  then optionally + one of {len(choice.variants)} variants (exact case):")
+            click.echo(_value_list(choice.variants))
+        click.echo()
+
+
+def _value_list(values: tuple[str, ...]) -> str:
+    """Values wrapped in lines, comma-separated; one a line where a value holds a comma
+    ("Chinese (Mandarin, latin as English)")."""
+    import textwrap
+
+    if any("," in value for value in values):
+        return "\n".join(f"    {value}" for value in values)
+    return textwrap.fill(", ".join(values), width=88, initial_indent="    ",
+                         subsequent_indent="    ", break_on_hyphens=False)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
 def config(as_json: bool) -> None:
     """Show the settings in effect here and where each came from: pyproject.toml's

@@ -532,7 +532,8 @@ CHOICE_SOURCES: dict[str, Callable[[], Choices]] = {
 }
 
 
-def _choices(spec: NotebookSpec, name: str) -> Choices | None:
+def allowed_values(spec: NotebookSpec, name: str) -> Choices | None:
+    """The values parameter `name` accepts, where the notebook names a list of them."""
     if name in spec.choices_from:
         source = CHOICE_SOURCES.get(spec.choices_from[name])
         if source is None:
@@ -548,7 +549,7 @@ def _choices(spec: NotebookSpec, name: str) -> Choices | None:
 
 def _check_choices(spec: NotebookSpec, values: dict[str, Any], params: ParameterSet) -> None:
     for name in spec.parameters:
-        choices = _choices(spec, name)
+        choices = allowed_values(spec, name)
         if choices is None or not _applies(spec, values, name):
             continue
         for location, label, value in _settings(values, name):

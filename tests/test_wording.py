@@ -38,7 +38,12 @@ def test_the_notebook_list_says_where_each_runs_in_words(run_cli):
 @pytest.mark.slow
 def test_an_emulator_run_shows_no_kernel_warning_and_counts_one_clip(emulator, tmp_path):
     done = kaggletts_cli(
-        "run", "espeak", "--backend", "kaggle", "--text", "Hello there.",
+        "run",
+        "espeak",
+        "--backend",
+        "kaggle",
+        "--text",
+        "Hello there.",
         env=cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "out")),
     )
     assert done.returncode == 0, done.stderr
