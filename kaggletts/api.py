@@ -78,8 +78,10 @@ def execute(
     is true. Lines spoken before with the same notebook and settings (by any request) are
     taken from the line cache unless `cache` is false. A stored result is returned only
     when its clips are there at their sizes (and, with `verify`, their sha256).
-    `backend_options` are the backend's settings (for Kaggle: `timeout` as seconds or
-    "10m", `shards`, `kernel`, `endpoint`, ...); an unknown one is refused.
+    `backend_options` are the backend's settings: on every backend `timeout` (seconds or
+    "10m": no line is started after it) and `on_progress` (called with each line's
+    Progress); for Kaggle also `shards`, `kernel`, `endpoint`, ...; an unknown one is
+    refused.
 
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces

@@ -111,7 +111,8 @@ def kaggle_options(command: Any) -> Any:
             type=Duration(),
             metavar="DURATION",
             help="The run's time budget: the notebook starts no line after it; a session "
-            "Kaggle still runs 10 minutes past its limit has its kernel deleted.",
+            "Kaggle still runs 10 minutes past its limit has its kernel deleted, a local "
+            "run still going 10 minutes past it is stopped.",
         ),
         click.option(
             "--keep-kernels",
@@ -138,14 +139,42 @@ def kaggle_options(command: Any) -> Any:
 # --- Settings: the command line over pyproject.toml, the user file and KAGGLETTS_* ----------
 
 
+# Options every backend takes; the other Kaggle options are refused for a local run.
+SHARED_OPTIONS = ("endpoint", "timeout")
+
+
 def refuse_kaggle_only(backend: str, kaggle: dict[str, Any]) -> None:
     """Kaggle options given for a local run are refused rather than ignored (settings from
     files are not: they apply whenever the backend is Kaggle)."""
-    given = [f"--{name.replace('_', '-')}" for name, value in kaggle.items() if value]
-    if backend != "kaggle" and [name for name in given if name != "--endpoint"]:
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name, value in kaggle.items()
+        if value and name not in SHARED_OPTIONS
+    ]
+    if backend != "kaggle" and given:
         from kaggletts.errors import UsageError
 
-        raise UsageError(f"{', '.join(given)} only apply to --backend kaggle")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(f"{', '.join(given)} only {verb} to --backend kaggle")
+
+
+# What each option of a run means nothing to `attach` for: it collects a run as pushed.
+FIXED_WHEN_PUSHED = {
+    "shards": "the batch was split when it was pushed",
+    "timeout": "the run's deadline was set when it was pushed",
+    "machine_shape": "the accelerator was chosen when the run was pushed",
+}
+
+
+def refuse_for_attach(kaggle: dict[str, Any]) -> None:
+    for name, why in FIXED_WHEN_PUSHED.items():
+        if kaggle.get(name) is not None:
+            from kaggletts.errors import UsageError
+
+            raise UsageError(
+                f"--{name.replace('_', '-')} means nothing to attach, which collects a run: "
+                f"{why}"
+            )
 
 
 def command_settings(output_dir: str | None, kaggle: dict[str, Any]) -> Any:
@@ -289,13 +318,16 @@ def run(
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
-    asking: dict[str, Any] = (
-        {"confirm": lambda question: confirmed(yes, question)} if backend == "kaggle" else {}
+    options: dict[str, Any] = (
+        {"confirm": lambda question: confirmed(yes, question)}
+        if backend == "kaggle"
+        # Kaggle's options come from the settings; a local run takes only its timeout.
+        else {"timeout": kaggle["timeout"]} if kaggle["timeout"] else {}
     )
     try:
         result = api.execute(
             notebook, sources, backend=backend, force=force, cache=not no_cache,
-            verify=verify, settings=settings, **asking,
+            verify=verify, settings=settings, **options,
         )
     except Incomplete as partial:
         report(partial.result, as_json)
@@ -421,6 +453,7 @@ def attach(job_id: str | None, output_dir: str | None, as_json: bool, **kaggle: 
     from kaggletts.backends import get_backend
     from kaggletts.jobs import find_job
 
+    refuse_for_attach(kaggle)
     job = find_job(job_id, output_folder(output_dir))
     refuse_kaggle_only(job.backend, kaggle)
     # A job is picked up where it ran unless another endpoint is named.

@@ -11,7 +11,12 @@ import pytest
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The pages `kaggletts open` opened, instead of a web browser."""
     pages: list[str] = []
-    monkeypatch.setattr("webbrowser.open", lambda url: pages.append(url) or True)
+
+    def open_in_browser(url: str) -> bool:
+        pages.append(url)
+        return True
+
+    monkeypatch.setattr("webbrowser.open", open_in_browser)
     return pages
 
 
@@ -65,3 +70,18 @@ def test_without_an_id_and_without_jobs_the_commands_say_so(run_cli, tmp_path):
         done = run_cli(command, "--out", str(tmp_path / "none"))
         assert done.code == 2
         assert "no job in" in done.stderr and "`kaggletts run` makes one" in done.stderr
+
+
+def test_attach_refuses_the_options_a_pushed_run_has_fixed_and_says_why(run_cli, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("run", "espeak", "--text", "Collected.", "--out", str(out)).code == 0
+    for option, value, why in (
+        ("--shards", "2", "the batch was split when it was pushed"),
+        ("--timeout", "10m", "the run's deadline was set when it was pushed"),
+        ("--machine-shape", "NvidiaTeslaT4", "the accelerator was chosen when the run was"),
+    ):
+        done = run_cli("attach", "--out", str(out), option, value)
+        assert done.code == 2, done.output
+        assert done.stderr.startswith(
+            f"error: {option} means nothing to attach, which collects a run: {why}"
+        )

@@ -301,3 +301,46 @@ def test_stopping_a_local_run_is_one_line_exit_130_and_a_record_that_says_so(tmp
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("error: interr")
     record = json.loads(next((tmp_path / "o").rglob("job.json")).read_text())
     assert record["state"] == "interrupted"
+
+
+# -- the options every backend takes -------------------------------------------------------
+
+
+def test_on_progress_follows_a_local_run_line_by_line(tmp_path):
+    seen: list = []
+    kaggletts.execute("espeak", {"utterances": ["One.", "Two."]}, backend="local",
+                      output_dir=tmp_path, on_progress=seen.append)
+    assert [(p.done, p.total, p.file) for p in seen] == [
+        (1, 2, "001-one.wav"), (2, 2, "002-two.wav")]
+
+
+def test_a_local_timeout_is_the_notebooks_deadline(tmp_path):
+    # Half a second is over before the kernel has started: no line is begun.
+    with pytest.raises(kaggletts.RunFailed, match="the job's deadline passed") as failure:
+        kaggletts.execute("espeak", {"utterances": ["One.", "Two."]}, backend="local",
+                          output_dir=tmp_path, timeout=0.5)
+    assert "none of its 2 lines was spoken" in str(failure.value)
+
+
+def test_a_local_cell_running_past_the_timeout_is_stopped(tmp_path, notebook_maker):
+    slow = notebook_maker(tmp_path / "slow.ipynb", "seconds = 1",
+                          ("wait", "import time\ntime.sleep(seconds)"))
+    started = time.monotonic()
+    with pytest.raises(kaggletts.RunFailed, match="was stopped 1 s past its 2 s timeout"):
+        kaggletts.execute(slow, {"seconds": 120}, backend="local", output_dir=tmp_path / "out",
+                          timeout="2s", overrun_wait=1)
+    assert time.monotonic() - started < 60
+    [record] = (tmp_path / "out").rglob("job.json")
+    assert json.loads(record.read_text(encoding="utf-8"))["state"] == "failed"
+
+
+def test_the_cli_takes_a_timeout_for_a_local_run(run_cli, tmp_path):
+    done = run_cli("run", "espeak", "--text", "Hello there.", "--timeout", "10m",
+                   "--out", str(tmp_path))
+    assert done.code == 0, done.output
+    [parameterized] = tmp_path.rglob("parameterized.ipynb")
+    assert "deadline = 1" in parameterized.read_text(encoding="utf-8")
+    refused = run_cli("run", "espeak", "--text", "Hello there.", "--shards", "2",
+                      "--out", str(tmp_path))
+    assert refused.code == 2
+    assert refused.stderr == "error: --shards only applies to --backend kaggle\n"

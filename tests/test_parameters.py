@@ -191,7 +191,7 @@ def test_unknown_backend_is_refused_by_the_cli(kaggletts_cmd, tmp_path):
 def test_kaggle_options_are_refused_for_a_local_run(run_cli, tmp_path):
     result = run_cli("run", "espeak", "-p", "text", "Hi", "--shards", "2",
                      "--out", str(tmp_path / "out"))
-    assert result.code == 2 and "--shards only apply to --backend kaggle" in result.stderr
+    assert result.code == 2 and "--shards only applies to --backend kaggle" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
 from kaggletts.jobs import Job, JobState, line_texts, params_for_lines
 from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
-from kaggletts.progress import KernelLines
+from kaggletts.progress import KernelLines, Progress
 from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
 from kaggletts.words import counted
 
@@ -21,8 +24,25 @@ PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
 KERNEL_LOG = "kernel.log"
 
 
+@dataclass
 class LocalBackend:
-    name = "local"
+    """Settings of a run on this machine; the same `timeout` and `on_progress` as the
+    Kaggle backend's, so code runs a notebook the same way on either."""
+
+    # Seconds, or a text such as "10m": the notebook starts no line after it.
+    timeout: float | str | None = None
+    # How long a cell may run past `timeout` (a line under way, the results written)
+    # before it is stopped, as Kaggle's sessions are stopped past their limit.
+    overrun_wait: float = 600.0
+    # Called with each line of progress the kernel reports (also logged to kaggletts.kernel).
+    on_progress: Callable[[Progress], None] | None = None
+    name: ClassVar[str] = "local"
+
+    def __post_init__(self) -> None:
+        from kaggletts.durations import parse_duration
+
+        if self.timeout is not None:
+            self.timeout = parse_duration(self.timeout, "timeout")
 
     def identity(self) -> dict[str, Any]:
         return {}
@@ -41,11 +61,15 @@ class LocalBackend:
     def _run(self, job: Job) -> Result:
         import nbformat
         import papermill
+        from nbclient.exceptions import CellTimeoutError
         from papermill.exceptions import PapermillExecutionError
 
         params = self._params_for_what_is_missing(job)
         if params is None:
             return self._result(job, 0.0)
+        deadline = None if self.timeout is None else time.time() + float(self.timeout)
+        if deadline is not None and "deadline" in job.spec.parameters:
+            params = {**params, "deadline": round(deadline, 1)}
         nbformat.write(parameterize(job.spec, params), job.directory / PARAMETERIZED_NOTEBOOK)
         job.update_record(state=JobState.RUNNING, error=None)
         log.info(
@@ -65,13 +89,27 @@ class LocalBackend:
                 cwd=str(job.directory),
                 kernel_name="python3",
                 progress_bar=False,
-                stdout_file=KernelLines(job.id),
+                timeout_func=self._time_limit(deadline),
+                stdout_file=KernelLines(job.id, on_progress=self.on_progress),
                 stderr_file=KernelLines(job.id, logging.DEBUG),
                 # The kernel's own start-up warnings (a loopback TCP connection without
                 # encryption) are noise; its errors go to a file in the job folder.
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 kernel_manager_class=_kernel_manager_logging_to(job.directory / KERNEL_LOG),
             )
+        except CellTimeoutError:
+            kept = (
+                "; the lines it spoke are kept, and the same request speaks only the rest"
+                if "line_numbers" in job.spec.parameters
+                else ""
+            )
+            message = (
+                f"job {job.id} was stopped {self.overrun_wait:g} s past its "
+                f"{float(self.timeout or 0):g} s timeout, notebook {job.spec.name!r} still "
+                f"running{kept}"
+            )
+            job.update_record(state=JobState.FAILED, error=message)
+            raise RunFailed(f"{message}\n  executed notebook: {executed}") from None
         except KeyboardInterrupt:
             job.update_record(state=JobState.INTERRUPTED, error="interrupted")
             raise Interrupted(f"interrupted; the local run of job {job.id} was stopped") from None
@@ -89,6 +127,12 @@ class LocalBackend:
                 exception=failure.exception if failure else None,
             ) from None
         return self._result(job, round(time.perf_counter() - started, 3))
+
+    def _time_limit(self, deadline: float | None) -> Callable[[Any], int | None]:
+        """nbclient's limit on a cell (whole seconds; None: none): the time left until
+        `overrun_wait` past the deadline, so the run as a whole stops there."""
+        stop_at = None if deadline is None else deadline + self.overrun_wait
+        return lambda cell: None if stop_at is None else max(1, math.ceil(stop_at - time.time()))
 
     def _params_for_what_is_missing(self, job: Job) -> dict[str, Any] | None:
         """The job's parameters, or, where an earlier run of it spoke some lines (its
