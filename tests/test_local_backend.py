@@ -256,7 +256,7 @@ def test_a_result_is_plain_data_and_one_json_document(tmp_path):
 
 def test_one_notebook_is_shown_with_where_it_runs_and_its_choices(kaggletts_cmd):
     shown = kaggletts_cmd("notebooks", "qwen")
-    assert shown.code == 0 and shown.stdout.startswith("qwen  (runs on kaggle by default")
+    assert shown.code == 0 and shown.stdout.startswith("qwen  (runs on Kaggle by default")
     assert "one of: Vivian, Serena" in shown.stdout and "espeak" not in shown.stdout
 
 
