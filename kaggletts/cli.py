@@ -642,6 +642,7 @@ def notebooks(names: tuple[str, ...], as_json: bool) -> None:
                 for p in spec.parameters.values()
             },
             "choices": {name: list(values) for name, values in spec.choices.items()},
+            "choices_from": dict(spec.choices_from),
         }
         for spec in specs
     }
@@ -655,6 +656,8 @@ def notebooks(names: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"  {pname}: {p['type']} = {p['default']!r}\n      {p['help']}")
             if pname in info["choices"]:
                 click.echo(f"      one of: {', '.join(map(str, info['choices'][pname]))}")
+            elif pname in info["choices_from"]:
+                click.echo(f"      one of the values `kaggletts voices {name}` lists")
         if info["per_utterance"]:
             click.echo(f"  per utterance: {', '.join(info['per_utterance'])}")
         click.echo()

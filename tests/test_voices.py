@@ -45,6 +45,9 @@ def test_espeak_lists_every_voice_its_validation_knows_and_accepts_each(run_cli)
     assert shown.startswith(f"voice, {len(voice['values'])} values (default 'en-us'; ")
     assert "\n    English (Great Britain)\n" in shown
     assert "then optionally + one of" in shown
+    pointer = "  voice: str = 'en-us'\n"
+    described = run_cli("notebooks", "espeak").stdout
+    assert pointer in described and "one of the values `kaggletts voices espeak` lists" in described
 
 
 def test_qwen_lists_its_speakers_and_languages_as_its_refusals_do(run_cli):
