@@ -23,7 +23,7 @@ def test_a_gpu_push_prints_its_estimate_and_asks_above_the_threshold(tmp_path, s
         # 114 s to start and 26 s for each of 3 lines: about 3 min.
         assert (
             "estimate: about 3 min of GPU session time, taken from the GPU quota, for 3 lines "
-            "in 1 session(s)" in ran.stderr
+            "in 1 session; " in ran.stderr
         )
         assert "Source: a measured P100 run of Qwen3-TTS 1.7B fp16" in ran.stderr
         assert "h of GPU quota left this week (refreshes " in ran.stderr
@@ -33,7 +33,7 @@ def test_a_gpu_push_prints_its_estimate_and_asks_above_the_threshold(tmp_path, s
         # stand-in model's seconds, well above a one-second threshold).
         refused = kaggletts_cli("run", "qwen", "-f", str(second), "--ask-above", "1s", env=env)
         assert refused.returncode == 2
-        assert "for 2 lines in 1 session(s)" in refused.stderr
+        assert "for 2 lines in 1 session; " in refused.stderr
         assert "Source: from 1 of your finished Kaggle session(s) of qwen" in refused.stderr
         assert "no terminal to ask on; add --yes" in refused.stderr
         assert emulator.calls["SaveKernel"] == 1, "nothing pushed without a yes"

@@ -52,6 +52,7 @@ from kaggletts.ledger import ledger_files, read_ledger
 from kaggletts.parameters import check_kaggle_kernel
 from kaggletts.progress import Progress
 from kaggletts.result import Result, build_result
+from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 
@@ -453,8 +454,8 @@ class KaggleBackend:
                 continue
             params = params_for_lines(shard.params, missing) if spoken else shard.params
             if spoken:
-                log.info("%s: %d lines already spoken; pushing the %d missing",
-                         shard.slug_stem, len(spoken), len(missing))
+                log.info("%s: %s already spoken; pushing the %d missing",
+                         shard.slug_stem, counted(len(spoken), "line"), len(missing))
             store.move(
                 run,
                 shard,
@@ -530,7 +531,8 @@ class KaggleBackend:
             quota, left = None, f"GPU quota left unknown ({error})"
         preview = (
             f"estimate: about {cost.duration_text(need)} of GPU session time, taken from the "
-            f"GPU quota, for {lines} lines in {len(pending)} session(s); {left}. "
+            f"GPU quota, for {counted(lines, 'line')} in {counted(len(pending), 'session')}; "
+            f"{left}. "
             f"Source: {figures.source}"
         )
         log.info("%s", preview)
@@ -540,7 +542,7 @@ class KaggleBackend:
             return
         question = (
             f"the estimate is over {cost.duration_text(float(self.ask_above))} of GPU time; "
-            f"push {len(pending)} session(s)?"
+            f"push {counted(len(pending), 'session')}?"
         )
         if not self.confirm(question):
             store_state = f"not pushed: {question.split(';')[0]}, and it was not confirmed"
