@@ -14,6 +14,7 @@ def test_a_one_line_local_run_says_1_clip_and_no_cost(run_cli, tmp_path):
     done = run_cli("run", "espeak", "--text", "Hello there.", "--out", str(tmp_path / "out"))
     assert done.code == 0, done.stderr
     assert done.stdout.startswith("1 clip, "), done.stdout
+    assert "  done: 1 clip in " in done.stderr, "the kernel's own count too"
     assert "cost:" not in done.stdout, "a run on this machine takes no quota to count"
     assert run_cli("cache").stdout.startswith("1 clip, ")
     assert run_cli("cache", "--clear").stdout.startswith("removed 1 clip from ")

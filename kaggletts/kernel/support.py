@@ -781,4 +781,5 @@ def record(clips, **run):
     Ledger().add("run", **run)
     scrapbook.glue("clips", clips, encoder="json")
     scrapbook.glue("run", run, encoder="json")
-    print(f"done: {len(clips)} clips in {run['total_seconds']:.1f}s", flush=True)
+    clip_count = f"{len(clips)} clip{'' if len(clips) == 1 else 's'}"
+    print(f"done: {clip_count} in {run['total_seconds']:.1f}s", flush=True)
