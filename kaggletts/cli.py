@@ -203,9 +203,9 @@ def report(result: Any, as_json: bool) -> None:
             )
         )
         return
-    seconds = sum(t for t in result.timings.values() if isinstance(t, int | float))
     from kaggletts.words import counted
 
+    seconds = sum(t for t in result.timings.values() if isinstance(t, int | float))
     origin = "stored result" if result.cached else f"{result.backend} run in {seconds:.1f}s"
     click.echo(
         f"{counted(len(result.audio), 'clip')}, {result.audio_seconds:.1f}s of audio ({origin}) in "

@@ -336,7 +336,8 @@ def find_job(job_id: str | None, output_dir: str | os.PathLike | None = None) ->
     recorded = list_jobs(output_dir)
     if job_id is None:
         if not recorded:
-            raise UsageError(f"no job in {where} yet; `kaggletts run` makes one")
+            recorded_where = f"in {where}" if output_dir else "recorded"
+            raise UsageError(f"no job {recorded_where} yet; `kaggletts run` makes one")
         log.info("the latest job: %s", recorded[0].record.job_id)
         return Job.from_record(recorded[0].directory)
     if not job_id.strip():
