@@ -64,8 +64,8 @@ class LocalBackend:
                 cwd=str(job.directory),
                 kernel_name="python3",
                 progress_bar=False,
-                stdout_file=KernelLines(job.id),
-                stderr_file=KernelLines(job.id, logging.DEBUG),
+                stdout_file=KernelLines(job.id, label=job.spec.name),
+                stderr_file=KernelLines(job.id, logging.DEBUG, label=job.spec.name),
                 # The kernel's own start-up warnings (a loopback TCP connection without
                 # encryption) are noise; its errors go to a file in the job folder.
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
