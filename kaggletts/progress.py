@@ -146,6 +146,14 @@ class ProgressBars(logging.Handler):
         else:
             self.write(self.format(record))
 
+    def close(self) -> None:
+        """Close the bars of runs that did not finish (a notebook's turns red), so that
+        they stop where the run stopped."""
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+        super().close()
+
     def _advance(
         self,
         where: str,

@@ -9,11 +9,17 @@ import io
 import logging
 import os
 import pty
-import select
 import struct
+import subprocess
+import sys
 import termios
+import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
+
+import pytest
 
 from kaggletts.progress import (
     DownloadProgress,
@@ -107,6 +113,40 @@ def test_lines_say_how_far_a_long_download_is_every_tenth_not_every_file():
     assert shown[-1] == "qwen download: 40/40 files, 60.0 kB"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("columns", [100, 0], ids=["sized", "unknown size"])
+def test_kaggletts_run_on_a_terminal_names_the_notebook_on_its_bar_or_lines(
+    columns: int, tmp_path: Path
+) -> None:
+    with terminal(columns) as (stream, shown):
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("kaggletts")),
+                "run",
+                "espeak",
+                "-f",
+                "-",
+                "--out",
+                str(tmp_path),
+            ],
+            input=b"Hello there.\nA second line.\n",
+            stdout=subprocess.DEVNULL,
+            stderr=stream,
+            timeout=300,
+            check=False,
+        )
+        text = shown()
+    assert done.returncode == 0, text
+    if columns:
+        last_draw = text.replace("\r\n", "\n").split("\r")[-1]
+        assert "espeak: 100%" in text and "2/2" in text, text
+        assert "espeak: line" not in text, last_draw
+    else:
+        lines = text.splitlines()
+        assert "espeak: line 1/2 001-hello-there.wav" in lines, text
+        assert "espeak: line 2/2 002-a-second-line.wav" in lines, text
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -135,20 +175,32 @@ def emit_to(handler: logging.Handler, *records: str | Progress | DownloadProgres
 @contextlib.contextmanager
 def terminal(columns: int) -> Iterator[tuple[TextIO, Callable[[], str]]]:
     """A real pseudo-terminal `columns` wide (0: of unknown size), as a text stream, and
-    what has been shown on it so far."""
+    what has been shown on it so far. Its screen is read all along, so that a writer never
+    waits on a full buffer."""
     master, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     stream = open(follower, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    received = bytearray()
+
+    def read_screen() -> None:
+        with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+            while chunk := os.read(master, 65536):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=read_screen, daemon=True)
+    reader.start()
 
     def shown() -> str:
         stream.flush()
-        received = b""
-        while select.select([master], [], [], 0.2)[0]:
-            received += os.read(master, 65536)
+        seen = -1
+        while seen != len(received):  # until nothing more arrives for a moment
+            seen = len(received)
+            time.sleep(0.2)
         return received.decode()
 
     try:
         yield stream, shown
     finally:
         stream.close()
+        reader.join(timeout=5)
         os.close(master)
