@@ -13,6 +13,7 @@ from kaggletts.cache import LineCache
 from kaggletts.errors import Incomplete, RunFailed
 from kaggletts.jobs import Job
 from kaggletts.notebook import NotebookSpec, find_notebook
+from kaggletts.progress import shown_in_notebook
 from kaggletts.result import Result
 from kaggletts.settings import Settings, load_settings
 
@@ -95,9 +96,10 @@ def execute(
     values = validate(spec, params, chosen.notebook_defaults(spec.name))
     runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
     job = Job.create(spec, values, backend, output_dir, runner.identity())
-    return run_job(
-        job, runner, force=force, cache=LineCache() if cache else None, verify=verify
-    )
+    with shown_in_notebook():
+        return run_job(
+            job, runner, force=force, cache=LineCache() if cache else None, verify=verify
+        )
 
 
 def run_job(

@@ -59,9 +59,9 @@ def cli(verbose: bool) -> None:
     """Run open text-to-speech notebooks (Qwen3-TTS, Chatterbox, eSpeak NG) on Kaggle's
     free GPUs or on this machine, with validated parameters and verified audio."""
     if sys.stderr.isatty():
-        from kaggletts.progress import TerminalProgress
+        from kaggletts.progress import for_terminal
 
-        handler: logging.Handler = TerminalProgress(sys.stderr)
+        handler: logging.Handler = for_terminal(sys.stderr)
     else:
         handler = logging.StreamHandler(sys.stderr)
         # A line per downloaded file says little in a log; a terminal draws them as a bar.

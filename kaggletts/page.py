@@ -52,7 +52,7 @@ tbody tr.warned { background: #f902; }
 td.num, td.number { font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.number { text-align: right; }
 td.text { overflow-wrap: anywhere; min-width: 12rem; }
-td.text a { display: block; font-size: .8rem; opacity: .7; }
+td.text .file { font-size: .8rem; opacity: .7; }
 audio { width: 15rem; height: 2rem; }
 .kv { font-size: .85rem; overflow-wrap: anywhere; }
 .kv span { display: inline-block; margin-right: .6rem; }
@@ -61,6 +61,10 @@ ul.warnings { margin: 0; padding-left: 1rem; color: #c60; }
 h2 { font-size: 1.1rem; margin: 1.5rem 0 .3rem; }
 tr.missing td { color: #c33; }
 """.strip()
+# The table in a notebook has its looks on its cells: a notebook front end loads no page's
+# stylesheet, and JupyterLab's own right-aligns table cells and centres them vertically.
+_CELL_STYLE = ' style="padding: .35em .6em; text-align: left; vertical-align: top"'
+_FILE_STYLE = ' style="font-size: .8em; opacity: .7"'
 
 
 @dataclass(frozen=True)
@@ -143,21 +147,23 @@ def notebook_html(result: Result) -> str:
         f"job {_escape(result.job_id)}: <code>{_escape(str(result.directory))}</code></p>"
     )
     cwd = Path.cwd()
-    return summary + clips_table(result, lambda path: _relative_url(path, cwd))
+    return summary + clips_table(result, lambda path: _relative_url(path, cwd), inline=True)
 
 
-def clips_table(result: Result, source: Callable[[Path], str]) -> str:
+def clips_table(result: Result, source: Callable[[Path], str], inline: bool = False) -> str:
     """One row per clip: number, text, player, duration, settings and the rest, RMS and
-    warnings. `source` turns a clip's path into the player's (relative) url."""
+    warnings. `source` turns a clip's path into the player's (relative) url; `inline`
+    styles the cells themselves, for a front end that shows no stylesheet of the page."""
+    cell = _CELL_STYLE if inline else ""
     rows = [
-        _clip_row(clip.get("line", number), clip, source(path))
+        _clip_row(clip.get("line", number), clip, source(path), inline)
         for number, (clip, path) in enumerate(zip(result.clips, result.audio, strict=True), 1)
     ]
+    heads = ("#", "text", "listen", "duration", "settings", "RMS", "warnings")
     return "\n".join(
         [
             '<table class="clips">',
-            "<thead><tr><th>#</th><th>text</th><th>listen</th><th>duration</th>"
-            "<th>settings</th><th>RMS</th><th>warnings</th></tr></thead>",
+            "<thead><tr>" + "".join(f"<th{cell}>{head}</th>" for head in heads) + "</tr></thead>",
             "<tbody>",
             *rows,
             "</tbody></table>",
@@ -296,7 +302,7 @@ def _kernel_urls(directory: Path) -> list[str]:
 # -- a clip's row --------------------------------------------------------------------------
 
 
-def _clip_row(number: int, clip: dict[str, Any], url: str) -> str:
+def _clip_row(number: int, clip: dict[str, Any], url: str, inline: bool) -> str:
     warnings = _warnings(clip)
     settings = clip.get("settings")
     extra = [(k, v) for k, v in clip.items() if k not in _OWN_COLUMNS + tuple(_HIDDEN_ON_PAGE)]
@@ -311,16 +317,17 @@ def _clip_row(number: int, clip: dict[str, Any], url: str) -> str:
     text = clip.get("text")
     name = str(clip.get("file", ""))
     row_class = ' class="warned"' if warnings else ""
+    cell, file_style = (_CELL_STYLE, _FILE_STYLE) if inline else ("", "")
     return (
         f'<tr id="clip-{number}"{row_class}>'
-        f'<td class="number">{number}</td>'
-        f'<td class="text">{_escape(text if isinstance(text, str) else _value_text(text))}'
-        f'<a href="{_escape(url)}">{_escape(name)}</a></td>'
-        f'<td><audio controls preload="none" src="{_escape(url)}"></audio></td>'
-        f'<td class="num">{_escape(_number_text(clip.get("duration"), "{:.2f} s"))}</td>'
-        f'<td class="kv">{settings_html}</td>'
-        f'<td class="num">{_escape(_number_text(clip.get("rms"), "{:.3f}"))}</td>'
-        f"<td>{warnings_html}</td></tr>"
+        f'<td class="number"{cell}>{number}</td>'
+        f'<td class="text"{cell}>{_escape(text if isinstance(text, str) else _value_text(text))}'
+        f'<div class="file"{file_style}><a href="{_escape(url)}">{_escape(name)}</a></div></td>'
+        f'<td{cell}><audio controls preload="none" src="{_escape(url)}"></audio></td>'
+        f'<td class="num"{cell}>{_escape(_number_text(clip.get("duration"), "{:.2f} s"))}</td>'
+        f'<td class="kv"{cell}>{settings_html}</td>'
+        f'<td class="num"{cell}>{_escape(_number_text(clip.get("rms"), "{:.3f}"))}</td>'
+        f"<td{cell}>{warnings_html}</td></tr>"
     )
 
 
@@ -335,7 +342,8 @@ def _warnings(clip: dict[str, Any]) -> list[str]:
 
 
 def _key_values(pairs: Iterable[tuple[str, Any]]) -> str:
-    return "".join(
+    # Spaced, so that the pairs stay apart where no stylesheet spaces them.
+    return " ".join(
         f"<span>{_escape(str(key))}={_escape(_value_text(value))}</span>" for key, value in pairs
     )
 

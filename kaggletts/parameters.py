@@ -792,9 +792,12 @@ def _short(value: Any) -> str:
 # The GPU a Kaggle push can ask for and the GPU notebooks run on: kaggle 2.2.5's cli.py names
 # it "GPU T4 x2"; no shape for one T4 is documented.
 T4_SHAPE = "NvidiaTeslaT4"
-WRONG_SHAPES = {
-    "NvidiaTeslaP100": "current PyTorch builds have no kernels for the P100 (sm_60), and "
-    "kaggle 2.2.5 says retired P100 sessions run on a replacement",
+# Shapes Kaggle no longer gives, refused for any notebook: asked for, they would give
+# another machine than the one named.
+RETIRED_SHAPES = {
+    "NvidiaTeslaP100": "Kaggle has retired the P100 (kaggle 2.2.5 warns that such a session "
+    "runs on the default NvidiaTeslaT4 instead), and current PyTorch builds have no kernels "
+    "for it (sm_60)",
 }
 
 
@@ -804,10 +807,16 @@ def check_kaggle_kernel(
     """Refuse, before anything is pushed, a Kaggle kernel the notebook cannot run in, which
     would otherwise be found only after its install and download: a GPU notebook on any
     machine but a T4, without the internet its install and weights need, or with settings
-    a T4 runs badly; a machine shape for a notebook that uses no GPU."""
+    a T4 runs badly; a machine shape for a notebook that uses no GPU; for any notebook, a
+    shape Kaggle has retired."""
+    name = f"notebook {spec.name!r}"
+    retired = RETIRED_SHAPES.get(str(options.machine_shape))
+    if retired is not None:
+        raise UsageError(
+            f"{name}: machine shape {options.machine_shape}: {retired}; ask for {T4_SHAPE}"
+        )
     if spec.plain:
         return  # a plain notebook's machine is whatever the options name
-    name = f"notebook {spec.name!r}"
     if not spec.kernel.enable_gpu:
         if options.machine_shape:
             raise UsageError(
@@ -817,10 +826,10 @@ def check_kaggle_kernel(
     else:
         shape = options.machine_shape or spec.kernel.machine_shape
         if shape != T4_SHAPE:
-            why = WRONG_SHAPES.get(str(shape), "a GPU of compute capability 7.0 or more is needed")
             raise UsageError(
                 f"{name} runs only on Kaggle's T4s (machine shape {T4_SHAPE}), "
-                f"not {shape or 'a kernel without one'}: {why}"
+                f"not {shape or 'a kernel without one'}: a GPU of compute capability 7.0 or "
+                "more is needed"
             )
         for rule in spec.kernel.t4_refuses:
             if _holds(spec, values, rule["when"]):

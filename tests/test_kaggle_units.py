@@ -254,9 +254,12 @@ def test_each_downloaded_file_reports_its_progress(server, tmp_path, caplog):
     digest = hashlib.sha256(body).hexdigest()
     wanted = [Wanted(f"00{n}-x.wav", len(body), digest) for n in (1, 2, 3)]
     caplog.set_level(logging.INFO, logger="kaggletts.download")
-    Downloader(requests.Session(), RetryPolicy(attempts=2)).fetch_all(
-        wanted, tmp_path, lambda *_: url, "k-1 download"
-    )
+    Downloader(
+        requests.Session(), RetryPolicy(attempts=2), where="k-1 download", label="espeak download"
+    ).fetch_all(wanted, tmp_path, lambda *_: url)
     progress = [r.progress for r in caplog.records if getattr(r, "progress", None)]
-    assert sorted(p.done for p in progress) == [1, 2, 3]
-    assert {p.total for p in progress} == {3} and {p.where for p in progress} == {"k-1 download"}
+    assert sorted(p.files for p in progress) == [1, 2, 3]
+    assert sorted(p.bytes for p in progress) == [64, 128, 192]
+    assert {(p.total_files, p.total_bytes, p.where, p.label) for p in progress} == {
+        (3, 192, "k-1 download", "espeak download")
+    }

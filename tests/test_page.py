@@ -207,6 +207,68 @@ def test_a_page_of_1000_lines_keeps_its_header_in_view_and_fits_the_width(
     assert layout["overflow"] <= 0, "the page is wider than the window"
 
 
+# JupyterLab's rules for a table in a cell's HTML output (its rendermime base.css): cells
+# right-aligned and centred vertically, half an em of padding, no borders, a fixed layout.
+JUPYTERLAB_TABLES = """
+.jp-RenderedHTMLCommon table { border-collapse: collapse; border-spacing: 0; border: none;
+  font-size: 13px; table-layout: fixed; margin-left: auto; margin-right: auto; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon tr {
+  vertical-align: middle; padding: .5em; line-height: normal; white-space: normal;
+  max-width: none; border: none; text-align: right; }
+.jp-RenderedHTMLCommon tbody tr:nth-child(even) { background: #f5f5f5; }
+"""
+# What the test reads in the page: each cell's padding and alignment, and where a text
+# cell's text and its file name are drawn.
+TABLE_LAYOUT = """
+[...document.querySelectorAll('table.clips tr')].map(row => [...row.cells].map(cell => {
+  const style = getComputedStyle(cell);
+  const text = cell.firstChild && cell.firstChild.nodeType === Node.TEXT_NODE
+    ? (() => { const r = document.createRange(); r.selectNode(cell.firstChild);
+               return r.getBoundingClientRect(); })() : null;
+  const link = cell.querySelector('a');
+  return {padding: parseFloat(style.paddingLeft), align: style.textAlign,
+          shown: cell.innerText, textBottom: text && text.bottom,
+          linkTop: link && link.getBoundingClientRect().top};
+}))
+"""
+
+
+def jupyter_output_page(result: Result, folder: Path, stylesheet: str) -> Path:
+    """The result's HTML as a notebook front end shows it: inside an output element, with
+    the front end's stylesheet or none."""
+    page = folder / f"jupyter-output-{len(stylesheet)}.html"
+    page.write_text(
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{stylesheet}</style></head>'
+        f'<body><div class="jp-RenderedHTMLCommon">{result._repr_html_()}</div></body></html>',
+        encoding="utf-8",
+    )
+    return page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stylesheet", ["", JUPYTERLAB_TABLES], ids=["plain", "jupyterlab"])
+def test_the_jupyter_table_keeps_text_file_and_cells_apart_with_or_without_jupyterlab_styles(
+    result: Result, browser: Chromium, monkeypatch: pytest.MonkeyPatch, stylesheet: str
+) -> None:
+    notebook_folder = result.directory.parent.parent
+    monkeypatch.chdir(notebook_folder)
+    browser.open(jupyter_output_page(result, notebook_folder, stylesheet).as_uri())
+    header, *rows = browser.evaluate(TABLE_LAYOUT)
+
+    assert [cell["shown"] for cell in header][:2] == ["#", "text"]
+    for cell in [*header, *(cell for row in rows for cell in row)]:
+        assert cell["padding"] >= 5, f"cells are not padded apart: {cell}"
+        assert cell["align"] == "left", f"a cell is not left-aligned: {cell}"
+    for row, text, path in zip(rows, TEXTS, result.audio, strict=True):
+        text_cell = row[1]
+        assert text_cell["shown"].split("\n") == [text, path.name], text_cell
+        assert text_cell["linkTop"] >= text_cell["textBottom"], "the file name runs on the text"
+    assert "pitch=50 rate=175 voice=en-gb" in rows[1][4]["shown"]
+
+    spread, levels = luminance_spread(browser.screenshot())
+    assert spread > 20 and levels > 20, f"the screenshot looks blank ({spread=}, {levels=})"
+
+
 # -- the header and what clips may carry -----------------------------------------------------
 
 

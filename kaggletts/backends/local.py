@@ -90,8 +90,8 @@ class LocalBackend:
                 kernel_name="python3",
                 progress_bar=False,
                 timeout_func=self._time_limit(deadline),
-                stdout_file=KernelLines(job.id, on_progress=self.on_progress),
-                stderr_file=KernelLines(job.id, logging.DEBUG),
+                stdout_file=KernelLines(job.id, on_progress=self.on_progress, label=job.spec.name),
+                stderr_file=KernelLines(job.id, logging.DEBUG, label=job.spec.name),
                 # The kernel's own start-up warnings (a loopback TCP connection without
                 # encryption) are noise; its errors go to a file in the job folder.
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],

@@ -17,7 +17,7 @@ import requests
 
 from kaggletts.backends.kaggle.retry import RetryPolicy, TransientError
 from kaggletts.errors import KaggleUnreachable, RunFailed
-from kaggletts.progress import Progress
+from kaggletts.progress import DownloadProgress
 from kaggletts.result import sha256_of
 
 log = logging.getLogger("kaggletts")
@@ -59,6 +59,9 @@ class Downloader:
     session: requests.Session
     policy: RetryPolicy
     workers: int = 4
+    # The download's key on its log records, and its name on a bar.
+    where: str = "download"
+    label: str = "download"
     bytes_fetched: int = 0
     _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -67,18 +70,23 @@ class Downloader:
         wanted: list[Wanted],
         directory: Path,
         url_for: Callable[[str, bool], str],
-        where: str = "download",
     ) -> list[Path]:
         """Download `wanted` into `directory`; `url_for(name, refresh)` gives each URL.
-        Each file done is logged with its Progress, which a terminal shows as a bar."""
-        done = 0
+        Each file done is logged with the files and bytes so far, which a terminal or a
+        notebook shows as a bar."""
+        sizes = [item.size for item in wanted]
+        total_bytes = None if None in sizes else sum(size or 0 for size in sizes)
+        files = received = 0
 
         def fetch_one(item: Wanted) -> Path:
-            nonlocal done
+            nonlocal files, received
             path = self.fetch(item, directory, url_for)
             with self._count_lock:
-                done += 1
-                progress = Progress(where, done, len(wanted), item.name)
+                files += 1
+                received += path.stat().st_size
+                progress = DownloadProgress(
+                    self.where, self.label, files, len(wanted), received, total_bytes, item.name
+                )
             download_log.info("  downloaded %s", item.name, extra={"progress": progress})
             return path
 

@@ -25,6 +25,7 @@ from kaggletts.errors import RunFailed
 from kaggletts.kernel.support import LEDGER_FILE
 from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
 from kaggletts.notebook import find_failure
+from kaggletts.progress import run_label
 from kaggletts.result import (
     EXECUTED_NOTEBOOK,
     NOTEBOOK_FILES,
@@ -103,7 +104,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     """Download and verify what the shard's run made; returns how many clips."""
     directory = Path(shard.directory)
     listing = Listing(ctx, shard, ctx.settings.outputs_wait if patience is None else patience)
-    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    downloader = _downloader(ctx, shard)
     if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
         return _collect_from_ledger(ctx, shard, listing, downloader)
     downloader.fetch(
@@ -116,10 +117,19 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
         return 0
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
     wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
-    downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
+    downloader.fetch_all(wanted, directory, listing.url_for)
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %s", shard.label, counted(len(wanted) + 1, "file"))
     return len(clips)
+
+
+def _downloader(ctx: RunContext, shard: Shard) -> Downloader:
+    """The shard's downloads, shown as `<notebook> [shard k/n] download`."""
+    label = run_label(ctx.job.spec.name, shard.index, len(ctx.run.shards))
+    return Downloader(
+        requests.Session(), ctx.settings.retry, ctx.settings.download_workers,
+        where=f"{shard.slug} download", label=f"{label} download",
+    )
 
 
 def _collect_every_file(shard: Shard, listing: Listing, downloader: Downloader) -> int:
@@ -136,13 +146,12 @@ def _collect_every_file(shard: Shard, listing: Listing, downloader: Downloader) 
             f"write: {', '.join(repr(name) for name in unsafe[:5])}"
         )
     renamed = [name for name in names if not is_output_name(name)]
-    where = f"{shard.slug} download"
     downloader.fetch_all(
-        [Wanted(name) for name in names if is_output_name(name)], directory, listing.url_for,
-        where,
+        [Wanted(name) for name in names if is_output_name(name)], directory, listing.url_for
     )
-    downloader.fetch_all([Wanted(name) for name in renamed], directory / NOTEBOOK_FILES,
-                         listing.url_for, where)
+    downloader.fetch_all(
+        [Wanted(name) for name in renamed], directory / NOTEBOOK_FILES, listing.url_for
+    )
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     if renamed:
         log.warning(
@@ -175,7 +184,7 @@ def _collect_from_ledger(
         for entry in spoken
         if clip_problem(entry.clip) is None
     ]
-    downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
+    downloader.fetch_all(wanted, directory, listing.url_for)
     if EXECUTED_NOTEBOOK in listing.urls:
         downloader.fetch(
             Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
@@ -198,7 +207,7 @@ def salvage(
     more, and its kernel is about to be deleted."""
     patience = 0.0 if running else min(ctx.settings.outputs_wait, 30)
     listing = Listing(ctx, shard, patience, files_may_never_come=True)
-    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    downloader = _downloader(ctx, shard)
     kept = 0
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
         if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:

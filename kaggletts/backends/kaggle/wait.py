@@ -11,7 +11,7 @@ from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import RemoteStatus
 from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
-from kaggletts.progress import KernelLines
+from kaggletts.progress import KernelLines, run_label
 
 log = logging.getLogger("kaggletts")
 # States after which a session does no more work.
@@ -39,7 +39,11 @@ def follow_log(ctx: RunContext, shard: Shard, ended: threading.Event) -> None:
     """Pass the session's log lines on as they come (kernel progress included), through
     reconnects, skipping lines already passed on. Whatever goes wrong here is logged and
     never touches the run: the log is a view of it, not part of it."""
-    lines = KernelLines(shard.slug, on_progress=ctx.settings.on_progress)
+    lines = KernelLines(
+        shard.slug,
+        on_progress=ctx.settings.on_progress,
+        label=run_label(ctx.job.spec.name, shard.index, len(ctx.run.shards)),
+    )
     seen, pause = 0, 1.0
     while not (ended.is_set() or ctx.stop.is_set()):
         try:
