@@ -58,6 +58,7 @@ ENCODINGS = {
     )
 }
 SUFFIXES = ", ".join(ENCODINGS)
+FORMAT_NAMES = [suffix.removeprefix(".") for suffix in ENCODINGS]
 
 
 def encoding_for(path: str | os.PathLike[str]) -> Encoding:
@@ -75,8 +76,7 @@ def encoding_named(name: str) -> Encoding:
     """The encoding of a format named without its dot (mp3), or a UsageError."""
     found = ENCODINGS.get(f".{name.lower().lstrip('.')}")
     if found is None:
-        accepted = ", ".join(suffix[1:] for suffix in ENCODINGS)
-        raise UsageError(f"no audio format {name!r}: kaggletts writes {accepted}")
+        raise UsageError(f"no audio format {name!r}: kaggletts writes {', '.join(FORMAT_NAMES)}")
     return found
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from kaggletts.audio import ENCODINGS, FORMAT_NAMES
 from kaggletts.errors import KaggleTTSError
 
 log = logging.getLogger("kaggletts")
@@ -251,7 +252,7 @@ def confirmed(yes: bool, question: str) -> bool:
     "--format",
     "clip_formats",
     multiple=True,
-    type=click.Choice(["mp3", "flac", "ogg", "wav"], case_sensitive=False),
+    type=click.Choice(FORMAT_NAMES, case_sensitive=False),
     help="Also give each clip in this format, beside its WAV. Repeatable.",
 )
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
@@ -293,7 +294,6 @@ def run(
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
     with lines missing exits 4; running the same command again speaks only those."""
     from kaggletts import api, parameters
-    from kaggletts.audio import ENCODINGS
     from kaggletts.errors import Incomplete, UsageError
     from kaggletts.notebook import find_notebook
 
