@@ -140,7 +140,7 @@ def join(
     try:
         with _encoding_into(destination, encoding, clips[0]) as encoder:
             for number, clip in enumerate(clips):
-                if number:
+                if number and pause_seconds > 0:
                     encoder.silence(pause_seconds)
                 encoder.clip(clip)
         return encoder.seconds

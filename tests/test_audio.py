@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 import kaggletts
-from kaggletts.audio import LINE_PAUSE_SECONDS, RequestedAudio, join, line_ranges
+from kaggletts.audio import ENCODINGS, LINE_PAUSE_SECONDS, RequestedAudio, join, line_ranges
 
 FORMATS = [".wav", ".mp3", ".flac", ".ogg"]
 # The lossless formats keep every sample; MP3 and Opus carry their encoder delay in the
@@ -113,6 +113,19 @@ def test_an_unknown_extension_or_format_is_refused_naming_those_accepted(tmp_pat
     (tmp_path / "folder.wav").mkdir()
     with pytest.raises(kaggletts.UsageError, match="is a folder"):
         RequestedAudio.check(tmp_path / "folder.wav")
+
+
+def test_clip_formats_are_taken_once_each_and_wav_is_the_clips_own(tmp_path):
+    assert RequestedAudio.check(None, "MP3").clip_encodings == (ENCODINGS[".mp3"],)
+    asked = RequestedAudio.check(tmp_path / "out.FLAC", ["ogg", "wav", "mp3", "ogg"])
+    assert asked.clip_encodings == (ENCODINGS[".ogg"], ENCODINGS[".mp3"])
+    assert asked.joined == tmp_path / "out.FLAC"
+
+
+def test_clips_join_without_a_pause_when_asked(tmp_path):
+    clips = [tone(tmp_path / f"{n}.wav", 0.25, 16000, 8000) for n in range(3)]
+    assert join(clips, tmp_path / "tight.wav", pause_seconds=0) == pytest.approx(0.75)
+    assert soundfile.info(str(tmp_path / "tight.wav")).frames == 3 * 4000
 
 
 def test_line_numbers_read_as_ranges():
