@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kaggletts import parameters
+from kaggletts.audio import RequestedAudio
 from kaggletts.backends import Backend, get_backend
 from kaggletts.cache import LineCache
 from kaggletts.errors import Incomplete, RunFailed
@@ -69,6 +70,8 @@ def execute(
     cache: bool = True,
     verify: bool = False,
     settings: Settings | None = None,
+    output: str | os.PathLike[str] | None = None,
+    formats: str | Sequence[str] = (),
     **backend_options: Any,
 ) -> Result:
     """Run `notebook` (a shipped name such as "qwen", or a path) with `params`.
@@ -87,7 +90,13 @@ def execute(
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces
     the kernel settings as a whole.
+
+    `output` names one audio file (.wav, .mp3, .flac or .ogg) to write the clips into,
+    joined in line order with a short pause between them; `formats` ("mp3", ...) give
+    each clip in those formats too, beside its WAV. Both are written once the run ends,
+    from the clips it made, also when it ends with lines missing.
     """
+    requested = RequestedAudio.check(output, formats)
     chosen = settings or load_settings()
     spec = find_notebook(notebook)
     backend = backend or chosen.backend or default_backend(spec)
@@ -97,9 +106,15 @@ def execute(
     runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
     job = Job.create(spec, values, backend, output_dir, runner.identity())
     with shown_in_notebook():
-        return run_job(
-            job, runner, force=force, cache=LineCache() if cache else None, verify=verify
-        )
+        try:
+            result = run_job(
+                job, runner, force=force, cache=LineCache() if cache else None, verify=verify
+            )
+        except Incomplete as partial:
+            requested.write(partial.result)
+            raise
+    requested.write(result)
+    return result
 
 
 def run_job(

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from kaggletts.audio import ENCODINGS, FORMAT_NAMES
 from kaggletts.errors import KaggleTTSError
 
 log = logging.getLogger("kaggletts")
@@ -270,6 +271,21 @@ def confirmed(yes: bool, question: str) -> bool:
     help="Where the notebook runs [default: kaggle for GPU notebooks, else local].",
 )
 @output_option
+@click.option(
+    "-o",
+    "--output",
+    "output_file",
+    metavar="FILE",
+    help="Also write the clips joined in line order, a short pause between them, as this "
+    "one file; its extension names the format: .wav, .mp3, .flac or .ogg (Opus).",
+)
+@click.option(
+    "--format",
+    "clip_formats",
+    multiple=True,
+    type=click.Choice(FORMAT_NAMES, case_sensitive=False),
+    help="Also give each clip in this format, beside its WAV. Repeatable.",
+)
 @click.option("--force", is_flag=True, help="Run again even if this request has a stored result.")
 @click.option(
     "--no-cache",
@@ -297,6 +313,8 @@ def run(
     text: str | None,
     backend: str | None,
     output_dir: str | None,
+    output_file: str | None,
+    clip_formats: tuple[str, ...],
     force: bool,
     no_cache: bool,
     verify: bool,
@@ -307,9 +325,14 @@ def run(
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
     with lines missing exits 4; running the same command again speaks only those."""
     from kaggletts import api, parameters
-    from kaggletts.errors import Incomplete
+    from kaggletts.errors import Incomplete, UsageError
     from kaggletts.notebook import find_notebook
 
+    if output_dir and Path(output_dir).suffix.lower() in ENCODINGS:
+        raise UsageError(
+            f"--out {output_dir} names the folder jobs are kept in; -o {output_dir} writes "
+            "the clips as one audio file"
+        )
     if text is not None:
         pairs = (("text", text), *pairs)
     sources: list[str | parameters.ParameterSet] = [
@@ -327,7 +350,8 @@ def run(
     try:
         result = api.execute(
             notebook, sources, backend=backend, force=force, cache=not no_cache,
-            verify=verify, settings=settings, **options,
+            verify=verify, settings=settings, output=output_file, formats=clip_formats,
+            **options,
         )
     except Incomplete as partial:
         report(partial.result, as_json)
