@@ -101,8 +101,8 @@ class Listing:
 def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int:
     """Download and verify what the shard's run made; returns how many clips."""
     directory = Path(shard.directory)
-    listing = Listing(ctx, shard, ctx.settings.outputs_wait if patience is None else patience)
-    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    listing = Listing(ctx, shard, ctx.backend.outputs_wait if patience is None else patience)
+    downloader = Downloader(requests.Session(), ctx.backend.retry, ctx.backend.download_workers)
     if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
         return _collect_from_ledger(ctx, shard, listing, downloader)
     downloader.fetch(
@@ -192,9 +192,9 @@ def salvage(
     many were kept, and the listing and downloader for anything else wanted of it. A
     running session's outputs are listed once: nothing says a later listing would hold
     more, and its kernel is about to be deleted."""
-    patience = 0.0 if running else min(ctx.settings.outputs_wait, 30)
+    patience = 0.0 if running else min(ctx.backend.outputs_wait, 30)
     listing = Listing(ctx, shard, patience, files_may_never_come=True)
-    downloader = Downloader(requests.Session(), ctx.settings.retry, ctx.settings.download_workers)
+    downloader = Downloader(requests.Session(), ctx.backend.retry, ctx.backend.download_workers)
     kept = 0
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
         if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
