@@ -14,7 +14,7 @@ from kaggletts.errors import Incomplete, RunFailed
 from kaggletts.jobs import Job
 from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.result import Result
-from kaggletts.settings import Settings, load_settings
+from kaggletts.settings import Settings, checked_options, load_settings
 
 log = logging.getLogger("kaggletts")
 ParamSource = Mapping[str, Any] | str | os.PathLike | parameters.ParameterSet
@@ -78,8 +78,9 @@ def execute(
     is true. Lines spoken before with the same notebook and settings (by any request) are
     taken from the line cache unless `cache` is false. A stored result is returned only
     when its clips are there at their sizes (and, with `verify`, their sha256).
-    `backend_options` are the backend's settings (for Kaggle: `timeout` as seconds or
-    "10m", `shards`, `kernel`, `endpoint`, ...); an unknown one is refused.
+    `backend_options` are the backend's options (for Kaggle: `timeout` as seconds or
+    "10m", `shards`, `kernel`, `endpoint`, ...), each that is also a setting checked as
+    the setting is; an unknown one is refused.
 
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces
@@ -91,7 +92,8 @@ def execute(
     output_dir = output_dir or chosen.output_dir
     # Bad parameters are reported before anything else is asked for (credentials, say).
     values = validate(spec, params, chosen.notebook_defaults(spec.name))
-    runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
+    given = checked_options(backend, backend_options, "kaggletts.execute")
+    runner = get_backend(backend, **{**chosen.backend_options(backend), **given})
     job = Job.create(spec, values, backend, output_dir, runner.identity())
     return run_job(
         job, runner, force=force, cache=LineCache() if cache else None, verify=verify
