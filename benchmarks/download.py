@@ -71,20 +71,20 @@ def push_writer(remote: Any, folder: Path, slug: str, count: int, size: int) -> 
 def collector(url: str, slug: str, out: Path) -> Callable[[], int]:
     """The backend's `collect` for the kernel `slug` as a completed shard whose folder is
     `out`; the call returns the bytes downloaded. `collect` reads only the context's remote,
-    settings and stop event: the job around it is a stand-in request."""
+    backend and stop event: the job around it is a stand-in request."""
     from kaggletts.api import prepare
     from kaggletts.backends.kaggle import KaggleBackend
     from kaggletts.backends.kaggle.context import RunContext
     from kaggletts.backends.kaggle.outputs import LOG_FILE, collect
     from kaggletts.backends.kaggle.records import KaggleRun, RunStore, Shard, ShardState
 
-    settings = KaggleBackend(endpoint=url, credentials=common.credentials())
-    remote = settings.remote()
+    backend = KaggleBackend(endpoint=url, credentials=common.credentials())
+    remote = backend.remote()
     stem, attempt = slug.rsplit("-", 1)
     shard = Shard(1, stem, {}, str(out), attempt=int(attempt), state=ShardState.COMPLETE)
     job = prepare("espeak", {"text": "stand-in"}, "kaggle", out.parent / f"{out.name}-job")
     run = KaggleRun(remote.endpoint, remote.username, [shard])
-    ctx = RunContext(job, remote, RunStore(job), run, settings, time.time() + 3600)
+    ctx = RunContext(job, remote, RunStore(job), run, backend, time.time() + 3600)
 
     def download() -> int:
         collect(ctx, shard)

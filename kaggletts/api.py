@@ -16,7 +16,7 @@ from kaggletts.jobs import Job
 from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.progress import shown_in_notebook
 from kaggletts.result import Result
-from kaggletts.settings import Settings, load_settings
+from kaggletts.settings import Settings, checked_options, load_settings
 
 log = logging.getLogger("kaggletts")
 ParamSource = Mapping[str, Any] | str | os.PathLike | parameters.ParameterSet
@@ -82,10 +82,10 @@ def execute(
     is true. Lines spoken before with the same notebook and settings (by any request) are
     taken from the line cache unless `cache` is false. A stored result is returned only
     when its clips are there at their sizes (and, with `verify`, their sha256).
-    `backend_options` are the backend's settings: on every backend `timeout` (seconds or
+    `backend_options` are the backend's options: on every backend `timeout` (seconds or
     "10m": no line is started after it) and `on_progress` (called with each line's
-    Progress); for Kaggle also `shards`, `kernel`, `endpoint`, ...; an unknown one is
-    refused.
+    Progress); for Kaggle also `shards`, `kernel`, `endpoint`, ...; each that is also a
+    setting is checked as the setting is; an unknown one is refused.
 
     What the call leaves out comes from `settings` (by default those found from here:
     pyproject.toml, the user file, KAGGLETTS_* variables); an explicit `kernel=` replaces
@@ -103,7 +103,8 @@ def execute(
     output_dir = output_dir or chosen.output_dir
     # Bad parameters are reported before anything else is asked for (credentials, say).
     values = validate(spec, params, chosen.notebook_defaults(spec.name))
-    runner = get_backend(backend, **{**chosen.backend_options(backend), **backend_options})
+    given = checked_options(backend, backend_options, "kaggletts.execute")
+    runner = get_backend(backend, **{**chosen.backend_options(backend), **given})
     job = Job.create(spec, values, backend, output_dir, runner.identity())
     with shown_in_notebook():
         try:

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaggletts import environment
 from kaggletts.jobs import Job, batch_lines
 from kaggletts.kernel import support
 from kaggletts.ledger import read_ledger
 from kaggletts.result import Result, sha256_of
 
 log = logging.getLogger("kaggletts")
-CACHE_DIR_VARIABLE = "KAGGLETTS_CACHE_DIR"
 DEFAULT_MAX_BYTES = 5 * 1024**3
 # Settings that place or time a run, or number its lines: none changes a line's audio.
 _NOT_IN_KEY = frozenset(
@@ -166,9 +166,9 @@ class LineCache:
 def default_directory() -> Path:
     import platformdirs
 
-    configured = os.environ.get(CACHE_DIR_VARIABLE)
+    configured = environment.cache_dir()
     if configured:
-        return Path(configured)
+        return configured
     return platformdirs.user_cache_path("kaggletts", appauthor=False) / "lines"
 
 

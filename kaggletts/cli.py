@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from kaggletts import environment
 from kaggletts.audio import ENCODINGS, FORMAT_NAMES
 from kaggletts.errors import KaggleTTSError
 
@@ -819,7 +819,7 @@ def main() -> None:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except Exception as error:
-        if os.environ.get("KAGGLETTS_DEBUG"):
+        if environment.debug():
             raise
         click.echo(
             f"internal error: {type(error).__name__}: {error}\n"

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from papermill.engines import Engine
 
+from kaggletts.durations import parse_duration
 from kaggletts.errors import RunFailed, UsageError
 from kaggletts.jobs import Job
 from kaggletts.progress import Progress, kernel_log
@@ -61,8 +62,9 @@ class EngineOptions:
     # GPU only when one is named.
     machine_shape: str | None = None
     enable_internet: bool | None = None
-    # The session's time budget, seconds or a text such as "45m" (or --execution-timeout).
-    timeout: float | str | None = None
+    # The session's time budget in seconds, given as seconds or a text such as "45m" (or
+    # as --execution-timeout).
+    timeout: float | None = None
     # Where the outputs go, as `<output_dir>/<notebook>/<job id>/`; by default the folder
     # `<output notebook's name>-outputs` beside the output notebook.
     output_dir: str | os.PathLike | None = None
@@ -82,6 +84,8 @@ class EngineOptions:
                     f"the kaggle engine takes no option {name!r}{hint} "
                     f"(it takes: {', '.join(names)})"
                 )
+        if kwargs.get("timeout") is not None:
+            kwargs = {**kwargs, "timeout": parse_duration(kwargs["timeout"], "timeout")}
         return cls(**kwargs)
 
 
@@ -133,8 +137,8 @@ class KaggleEngine(Engine):
 
 
 def time_budget(
-    execution_timeout: float | None, start_timeout: float | None, timeout: float | str | None
-) -> float | str | None:
+    execution_timeout: float | None, start_timeout: float | None, timeout: float | None
+) -> float | None:
     """The session's time budget. Kaggle has no per-cell timeout, so --execution-timeout
     bounds the whole run; the start of a session (its place in Kaggle's queue, the image's
     start) is Kaggle's to schedule, so --start-timeout has nothing to bound."""
@@ -162,9 +166,7 @@ class PapermillRun:
     """One papermill execution on Kaggle: the request made from what papermill handed
     over, its job, and the executed notebook it came back with."""
 
-    def __init__(
-        self, nb_man: Any, options: EngineOptions, budget: float | str | None, name: str
-    ):
+    def __init__(self, nb_man: Any, options: EngineOptions, budget: float | None, name: str):
         from kaggletts.settings import load_settings
 
         self.nb_man, self.options, self.budget = nb_man, options, budget

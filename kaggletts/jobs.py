@@ -60,7 +60,8 @@ class CannotWrite(UsageError):
 
 
 def output_root(output_dir: str | os.PathLike | None) -> Path:
-    return Path(output_dir or os.environ.get("KAGGLETTS_OUTPUT") or DEFAULT_OUTPUT_DIR)
+    """`output_dir`, as the settings (which read $KAGGLETTS_OUTPUT) or the caller chose it."""
+    return Path(output_dir or DEFAULT_OUTPUT_DIR)
 
 
 def batch_lines(params: dict[str, Any]) -> list[Any]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from kaggletts import environment
 from kaggletts.errors import UsageError
 from kaggletts.kernel import support
 from kaggletts.notebook import NotebookSpec, data_dir
@@ -575,7 +576,7 @@ class InputFile:
 def _inputs_root() -> Path:
     """Where the notebooks' find_input looks for a relative path: Kaggle's mounts, or the
     folder KAGGLETTS_INPUT_ROOT names for local and emulated runs."""
-    return Path(os.environ.get("KAGGLETTS_INPUT_ROOT", KAGGLE_INPUT_MOUNT))
+    return environment.input_root() or Path(KAGGLE_INPUT_MOUNT)
 
 
 def _locate(value: str, folder: Path | None) -> InputFile | None:

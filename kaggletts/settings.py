@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import difflib
 import enum
-import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from kaggletts import parameters
+from kaggletts import environment, parameters
+from kaggletts.backends.kaggle.options import KERNEL_OPTIONS, KaggleOptions, KernelOptions
+from kaggletts.durations import parse_duration
 from kaggletts.errors import UsageError
 
 TOOL_TABLE = ("tool", "kaggletts")
@@ -45,7 +46,8 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: its dotted name (`kaggle.shards`), type, bounds and environment variable."""
+    """One setting: its dotted name (`kaggle.shards`, a KaggleOptions or KernelOptions field
+    for `kaggle.*`), type, bounds and environment variable."""
 
     name: str
     kind: Kind
@@ -59,30 +61,30 @@ class Key:
 
     @property
     def variable(self) -> str:
-        return self.env or "KAGGLETTS_" + self.name.replace(".", "_").upper()
+        return self.env or environment.PREFIX + self.name.replace(".", "_").upper()
 
-    def refusal(self, value: Any) -> str | None:
-        """Why `value` is not acceptable for this key, or None."""
+    def parse(self, value: Any, where: str) -> Any:
+        """`value` as this key's typed value (a duration in seconds, a list as a tuple), or a
+        UsageError naming `where`, the key and what is wrong."""
         if not _has_kind(value, self.kind):
-            return f"must be {self.kind.value}, not {type(value).__name__} {value!r}"
+            self.refuse(where, f"must be {self.kind.value}, not {type(value).__name__} {value!r}")
         if self.kind is Kind.DURATION:
-            from kaggletts.durations import parse_duration
-
-            try:
-                value = parse_duration(value, self.name)
-            except UsageError as error:
-                return str(error).removeprefix(self.name + " ")
+            value = parse_duration(value, f"{where}: {self.name}")
+        if self.kind is Kind.TEXT_LIST:
+            value = tuple(value)
         if self.low is not None and value < self.low:
-            return f"{value} is below the minimum {self.low:g}"
+            self.refuse(where, f"{value} is below the minimum {self.low:g}")
         if self.high is not None and value > self.high:
-            return f"{value} is over the maximum {self.high:g}"
+            self.refuse(where, f"{value} is over the maximum {self.high:g}")
         if self.choices and value not in self.choices:
-            return (
-                f"{value!r} is not one of {', '.join(self.choices)}{_suggest(value, self.choices)}"
-            )
+            suggestion = _suggest(value, self.choices)
+            self.refuse(where, f"{value!r} is not one of {', '.join(self.choices)}{suggestion}")
         if self.name == "kaggle.endpoint" and not re.match(r"https?://[^/\s]+", value):
-            return f"{value!r} is not an http(s) URL"
-        return None
+            self.refuse(where, f"{value!r} is not an http(s) URL")
+        return value
+
+    def refuse(self, where: str, why: str) -> NoReturn:
+        raise UsageError(f"{where}: {self.name} {why}")
 
 
 KEYS: tuple[Key, ...] = (
@@ -145,31 +147,14 @@ KEY_BY_NAME = {key.name: key for key in KEYS}
 
 
 @dataclass(frozen=True)
-class KaggleSettings:
-    """Kaggle backend options; None means not set (the backend's own default applies)."""
-
-    endpoint: str | None = None
-    machine_shape: str | None = None
-    enable_internet: bool | None = None
-    is_private: bool | None = None
-    dataset_sources: tuple[str, ...] | None = None
-    shards: int | None = None
-    # A duration as written ("20m") or seconds; the backend parses it.
-    timeout: float | str | None = None
-    keep_kernels: bool | None = None
-    gpu_sessions: int | None = None
-    # A duration as written ("2h") or seconds; the backend parses it.
-    ask_above: float | str | None = None
-
-
-@dataclass(frozen=True)
 class Settings:
     """The effective settings. `origins` says where each set value came from: a file and
     line, an environment variable, or the command line."""
 
     backend: str | None = None
     output_dir: str | None = None
-    kaggle: KaggleSettings = field(default_factory=KaggleSettings)
+    # The Kaggle backend's options: the defaults under the values set.
+    kaggle: KaggleOptions = field(default_factory=KaggleOptions)
     # Parameter defaults per notebook name, carrying their file and line for messages.
     notebooks: Mapping[str, parameters.ParameterSet] = field(default_factory=dict)
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -178,11 +163,12 @@ class Settings:
     from_project: frozenset[str] = frozenset()
 
     def value(self, name: str) -> Any:
-        """A setting by its dotted name (`kaggle.shards`); None when not set."""
-        owner: Any = self
-        for part in name.split("."):
-            owner = getattr(owner, part)
-        return owner
+        """A setting by its dotted name (`kaggle.shards`); its default when not set (which
+        `origins` tells)."""
+        if not name.startswith("kaggle."):
+            return getattr(self, name)
+        option = name.removeprefix("kaggle.")
+        return getattr(self.kaggle.kernel if option in KERNEL_OPTIONS else self.kaggle, option)
 
     def overridden(self, values: Mapping[str, Any], origin: str) -> Settings:
         """These settings under explicit values (dotted names; None means not given)."""
@@ -203,23 +189,12 @@ class Settings:
         return self.notebooks.get(notebook, parameters.ParameterSet())
 
     def backend_options(self, backend: str) -> dict[str, Any]:
-        """Keyword arguments for `get_backend(backend, ...)` from the values that are set.
-        The local backend has no options: Kaggle settings in a file do not apply to it."""
+        """Keyword arguments for `get_backend(backend, ...)`: the backend's options. The
+        local backend has none: Kaggle settings in a file do not apply to it."""
         if backend != "kaggle":
             return {}
         self.refuse_project_endpoint()
-        from kaggletts.backends.kaggle.kernel import KernelOptions
-
-        kernel_names = {f.name for f in fields(KernelOptions)}
-        options: dict[str, Any] = {}
-        kernel: dict[str, Any] = {}
-        for f in fields(KaggleSettings):
-            value = getattr(self.kaggle, f.name)
-            if value is not None:
-                (kernel if f.name in kernel_names else options)[f.name] = value
-        if kernel:
-            options["kernel"] = KernelOptions(**kernel)
-        return options
+        return self.kaggle.arguments()
 
     def refuse_project_endpoint(self) -> None:
         """Credentials go only to an endpoint the user named (the command line, the user
@@ -266,8 +241,8 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     user_path: Path | None = None,
 ) -> Settings:
-    """The settings in effect here: pyproject.toml, then the user file, then environment."""
-    environ = os.environ if environ is None else environ
+    """The settings in effect here: pyproject.toml, then the user file, then environment
+    (`environ`, by default this process's)."""
     merged: dict[str, tuple[Any, str]] = {}
     notebooks: dict[str, parameters.ParameterSet] = {}
     project = nearest_pyproject((cwd or Path.cwd()).resolve())
@@ -287,7 +262,19 @@ def load_settings(
 
 def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings of KAGGLETTS_* variables alone, without any file."""
-    return _build(_read_environment(os.environ if environ is None else environ), {})
+    return _build(_read_environment(environ), {})
+
+
+def checked_options(backend: str, options: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Options given to a backend in Python (`kaggletts.execute(timeout="2h")`), each that
+    is also a setting typed and checked as the setting is; the others (credentials, waits)
+    as they are, for the backend to take or refuse."""
+    return {
+        name: value
+        if value is None or f"{backend}.{name}" not in KEY_BY_NAME
+        else _checked(f"{backend}.{name}", value, origin)
+        for name, value in options.items()
+    }
 
 
 def _build(
@@ -295,28 +282,27 @@ def _build(
     notebooks: Mapping[str, parameters.ParameterSet],
     from_project: frozenset[str] = frozenset(),
 ) -> Settings:
-    kaggle = {
-        name.removeprefix("kaggle."): value
-        for name, (value, _) in merged.items()
-        if name.startswith("kaggle.")
-    }
-    if "dataset_sources" in kaggle:
-        kaggle["dataset_sources"] = tuple(kaggle["dataset_sources"])
+    kaggle: dict[str, Any] = {}
+    kernel: dict[str, Any] = {}
+    for name, (value, _) in merged.items():
+        if name.startswith("kaggle."):
+            option = name.removeprefix("kaggle.")
+            (kernel if option in KERNEL_OPTIONS else kaggle)[option] = value
     return Settings(
         backend=merged.get("backend", (None, ""))[0],
         output_dir=merged.get("output_dir", (None, ""))[0],
-        kaggle=KaggleSettings(**kaggle),
+        kaggle=KaggleOptions(**kaggle, kernel=KernelOptions(**kernel)),
         notebooks=dict(notebooks),
         origins={name: origin for name, (_, origin) in merged.items()},
         from_project=from_project,
     )
 
 
-def _read_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+def _read_environment(environ: Mapping[str, str] | None) -> dict[str, tuple[Any, str]]:
     found = {}
     for key in KEYS:
-        raw = environ.get(key.variable, "").strip()
-        if raw:
+        raw = environment.text(key.variable, environ)
+        if raw is not None:
             origin = f"${key.variable}"
             found[key.name] = (_checked(key.name, _from_text(key, raw, origin), origin), origin)
     return found
@@ -446,9 +432,7 @@ def _checked(name: str, value: Any, where: str) -> Any:
             )
         known = [*KEY_BY_NAME, "notebooks"]
         raise UsageError(f"{where}: unknown setting {name!r}{_suggest(name, known)}")
-    if (refusal := key.refusal(value)) is not None:
-        raise UsageError(f"{where}: {name} {refusal}")
-    return value
+    return key.parse(value, where)
 
 
 class TomlLines:
@@ -506,11 +490,9 @@ def default_text(key: Key) -> str:
     """What applies when `key` is not set: the backend's own default value where it has a
     plain one, else the key's words for it."""
     if key.name.startswith("kaggle."):
-        from kaggletts.backends.kaggle import KaggleBackend, KernelOptions
-
         option = key.name.removeprefix("kaggle.")
-        for owner in (KernelOptions, KaggleBackend):
-            for f in fields(owner):
-                if f.name == option and f.default not in (None, ()) and not callable(f.default):
-                    return repr(f.default)
+        owner = KernelOptions if option in KERNEL_OPTIONS else KaggleOptions
+        [default] = [f.default for f in fields(owner) if f.name == option]
+        if default not in (None, (), MISSING):
+            return repr(default)
     return key.unset

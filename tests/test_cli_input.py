@@ -131,12 +131,15 @@ def test_a_bad_duration_is_a_clear_error(text):
         parse_duration(text)
 
 
-def test_the_kaggle_timeout_takes_a_duration():
-    from kaggletts.backends.kaggle import KaggleBackend
-
-    assert KaggleBackend(timeout="10m").timeout == 600.0
-    with pytest.raises(kaggletts.UsageError, match="timeout 'soon'"):
-        KaggleBackend(timeout="soon")
+def test_a_bad_kaggle_timeout_in_python_is_refused_where_it_enters(tmp_path):
+    """Before any credentials are looked for, and with the words a settings file's gets."""
+    with pytest.raises(kaggletts.UsageError) as error:
+        kaggletts.execute(
+            "espeak", {"text": "Hi."}, backend="kaggle", output_dir=tmp_path, timeout="soon"
+        )
+    assert str(error.value) == (
+        "kaggletts.execute: kaggle.timeout 'soon' is not a duration; write 90, 90s, 10m or 2h"
+    )
 
 
 def refused(result, *expected: str) -> None:

@@ -3,9 +3,12 @@ effect, in the documented order, under explicit arguments; bad ones name file an
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +76,8 @@ def test_the_nearest_pyproject_sets_values_with_file_and_line(project):
     assert settings.backend == "kaggle"
     # Relative to the file that names it, not to the folder the command runs in.
     assert settings.output_dir == str(project / "audio")
-    assert settings.kaggle.shards == 2 and settings.kaggle.timeout == "20m"
+    assert settings.kaggle.shards == 2
+    assert settings.kaggle.timeout == 1200.0, "a duration is read into seconds where it enters"
     assert settings.origins["kaggle.shards"] == f"{project / 'pyproject.toml'}:9"
     assert settings.origins["output_dir"] == f"{project / 'pyproject.toml'}:6"
     options = settings.backend_options("kaggle")
@@ -93,7 +97,7 @@ def test_the_user_file_wins_over_the_project(project):
     settings = settings_in(project, user=user)
     assert settings.kaggle.shards == 4
     assert settings.origins["kaggle.shards"] == f"{project.parent / 'user-config.toml'}:2"
-    assert settings.kaggle.machine_shape == "NvidiaTeslaP100", "the rest stays the project's"
+    assert settings.kaggle.kernel.machine_shape == "NvidiaTeslaP100", "the rest stays the project's"
     assert settings.notebook_defaults("espeak").values == {"voice": "en-gb", "rate": 200}
 
 
@@ -111,14 +115,14 @@ def test_environment_variables_win_over_both_files(project, tmp_path):
     assert settings.output_dir == str(tmp_path / "elsewhere")
     assert settings.kaggle.endpoint == "http://127.0.0.1:8000"
     assert settings.kaggle.keep_kernels is True
-    assert settings.kaggle.dataset_sources == ("me/voices", "me/more")
+    assert settings.kaggle.kernel.dataset_sources == ("me/voices", "me/more")
 
 
 def test_explicit_values_win_over_every_place(project):
     settings = settings_in(project, {"KAGGLETTS_KAGGLE_SHARDS": "8"})
     given = settings.overridden({"kaggle.shards": 3, "kaggle.timeout": None}, "command line")
     assert given.kaggle.shards == 3 and given.origins["kaggle.shards"] == "command line"
-    assert given.kaggle.timeout == "20m", "a value not given keeps its setting"
+    assert given.kaggle.timeout == 1200.0, "a value not given keeps its setting"
 
 
 def test_execute_applies_settings_under_its_own_arguments(project, monkeypatch):
@@ -138,7 +142,12 @@ def test_execute_applies_settings_under_its_own_arguments(project, monkeypatch):
     with pytest.raises(RuntimeError):
         kaggletts.execute("espeak", {"text": "Hi."}, settings=settings, shards=5)
     assert seen["backend"] == "kaggle" and seen["shards"] == 5
-    assert seen["timeout"] == "20m" and seen["kernel"].machine_shape == "NvidiaTeslaP100"
+    assert seen["timeout"] == 1200.0 and seen["kernel"].machine_shape == "NvidiaTeslaP100"
+
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        kaggletts.execute("espeak", {"text": "Hi."}, settings=settings, ask_above="1h30m")
+    assert seen["ask_above"] == 5400.0, "the call's duration reaches the backend in seconds"
 
     seen.clear()
     with pytest.raises(RuntimeError):
@@ -399,3 +408,50 @@ def test_a_project_endpoint_given_on_the_command_line_is_the_users(project):
     given = settings.overridden({"kaggle.endpoint": "http://127.0.0.1:8000"}, "command line")
     assert given.backend_options("kaggle")["endpoint"] == "http://127.0.0.1:8000"
     assert given.from_project == frozenset({"kaggle.shards"})
+
+
+# --- Each setting read once, in one place ----------------------------------------------------
+
+
+def test_kaggle_settings_are_the_options_the_backend_declares():
+    from dataclasses import fields
+
+    from kaggletts.backends.kaggle import KaggleBackend, KaggleOptions
+    from kaggletts.settings import KEYS
+
+    declared = {f.name for f in fields(KaggleOptions)} | {f.name for f in fields(KernelOptions)}
+    kaggle = {key.name.removeprefix("kaggle.") for key in KEYS if key.name.startswith("kaggle.")}
+    assert kaggle <= declared, kaggle - declared
+    assert issubclass(KaggleBackend, KaggleOptions), "the backend takes the options as declared"
+
+
+def test_reading_settings_loads_no_backend(project):
+    """The settings build the backend's options from its plain declaration: the backend and
+    its machinery load only when a run needs them."""
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from kaggletts.settings import KEYS, default_text, load_settings\n"
+        f"settings = load_settings(cwd=Path({str(project)!r}), environ={{}})\n"
+        "assert settings.backend_options('kaggle')['timeout'] == 1200.0\n"
+        "[default_text(key) for key in KEYS]\n"
+        "print(*sorted(m for m in sys.modules if m.startswith('kaggletts.backends.kaggle.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["kaggletts.backends.kaggle.options"], done.stdout
+
+
+def test_kaggletts_variables_are_read_only_by_the_environment_module():
+    """One reader of KAGGLETTS_* (and of the environment at all, but for the kaggle client's
+    own variables in credentials.py): the kernel's code and the emulator run elsewhere."""
+    package = Path(kaggletts.__file__).parent
+    readers = set()
+    for path in package.rglob("*.py"):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(("emulator/", "kernel/")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                readers.add(relative)
+    assert readers <= {"environment.py", "backends/kaggle/credentials.py"}, readers

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
-from kaggletts.backends.kaggle.kernel import KernelOptions, slug_stem
+from kaggletts.backends.kaggle.kernel import slug_stem
+from kaggletts.backends.kaggle.options import KaggleOptions
 from kaggletts.backends.kaggle.outputs import NotListed, collect, failure_of
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
@@ -56,7 +57,6 @@ from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 
-ENDPOINT_VARIABLE = "KAGGLETTS_KAGGLE_ENDPOINT"
 COLD_START_SECONDS = 180
 # Kaggle lists and downloads only the first 500 outputs of a session (kaggle-api #664,
 # #463): a session's clips, its ledger, the executed notebook and a few files of Kaggle's
@@ -67,18 +67,13 @@ MAX_ATTEMPTS_PROBED = 50
 
 
 @dataclass
-class KaggleBackend:
-    """Settings of the Kaggle backend. Every wait is a setting, so tests and benchmarks can
-    scale time; the state of a run lives in a RunContext, never here."""
+class KaggleBackend(KaggleOptions):
+    """The Kaggle backend: its options (KaggleOptions, typed values), and the machinery
+    below. Every wait is a field, so tests and benchmarks can scale time; the state of a
+    run lives in a RunContext, never here."""
 
-    endpoint: str | None = None
     credentials: Credentials | None = None
-    kernel: KernelOptions = field(default_factory=KernelOptions)
-    shards: int | None = None
     shard_size: int = 500
-    gpu_sessions: int = 2
-    # Seconds, or a text such as "10m" or "2h".
-    timeout: float | str | None = None
     poll: PollSchedule = field(default_factory=PollSchedule)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     cap_wait: float = 30.0
@@ -92,11 +87,6 @@ class KaggleBackend:
     # kernel is deleted to stop it (Kaggle is meant to stop it at the limit).
     overrun_wait: float = 600.0
     download_workers: int = 4
-    # Kernels are deleted once their job's result is safe on disk, unless kept.
-    keep_kernels: bool = False
-    # Above this estimated GPU session time (seconds, or a text such as "2h"), a push of a
-    # GPU notebook waits for `confirm`; None never asks.
-    ask_above: float | str | None = 3600.0
     # Asked whether to push above `ask_above`: False stops the run before any push. None
     # (the Python API's default) pushes without asking; the command line asks on a
     # terminal and refuses without one unless --yes.
@@ -106,21 +96,12 @@ class KaggleBackend:
     name: ClassVar[str] = "kaggle"
 
     def __post_init__(self) -> None:
-        from kaggletts.durations import parse_duration
-
-        if self.timeout is not None:
-            self.timeout = parse_duration(self.timeout, "timeout")
-        if self.ask_above is not None:
-            self.ask_above = parse_duration(self.ask_above, "ask_above")
         self._remote: KaggleRemote | None = None
 
     def remote(self) -> KaggleRemote:
         if self._remote is None:
-            import os
-
-            endpoint = self.endpoint or os.environ.get(ENDPOINT_VARIABLE) or None
             self._remote = KaggleRemote(
-                self.credentials or find_credentials(), endpoint, self.retry
+                self.credentials or find_credentials(), self.endpoint, self.retry
             )
         return self._remote
 
@@ -481,7 +462,7 @@ class KaggleBackend:
 
     def _time_allowed(self, job: Job) -> float:
         if self.timeout is not None:
-            return float(self.timeout)
+            return self.timeout
         estimate = job.utterance_count * job.spec.seconds_per_utterance
         return min(3 * estimate + 2 * COLD_START_SECONDS + 600, 12 * 3600)
 
@@ -538,10 +519,10 @@ class KaggleBackend:
         log.info("%s", preview)
         if quota and quota.allowed_seconds and need > quota.remaining_seconds:
             log.warning("warning: the estimate is more than the GPU quota left this week")
-        if self.ask_above is None or need <= float(self.ask_above) or self.confirm is None:
+        if self.ask_above is None or need <= self.ask_above or self.confirm is None:
             return
         question = (
-            f"the estimate is over {cost.duration_text(float(self.ask_above))} of GPU time; "
+            f"the estimate is over {cost.duration_text(self.ask_above)} of GPU time; "
             f"push {counted(len(pending), 'session')}?"
         )
         if not self.confirm(question):

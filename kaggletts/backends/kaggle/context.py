@@ -1,5 +1,5 @@
-"""What one run of a Kaggle job carries from step to step; the backend's settings stay
-on the backend, the state of this run lives here."""
+"""What one run of a Kaggle job carries from step to step; the backend (its options and
+waits) stays as it is, the state of this run lives here."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class RunContext:
     remote: KaggleRemote
     store: RunStore
     run: KaggleRun
-    settings: KaggleBackend
+    backend: KaggleBackend
     # Unix time after which the notebook starts no new line (injected into the run).
     deadline: float
     stop: threading.Event = field(default_factory=threading.Event)

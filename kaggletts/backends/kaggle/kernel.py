@@ -4,26 +4,15 @@ and kernel-metadata.json, with the settings spelled out rather than left to defa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaggletts.backends.kaggle.options import KernelOptions
 from kaggletts.notebook import NotebookSpec
 
 CODE_FILE = "notebook.ipynb"
 # Kaggle's limit is 12 hours and kagglesdk says the timeout "must be lower than" it.
 MAX_SESSION_SECONDS = 12 * 3600 - 60
-
-
-@dataclass(frozen=True)
-class KernelOptions:
-    """Overrides of a notebook's own kernel settings (its metadata `kaggletts.kernel`)."""
-
-    machine_shape: str | None = None
-    enable_internet: bool | None = None
-    is_private: bool = True
-    session_timeout: int | None = None
-    dataset_sources: tuple[str, ...] = ()
 
 
 def slug_stem(notebook: str, job_id: str, shard: int) -> str:

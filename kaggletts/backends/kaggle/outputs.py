@@ -103,7 +103,7 @@ class Listing:
 def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int:
     """Download and verify what the shard's run made; returns how many clips."""
     directory = Path(shard.directory)
-    listing = Listing(ctx, shard, ctx.settings.outputs_wait if patience is None else patience)
+    listing = Listing(ctx, shard, ctx.backend.outputs_wait if patience is None else patience)
     downloader = _downloader(ctx, shard)
     if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
         return _collect_from_ledger(ctx, shard, listing, downloader)
@@ -127,7 +127,7 @@ def _downloader(ctx: RunContext, shard: Shard) -> Downloader:
     """The shard's downloads, shown as `<notebook> [shard k/n] download`."""
     label = run_label(ctx.job.spec.name, shard.index, len(ctx.run.shards))
     return Downloader(
-        requests.Session(), ctx.settings.retry, ctx.settings.download_workers,
+        requests.Session(), ctx.backend.retry, ctx.backend.download_workers,
         where=f"{shard.slug} download", label=f"{label} download",
     )
 
@@ -205,7 +205,7 @@ def salvage(
     many were kept, and the listing and downloader for anything else wanted of it. A
     running session's outputs are listed once: nothing says a later listing would hold
     more, and its kernel is about to be deleted."""
-    patience = 0.0 if running else min(ctx.settings.outputs_wait, 30)
+    patience = 0.0 if running else min(ctx.backend.outputs_wait, 30)
     listing = Listing(ctx, shard, patience, files_may_never_come=True)
     downloader = _downloader(ctx, shard)
     kept = 0

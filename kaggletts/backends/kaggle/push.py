@@ -37,7 +37,7 @@ MAX_TAKEN_ATTEMPTS = 50
 
 def push_shard(ctx: RunContext, shard: Shard) -> None:
     """Take a PLANNED or PUSHING shard to PUSHED (or raise)."""
-    policy = ctx.settings.retry
+    policy = ctx.backend.retry
     backoff = tenacity.wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait)
     failures_in_transit = 0
 
@@ -92,15 +92,15 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, SessionCapFull):
-            log.info("%s; waiting %.0fs for a session to free up", error, ctx.settings.cap_wait)
-            return ctx.settings.cap_wait
+            log.info("%s; waiting %.0fs for a session to free up", error, ctx.backend.cap_wait)
+            return ctx.backend.cap_wait
         return backoff(state)
 
     def give_up(state: tenacity.RetryCallState) -> bool:
         return (
             ctx.stop.is_set()
             or failures_in_transit >= policy.attempts
-            or time.time() + ctx.settings.cap_wait > ctx.deadline
+            or time.time() + ctx.backend.cap_wait > ctx.deadline
         )
 
     retrying = tenacity.Retrying(
@@ -155,7 +155,7 @@ def _landed(ctx: RunContext, shard: Shard) -> bool:
             )
             return True
         if check < checks - 1:
-            ctx.stop.wait(ctx.settings.settle_wait)
+            ctx.stop.wait(ctx.backend.settle_wait)
     if exists:
         log.warning(
             "warning: the push of %s left a kernel without a run on Kaggle; deleting it and "
@@ -200,7 +200,7 @@ def _kernel_folder(ctx: RunContext, shard: Shard) -> Path:
         # session that runs out of time ends through its own code and keeps its ledger.
         latest = time.time() + _session_seconds(ctx) - SESSION_MARGIN_SECONDS
         params["deadline"] = round(min(ctx.deadline, latest), 1)
-    options = ctx.settings.kernel
+    options = ctx.backend.kernel
     sources = (*options.dataset_sources, *ctx.run.dataset_sources)
     return write_kernel_folder(
         Path(shard.directory) / "kernel",

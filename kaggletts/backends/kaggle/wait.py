@@ -41,7 +41,7 @@ def follow_log(ctx: RunContext, shard: Shard, ended: threading.Event) -> None:
     never touches the run: the log is a view of it, not part of it."""
     lines = KernelLines(
         shard.slug,
-        on_progress=ctx.settings.on_progress,
+        on_progress=ctx.backend.on_progress,
         label=run_label(ctx.job.spec.name, shard.index, len(ctx.run.shards)),
     )
     seen, pause = 0, 1.0
@@ -61,7 +61,7 @@ def follow_log(ctx: RunContext, shard: Shard, ended: threading.Event) -> None:
 def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
     started = time.monotonic()
     said = ""
-    give_up_at = (shard.ends_by or ctx.deadline) + ctx.settings.overrun_wait
+    give_up_at = (shard.ends_by or ctx.deadline) + ctx.backend.overrun_wait
     unreachable_since: float | None = None
     while True:
         try:
@@ -69,10 +69,10 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
         except KaggleUnreachable as error:
             # An outage is waited out for a while: the session runs on regardless.
             unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since >= ctx.settings.outage_wait:
+            if time.monotonic() - unreachable_since >= ctx.backend.outage_wait:
                 raise still_running(ctx, shard, str(error)) from None
             log.info("%s: Kaggle does not answer (%s); still trying", shard.label, error)
-            ctx.stop.wait(ctx.settings.poll.cap)
+            ctx.stop.wait(ctx.backend.poll.cap)
             if ctx.stop.is_set():
                 return None
             continue
@@ -91,7 +91,7 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
             return None
         if time.time() >= give_up_at:
             raise stop_overrun(ctx, shard, state.lower())
-        pause = ctx.settings.poll.interval(time.monotonic() - started)
+        pause = ctx.backend.poll.interval(time.monotonic() - started)
         ctx.stop.wait(min(pause, max(give_up_at - time.time(), 0.1)))
 
 
@@ -138,7 +138,7 @@ def stop_overrun(ctx: RunContext, shard: Shard, state: str) -> KaggleTTSError:
             f"kernel {where} to stop it failed ({error})"
         )
     message = (
-        f"Kaggle still reported {shard.label} {state} {ctx.settings.overrun_wait:.0f} s past "
+        f"Kaggle still reported {shard.label} {state} {ctx.backend.overrun_wait:.0f} s past "
         f"its time limit; deleted kernel {where} to stop it (a session past its limit may "
         f"go on being billed); {kept_text(kept)}"
     )
