@@ -359,8 +359,9 @@ def _first_words(text: str, width: int = 40) -> str:
 @output_option
 def status(job_id: str, output_dir: str | None) -> None:
     """Show a job's record; for Kaggle jobs, each session's live state."""
+    from kaggletts.errors import DamagedResult
     from kaggletts.jobs import JobState, find_job
-    from kaggletts.result import DamagedResult, Result
+    from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
     record = job.read_record()
@@ -490,10 +491,10 @@ def open_page(job_id: str, output_dir: str | None) -> None:
     """Open a finished job's audition page (a player per clip) in the web browser."""
     import webbrowser
 
-    from kaggletts.errors import UsageError
+    from kaggletts.errors import DamagedResult, UsageError
     from kaggletts.jobs import find_job
     from kaggletts.page import PAGE_FILE, write_page
-    from kaggletts.result import DamagedResult, Result
+    from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
     try:
@@ -693,7 +694,7 @@ def main() -> None:
         error.show()
         sys.exit(error.exit_code)
     except KaggleTTSError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {error.text()}", err=True)
         sys.exit(error.exit_code)
     except Exception as error:
         if os.environ.get("KAGGLETTS_DEBUG"):

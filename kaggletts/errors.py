@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kaggletts.result import Result
 
 
@@ -17,11 +19,32 @@ class KaggleTTSError(Exception):
 
     exit_code = 1
 
+    def text(self) -> str:
+        """The message with the notes added on the error's way out (what becomes of a
+        job's sessions, say), one to a line, as the user is told it."""
+        return "\n  ".join([str(self), *getattr(self, "__notes__", ())])
+
 
 class UsageError(KaggleTTSError):
     """The request is wrong: a bad parameter, file, value or notebook name (exit 2)."""
 
     exit_code = 2
+
+
+class CorruptRecord(UsageError):
+    """A job record that cannot be read back (truncated, edited, not a job)."""
+
+
+class DamagedResult(UsageError):
+    """A stored result.json that cannot be used (truncated, edited, of another shape)."""
+
+
+class CannotWrite(UsageError):
+    """The output folder cannot hold the job's files: a file is in the way, it is
+    read-only, or its disk is full."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
 
 
 class RunFailed(KaggleTTSError):
@@ -61,6 +84,29 @@ class PushRejected(RunFailed):
     """Kaggle refused to run the kernel (its answer names why)."""
 
 
+class SessionCapFull(PushRejected):
+    """The account's concurrent batch sessions are all taken: the push may be tried again
+    once one ends."""
+
+
+class KernelGone(RunFailed):
+    """The shard's kernel will never run: it was deleted, or shows no session at all."""
+
+
+class NotListed(RunFailed):
+    """A session's outputs were not listed within the patience given: Kaggle lists them a
+    while after the session ends, so they may well be listed later."""
+
+
+class ListingCutShort(RunFailed):
+    """A session's output listing went on past the pages kaggletts follows: what it did
+    not list would be lost without a word, so nothing of it is taken as the whole."""
+
+
+class TooLarge(RunFailed):
+    """The server sent more bytes than the file may have: reading on would not help."""
+
+
 class LeftOnKaggle(KaggleTTSError):
     """The job's session goes on (or may go on), or its outputs wait, on Kaggle: nothing
     was cancelled, the job record is intact, and `kaggletts attach JOB` collects the run
@@ -73,3 +119,11 @@ class Interrupted(KaggleTTSError):
     """Ctrl-C or SIGTERM: the message says what happens to whatever still runs (exit 130)."""
 
     exit_code = 130
+
+
+def summary(error: BaseException) -> str:
+    """One line on the error that ended a job, for its record: a kaggletts error's first
+    line; anything else (a bug) by its type and message, since its message alone may not
+    say what it is."""
+    said = str(error) if isinstance(error, KaggleTTSError) else f"{type(error).__name__}: {error}"
+    return said.partition("\n")[0]

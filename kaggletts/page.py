@@ -281,7 +281,8 @@ def _made_on(clips: list[dict[str, Any]]) -> str | None:
 def _kernel_urls(directory: Path) -> list[str]:
     """The Kaggle kernels' urls from the job record; none for a local run, a record
     without them, or one that cannot be read (the page never depends on them)."""
-    from kaggletts.jobs import RECORD_FILE, CorruptRecord, read_record_file
+    from kaggletts.errors import CorruptRecord
+    from kaggletts.jobs import RECORD_FILE, read_record_file
 
     try:
         record = read_record_file(directory / RECORD_FILE)

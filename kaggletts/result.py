@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import RunFailed, UsageError
+from kaggletts.errors import DamagedResult, RunFailed
 from kaggletts.kernel.support import LEDGER_FILE
 from kaggletts.ledger import (
     LEDGER_FOLDER,
@@ -46,10 +46,6 @@ RESERVED_NAMES = frozenset(
 )
 _SHARD_FOLDER = re.compile(r"shard-\d+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class DamagedResult(UsageError):
-    """A stored result.json that cannot be used (truncated, edited, of another shape)."""
 
 
 @dataclass(frozen=True)

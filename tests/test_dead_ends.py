@@ -159,6 +159,57 @@ def test_a_full_disk_while_a_kaggle_run_is_collected_is_one_line(tmp_path):
         assert len(kernels(emulator)) == 1, "the kernel is kept until its outputs are safe"
 
 
+# -- a bug in the middle of a run --------------------------------------------------------------
+
+
+class KernelCrash(RuntimeError):
+    """What no kaggletts code raises: a stand-in for a bug, or a library failing in a way
+    nobody foresaw."""
+
+
+def test_a_bug_in_the_middle_of_a_local_run_fails_the_job_on_its_record(
+    run_cli, tmp_path, monkeypatch
+):
+    import papermill
+
+    def crash(*args, **kwargs):
+        raise KernelCrash("the kernel fell over")
+
+    monkeypatch.setattr(papermill, "execute_notebook", crash)
+    out = tmp_path / "out"
+    done = run_cli("run", "espeak", "--text", "Never spoken.", "--out", str(out))
+
+    assert done.code == 1, done
+    assert "internal error: KernelCrash: the kernel fell over" in done.stderr
+    [folder] = (out / "espeak").iterdir()
+    record = record_of(folder)
+    assert (record["state"], record["error"]) == ("failed", "KernelCrash: the kernel fell over")
+
+
+def test_a_bug_while_a_kaggle_run_is_collected_fails_the_job_on_its_record(
+    emulator, tmp_path, monkeypatch
+):
+    """The session ends well; downloading its outputs meets an error nothing foresaw. The
+    record says failed, with the error, and the kernel stays with its outputs."""
+    import requests
+    from helpers import kernels, run_kaggle
+
+    def crash(*args, **kwargs):
+        raise KernelCrash("the network stack fell over")
+
+    monkeypatch.setattr(requests.Session, "get", crash)
+    out = tmp_path / "out"
+    with pytest.raises(KernelCrash):
+        run_kaggle(emulator, out, {"text": "Spoken, never downloaded."}, keep_kernels=False)
+
+    [folder] = (out / "espeak").iterdir()
+    record = record_of(folder)
+    assert record["state"] == "failed", record
+    assert record["error"] == "KernelCrash: the network stack fell over"
+    assert [shard["state"] for shard in record["run"]["shards"]] == ["complete"]
+    assert len(kernels(emulator)) == 1, "the session's outputs are still there to collect"
+
+
 # -- damaged records and results ----------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.kernel import KernelOptions, slug_stem
-from kaggletts.backends.kaggle.outputs import NotListed, collect, failure_of
+from kaggletts.backends.kaggle.outputs import collect, failure_of
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
 from kaggletts.backends.kaggle.records import (
@@ -32,15 +32,17 @@ from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.backends.kaggle.wait import ends_by_text, wait_until_ended
 from kaggletts.errors import (
+    CorruptRecord,
     Interrupted,
     KaggleTTSError,
     KaggleUnreachable,
     LeftOnKaggle,
+    NotListed,
     RunFailed,
     UsageError,
+    summary,
 )
 from kaggletts.jobs import (
-    CorruptRecord,
     Job,
     JobState,
     batch_lines,
@@ -211,18 +213,14 @@ class KaggleBackend:
             ctx.stop.set()
             wait(futures)
         first = failures[0]
-        if not isinstance(first, KaggleTTSError):
-            raise first
         detached = isinstance(first, LeftOnKaggle)
         # A detached job's message already says that its sessions go on, and how to attach.
         said = "" if detached else self._leave(ctx, "failed")
         state = JobState.DETACHED if detached else JobState.FAILED
-        ctx.store.save(ctx.run, state, str(first).splitlines()[0])
-        if not said:
-            raise first
-        error = type(first)(f"{first}\n  {said}")
-        error.__dict__.update(first.__dict__)
-        raise error from None
+        ctx.store.save(ctx.run, state, summary(first))
+        if said:
+            first.add_note(said)
+        raise first
 
     def _drive(self, ctx: RunContext, shard: Shard) -> None:
         if shard.state in (ShardState.PLANNED, ShardState.PUSHING):
@@ -250,15 +248,14 @@ class KaggleBackend:
             raise LeftOnKaggle(
                 f"{error}. Job {ctx.job.id}'s run on Kaggle is over and its outputs stay "
                 f"there; `kaggletts attach {ctx.job.id}` downloads them"
-            ) from None
+            ) from error
         except RunFailed as error:
-            kept = type(error)(
-                f"{error}\n  kernel {ctx.remote.username}/{shard.slug} is kept with its outputs "
+            error.add_note(
+                f"kernel {ctx.remote.username}/{shard.slug} is kept with its outputs "
                 f"(`kaggletts attach {ctx.job.id}` tries collecting them again; --force runs "
                 "the job anew)"
             )
-            kept.__dict__.update(error.__dict__)
-            raise kept from None
+            raise
         if made < len(batch_lines(shard.params)):
             log.warning(
                 "%s: %d of %d lines spoken; the rest are listed with their reasons when the "

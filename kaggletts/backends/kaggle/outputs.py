@@ -21,7 +21,7 @@ from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.records import Shard
 from kaggletts.backends.kaggle.remote import RemoteStatus
-from kaggletts.errors import RunFailed
+from kaggletts.errors import NotListed, RunFailed
 from kaggletts.kernel.support import LEDGER_FILE
 from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
 from kaggletts.notebook import find_failure
@@ -45,11 +45,6 @@ MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 LISTED_OUTPUTS = 500
 # A ledger line is about 600 bytes: room for far more lines than a session can speak.
 MAX_LEDGER_BYTES = 64 * 1024 * 1024
-
-
-class NotListed(RunFailed):
-    """A session's outputs were not listed within the patience given: Kaggle lists them a
-    while after the session ends, so they may well be listed later."""
 
 
 class Listing:

@@ -22,9 +22,15 @@ import tenacity
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.kernel import write_kernel_folder
 from kaggletts.backends.kaggle.records import Shard, ShardState
-from kaggletts.backends.kaggle.remote import SessionCapFull, explain
+from kaggletts.backends.kaggle.remote import explain
 from kaggletts.backends.kaggle.retry import is_transient
-from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.errors import (
+    KaggleTTSError,
+    KaggleUnreachable,
+    LeftOnKaggle,
+    RunFailed,
+    SessionCapFull,
+)
 from kaggletts.notebook import parameterize
 
 log = logging.getLogger("kaggletts")

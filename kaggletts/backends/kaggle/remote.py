@@ -24,8 +24,10 @@ from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient, status_of
 from kaggletts.errors import (
     KaggleTTSError,
     KaggleUnreachable,
+    ListingCutShort,
     PushRejected,
     RunFailed,
+    SessionCapFull,
     UsageError,
 )
 
@@ -68,16 +70,6 @@ class Quota:
     @property
     def remaining_seconds(self) -> float:
         return max(self.allowed_seconds - self.used_seconds, 0.0)
-
-
-class ListingCutShort(RunFailed):
-    """A session's output listing went on past the pages kaggletts follows: what it did
-    not list would be lost without a word, so nothing of it is taken as the whole."""
-
-
-class SessionCapFull(PushRejected):
-    """The account's concurrent batch sessions are all taken: the push may be tried again
-    once one ends."""
 
 
 @dataclass(frozen=True)

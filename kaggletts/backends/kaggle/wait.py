@@ -10,16 +10,18 @@ import time
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import RemoteStatus
-from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.errors import (
+    KaggleTTSError,
+    KaggleUnreachable,
+    KernelGone,
+    LeftOnKaggle,
+    RunFailed,
+)
 from kaggletts.progress import KernelLines
 
 log = logging.getLogger("kaggletts")
 # States after which a session does no more work.
 ENDED = frozenset({"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"})
-
-
-class KernelGone(RunFailed):
-    """The shard's kernel will never run: it was deleted, or shows no session at all."""
 
 
 def wait_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
