@@ -492,8 +492,9 @@ def open_page(job_id: str, output_dir: str | None) -> None:
     import webbrowser
 
     from kaggletts.errors import DamagedResult, UsageError
+    from kaggletts.finish import write_result_page
     from kaggletts.jobs import find_job
-    from kaggletts.page import PAGE_FILE, write_page
+    from kaggletts.layout import PAGE_FILE
     from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
@@ -507,7 +508,7 @@ def open_page(job_id: str, output_dir: str | None) -> None:
         raise UsageError(f"job {job.id} has no result yet; `kaggletts status {job.id}` says why")
     page = job.directory / PAGE_FILE
     if not page.is_file():  # a job stored before kaggletts wrote pages
-        page = write_page(result)
+        page = write_result_page(result)
     url = page.as_uri()
     if webbrowser.open(url):
         click.echo(url)

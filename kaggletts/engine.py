@@ -33,6 +33,7 @@ from papermill.engines import Engine
 
 from kaggletts.errors import RunFailed, UsageError
 from kaggletts.jobs import Job
+from kaggletts.layout import EXECUTED_NOTEBOOK
 from kaggletts.progress import Progress, kernel_log
 
 papermill_log = logging.getLogger("papermill")
@@ -181,7 +182,6 @@ class PapermillRun:
         import nbformat
 
         from kaggletts.api import run_job, validate
-        from kaggletts.result import EXECUTED_NOTEBOOK
 
         spec = self._spec()
         # Bad parameters are refused before credentials are looked for.

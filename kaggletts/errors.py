@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kaggletts.layout import PAGE_FILE
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -70,7 +72,7 @@ class Incomplete(RunFailed):
         super().__init__(
             f"job {result.job_id}: {spoken} of {spoken + missing} lines spoken, {missing} "
             f"missing (line {first.number}: {first.reason}); run the same request again to "
-            f"speak only the missing lines; the page {result.directory / 'index.html'} "
+            f"speak only the missing lines; the page {result.directory / PAGE_FILE} "
             f"lists them\n  executed notebook: {result.notebook}"
         )
         self.result = result

@@ -21,12 +21,9 @@ from typing import Any
 
 from kaggletts.errors import CannotWrite, CorruptRecord, KaggleTTSError, UsageError, summary
 from kaggletts.kernel import support
+from kaggletts.layout import DEFAULT_OUTPUT_DIR, LOCK_FILE, RECORD_FILE
 from kaggletts.notebook import NotebookSpec
 from kaggletts.result import Result, write_json_atomic
-
-RECORD_FILE = "job.json"
-LOCK_FILE = ".job.lock"
-DEFAULT_OUTPUT_DIR = "kaggletts-output"
 
 
 class JobState(StrEnum):

@@ -291,7 +291,7 @@ def test_a_duration_that_is_no_number_is_reported_as_none(run_cli, tmp_path):
 
 
 def test_clip_fields_a_notebook_names_are_guarded_in_the_csv_header(tmp_path):
-    from kaggletts.page import CSV_FILE
+    from kaggletts.layout import CSV_FILE
 
     path = tmp_path / "formula.ipynb"
     path.write_text(json.dumps(notebook_recording("{'=HYPERLINK(\"http://x\")': 1}")),

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
+from kaggletts.finish import finish
 from kaggletts.jobs import Job, JobState, line_texts, params_for_lines
+from kaggletts.layout import EXECUTED_NOTEBOOK, KERNEL_LOG, PARAMETERIZED_NOTEBOOK
 from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines
-from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
+from kaggletts.result import Result, build_result
 
 log = logging.getLogger("kaggletts")
-PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
-KERNEL_LOG = "kernel.log"
 
 
 class LocalBackend:
@@ -103,10 +103,10 @@ class LocalBackend:
         return params_for_lines(job.params, missing) if missing else None
 
     def _result(self, job: Job, seconds: float) -> Result:
-        result = build_result(
+        result = finish(build_result(
             job.id, job.spec.name, self.name, job.directory, {"run": seconds},
             texts=line_texts(job.params),
-        )
+        ))
         job.update_record(state=JobState.PARTIAL if result.missing else JobState.COMPLETE)
         return result
 

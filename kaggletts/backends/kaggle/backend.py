@@ -42,6 +42,7 @@ from kaggletts.errors import (
     UsageError,
     summary,
 )
+from kaggletts.finish import finish
 from kaggletts.jobs import (
     Job,
     JobState,
@@ -50,6 +51,7 @@ from kaggletts.jobs import (
     line_texts,
     params_for_lines,
 )
+from kaggletts.layout import shard_folder
 from kaggletts.ledger import ledger_files, read_ledger
 from kaggletts.parameters import check_kaggle_kernel
 from kaggletts.progress import Progress
@@ -171,7 +173,7 @@ class KaggleBackend:
         parts = [Path(s.directory) for s in sorted(run.shards, key=lambda s: s.index)]
         if job.directory not in parts and (ledger_files(job.directory) or not parts):
             parts.insert(0, job.directory)  # lines taken from the line cache
-        result = build_result(
+        result = finish(build_result(
             job.id,
             job.spec.name,
             self.name,
@@ -180,7 +182,7 @@ class KaggleBackend:
             parts,
             plain=job.spec.plain,
             texts=line_texts(job.params),
-        )
+        ))
         store.save(run, JobState.PARTIAL if result.missing else JobState.COMPLETE)
         if not self.keep_kernels:
             self._delete_kernels(ctx)
@@ -426,7 +428,7 @@ class KaggleBackend:
             part = params if share == list(range(1, len(lines) + 1)) else (
                 params_for_lines(params, share)
             )
-            directory = job.directory / f"shard-{index}" if count > 1 else job.directory
+            directory = job.directory / shard_folder(index) if count > 1 else job.directory
             stem = slug_stem(job.spec.name, job.id, index)
             earlier = [s.attempt for s in after.shards if s.slug_stem == stem] if after else []
             shards.append(

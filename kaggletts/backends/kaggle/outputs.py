@@ -22,12 +22,16 @@ from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.records import Shard
 from kaggletts.backends.kaggle.remote import RemoteStatus
 from kaggletts.errors import NotListed, RunFailed
-from kaggletts.kernel.support import LEDGER_FILE
-from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
+from kaggletts.layout import (
+    EXECUTED_NOTEBOOK,
+    KERNEL_LOG,
+    LEDGER_FILE,
+    LEDGER_FOLDER,
+    NOTEBOOK_FILES,
+)
+from kaggletts.ledger import read_ledger_file
 from kaggletts.notebook import find_failure
 from kaggletts.result import (
-    EXECUTED_NOTEBOOK,
-    NOTEBOOK_FILES,
     clip_problem,
     clip_records,
     is_output_name,
@@ -36,7 +40,6 @@ from kaggletts.result import (
 )
 
 log = logging.getLogger("kaggletts")
-LOG_FILE = "kernel.log"
 # About 150 KB for a small TTS run; a notebook that prints megabytes of output is not
 # worth more than this of disk and memory.
 MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
@@ -111,7 +114,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
     wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
     downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %d files", shard.label, len(wanted) + 1)
     return len(clips)
 
@@ -137,7 +140,7 @@ def _collect_every_file(shard: Shard, listing: Listing, downloader: Downloader) 
     )
     downloader.fetch_all([Wanted(name) for name in renamed], directory / NOTEBOOK_FILES,
                          listing.url_for, where)
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     if renamed:
         log.warning(
             "warning: %d listed files have names kaggletts keeps for its own; they are "
@@ -174,7 +177,7 @@ def _collect_from_ledger(
         downloader.fetch(
             Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
         )
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %d clips and the line ledger", shard.label, len(wanted))
     return len(wanted)
 
@@ -194,7 +197,7 @@ def salvage(
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
         if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
             kept = _collect_from_ledger(ctx, shard, listing, downloader)
-    (Path(shard.directory) / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (Path(shard.directory) / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     return kept, listing, downloader
 
 
@@ -231,7 +234,7 @@ def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed
         f"{status.failure_message or last_log_line(listing.log) or 'no message'}"
     )
     return RunFailed(
-        f"{message}{saved}\n  log: {directory / LOG_FILE}",
+        f"{message}{saved}\n  log: {directory / KERNEL_LOG}",
         cell=failure.cell if failure else None,
         exception=failure.exception if failure else None,
     )

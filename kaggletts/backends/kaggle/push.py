@@ -31,6 +31,7 @@ from kaggletts.errors import (
     RunFailed,
     SessionCapFull,
 )
+from kaggletts.layout import KERNEL_FOLDER
 from kaggletts.notebook import parameterize
 
 log = logging.getLogger("kaggletts")
@@ -209,7 +210,7 @@ def _kernel_folder(ctx: RunContext, shard: Shard) -> Path:
     options = ctx.settings.kernel
     sources = (*options.dataset_sources, *ctx.run.dataset_sources)
     return write_kernel_folder(
-        Path(shard.directory) / "kernel",
+        Path(shard.directory) / KERNEL_FOLDER,
         ctx.remote.username,
         shard.slug,
         parameterize(spec, params),
