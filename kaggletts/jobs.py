@@ -22,7 +22,7 @@ from typing import Any
 from kaggletts.errors import CannotWrite, CorruptRecord, KaggleTTSError, UsageError, summary
 from kaggletts.kernel import support
 from kaggletts.layout import DEFAULT_OUTPUT_DIR, LOCK_FILE, RECORD_FILE
-from kaggletts.notebook import NotebookSpec
+from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.result import Result, write_json_atomic
 
 
@@ -164,8 +164,6 @@ class Job:
     @classmethod
     def from_record(cls, directory: Path) -> Job:
         """The job whose record is in `directory`, as it was requested."""
-        from kaggletts.notebook import find_notebook
-
         record = read_record_file(directory / RECORD_FILE)
         if record is None:
             raise UsageError(f"no job record in {directory}")

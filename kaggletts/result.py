@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,9 +345,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a crash leaves the old file or the new one, never half of one:
     a temporary name of its own (concurrent writers never share one), flushed to disk
     before the rename replaces the old file."""
-    import os
-    import tempfile
-
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kaggletts import cost
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.kernel import KernelOptions, slug_stem
-from kaggletts.backends.kaggle.outputs import collect, failure_of
+from kaggletts.backends.kaggle.outputs import collect, failure_of, kept_text, salvage
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
 from kaggletts.backends.kaggle.records import (
@@ -51,6 +52,7 @@ from kaggletts.jobs import (
     line_texts,
     params_for_lines,
 )
+from kaggletts.kernel.support import characters_of
 from kaggletts.layout import shard_folder
 from kaggletts.ledger import ledger_files, read_ledger
 from kaggletts.parameters import check_kaggle_kernel
@@ -317,8 +319,6 @@ class KaggleBackend:
         session id is known on real Kaggle, so deleting is the one stop that works), each
         after taking the clips its outputs list (a running session's are not known to be
         listed). Returns what was done to each, and what of its work was kept."""
-        from kaggletts.backends.kaggle.outputs import kept_text, salvage
-
         remote = self.remote()
         store = RunStore(job)
         run = store.load()
@@ -507,9 +507,6 @@ class KaggleBackend:
         pending = [s for s in ctx.run.shards if s.state is ShardState.PLANNED]
         if not (job.spec.kernel.enable_gpu and pending):
             return
-        from kaggletts import cost
-        from kaggletts.kernel.support import characters_of
-
         defaults = {name: p.default for name, p in job.spec.parameters.items()}
         figures = cost.session_figures(
             cost.kind_of(job.spec.name, job.params, defaults),

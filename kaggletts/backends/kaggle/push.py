@@ -20,7 +20,7 @@ import requests
 import tenacity
 
 from kaggletts.backends.kaggle.context import RunContext
-from kaggletts.backends.kaggle.kernel import write_kernel_folder
+from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS, write_kernel_folder
 from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import explain
 from kaggletts.backends.kaggle.retry import is_transient
@@ -192,8 +192,6 @@ def _take_a_free_slug(ctx: RunContext, shard: Shard) -> None:
 
 
 def _session_seconds(ctx: RunContext) -> int:
-    from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS
-
     return int(min(ctx.time_left(ctx.deadline) + SESSION_MARGIN_SECONDS, MAX_SESSION_SECONDS))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -458,8 +459,6 @@ class KaggleRemote:
 
 def _kernel_slug_in(url: str, owner: str) -> str | None:
     """The slug in a kernel url, `.../code/<owner>/<slug>` (as real push logs print it)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url).path.strip("/").split("/")
     if len(parts) >= 3 and parts[-3] == "code" and parts[-2].lower() == owner.lower():
         return parts[-1]
