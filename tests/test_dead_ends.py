@@ -210,6 +210,30 @@ def test_a_bug_while_a_kaggle_run_is_collected_fails_the_job_on_its_record(
     assert len(kernels(emulator)) == 1, "the session's outputs are still there to collect"
 
 
+def test_what_becomes_of_a_failed_runs_kernel_is_said_on_the_command_line(
+    emulator, tmp_path, notebook_maker
+):
+    """A failure while collecting (here a notebook that records no clips) gets a note on the
+    kernel kept with its outputs, added to the error on its way out rather than a rebuilt
+    error: the command line prints it under the error."""
+    from helpers import USER, cli_env, kaggletts_cli
+
+    source = notebook_maker(tmp_path / "silent.ipynb", "text = ''", ("say", "print(text)"))
+    done = kaggletts_cli("run", str(source), "--text", "Nothing recorded.", "--backend",
+                         "kaggle", "--out", str(tmp_path / "out"), env=cli_env(emulator))
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    said = done.stderr[done.stderr.index("error: "):].splitlines()
+    [job] = (tmp_path / "out" / "silent").iterdir()
+    assert said[0].endswith("recorded no `clips` scrap; did the notebook finish?"), said
+    assert said[1:] == [
+        f"  kernel {USER}/kaggletts-silent-{job.name[:10]}-1-1 is kept with its outputs "
+        f"(`kaggletts attach {job.name}` tries collecting them again; --force runs the job "
+        "anew)"
+    ]
+
+
 # -- damaged records and results ----------------------------------------------------------------
 
 
