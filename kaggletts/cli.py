@@ -2,8 +2,9 @@
 
 Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or its outputs
 wait) on Kaggle unwatched, 130 interrupted. Errors print one line on stderr, never a
-traceback. Subcommands load their modules only when they run, so that
-`kaggletts --help` stays fast."""
+traceback. The commands that need the Kaggle backend or the doctor import them when they
+run, so that `kaggletts --help` stays fast (tests/test_local_backend.py says what it may
+load)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,30 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
+import time
+import webbrowser
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kaggletts.errors import KaggleTTSError
+from kaggletts import api, cost, parameters
+from kaggletts.api import default_backend, run_job
+from kaggletts.backends import get_backend
+from kaggletts.cache import LineCache
+from kaggletts.cost import summary
+from kaggletts.durations import parse_duration
+from kaggletts.errors import DamagedResult, Incomplete, KaggleTTSError, UsageError
+from kaggletts.finish import write_result_page
+from kaggletts.jobs import Job, JobState, batch_lines, find_job, list_jobs
+from kaggletts.kernel.support import characters_of
+from kaggletts.layout import PAGE_FILE
+from kaggletts.notebook import find_notebook, notebook_names
+from kaggletts.progress import TerminalProgress
+from kaggletts.result import Result
+from kaggletts.settings import KEYS, default_text, load_settings, nearest_pyproject, user_file
 
 log = logging.getLogger("kaggletts")
 
@@ -59,8 +77,6 @@ def cli(verbose: bool) -> None:
     """Run open text-to-speech notebooks (Qwen3-TTS, Chatterbox, eSpeak NG) on Kaggle's
     free GPUs or on this machine, with validated parameters and verified audio."""
     if sys.stderr.isatty():
-        from kaggletts.progress import TerminalProgress
-
         handler: logging.Handler = TerminalProgress(sys.stderr)
     else:
         handler = logging.StreamHandler(sys.stderr)
@@ -83,8 +99,6 @@ class Duration(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        from kaggletts.durations import parse_duration
-
         if isinstance(value, float):
             return value
         try:
@@ -143,23 +157,17 @@ def refuse_kaggle_only(backend: str, kaggle: dict[str, Any]) -> None:
     files are not: they apply whenever the backend is Kaggle)."""
     given = [f"--{name.replace('_', '-')}" for name, value in kaggle.items() if value]
     if backend != "kaggle" and [name for name in given if name != "--endpoint"]:
-        from kaggletts.errors import UsageError
-
         raise UsageError(f"{', '.join(given)} only apply to --backend kaggle")
 
 
 def command_settings(output_dir: str | None, kaggle: dict[str, Any]) -> Any:
     """The settings in effect here, under the options given on the command line."""
-    from kaggletts.settings import load_settings
-
     given = {"output_dir": output_dir, **{f"kaggle.{name}": v for name, v in kaggle.items()}}
     return load_settings().overridden(given, "command line")
 
 
 def output_folder(output_dir: str | None) -> str | None:
     """--out, else the output folder the settings name (None: jobs' own default)."""
-    from kaggletts.settings import load_settings
-
     return output_dir or load_settings().output_dir
 
 
@@ -180,7 +188,6 @@ def report(result: Any, as_json: bool) -> None:
         f"{len(result.audio)} clips, {result.audio_seconds:.1f}s of audio ({origin}) in "
         f"{result.directory}"
     )
-    from kaggletts.cost import summary
 
     cost = summary(result)
     if cost:
@@ -201,8 +208,6 @@ yes_option = click.option("--yes", is_flag=True, help="Go ahead without asking."
 def confirmed(yes: bool, question: str) -> bool:
     """--yes, or the user's yes on a terminal. Without a terminal to ask on, a step that
     cannot be undone is refused rather than taken unasked."""
-    from kaggletts.errors import UsageError
-
     if yes:
         return True
     if not sys.stdin.isatty():
@@ -275,10 +280,6 @@ def run(
 ) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
     with lines missing exits 4; running the same command again speaks only those."""
-    from kaggletts import api, parameters
-    from kaggletts.errors import Incomplete
-    from kaggletts.notebook import find_notebook
-
     if text is not None:
         pairs = (("text", text), *pairs)
     sources: list[str | parameters.ParameterSet] = [
@@ -306,8 +307,6 @@ def run(
 def cache(clear: bool) -> None:
     """The line cache: every verified clip, reused by any later request that asks for the
     same line with the same notebook and settings."""
-    from kaggletts.cache import LineCache
-
     lines = LineCache()
     if clear:
         click.echo(f"removed {lines.clear()} clips from {lines.directory}")
@@ -324,10 +323,6 @@ def cache(clear: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def jobs(output_dir: str | None, as_json: bool) -> None:
     """List recorded jobs, newest first."""
-    import time
-
-    from kaggletts.jobs import list_jobs
-
     found = list_jobs(output_dir)
     if as_json:
         documents = [{**j.record.to_dict(), "directory": str(j.directory)} for j in found]
@@ -359,10 +354,6 @@ def _first_words(text: str, width: int = 40) -> str:
 @output_option
 def status(job_id: str, output_dir: str | None) -> None:
     """Show a job's record; for Kaggle jobs, each session's live state."""
-    from kaggletts.errors import DamagedResult
-    from kaggletts.jobs import JobState, find_job
-    from kaggletts.result import Result
-
     job = find_job(job_id, output_folder(output_dir))
     record = job.read_record()
     assert record is not None  # find_job found it
@@ -400,10 +391,6 @@ def status(job_id: str, output_dir: str | None) -> None:
 def attach(job_id: str, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
     """Pick a job up where it stopped: wait for its run, download, verify. Never pushes
     a run that failed or was cancelled again."""
-    from kaggletts.api import run_job
-    from kaggletts.backends import get_backend
-    from kaggletts.jobs import find_job
-
     job = find_job(job_id, output_folder(output_dir))
     refuse_kaggle_only(job.backend, kaggle)
     # A job is picked up where it ran unless another endpoint is named.
@@ -422,8 +409,6 @@ def cancel(job_id: str, output_dir: str | None, yes: bool) -> None:
     tells no session id, so deleting is the stop that works); asks first (--yes skips)."""
     from kaggletts.backends.kaggle import KaggleBackend
     from kaggletts.backends.kaggle.records import RunStore
-    from kaggletts.errors import UsageError
-    from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_folder(output_dir))
     if job.backend != "kaggle":
@@ -459,7 +444,6 @@ def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
     or past their time limits), found from the job records; never any other kernel. Only
     lists them unless --yes is given."""
     from kaggletts.backends.kaggle import KaggleBackend
-    from kaggletts.jobs import Job, list_jobs
 
     settings = command_settings(None, {"endpoint": endpoint})
     backend = KaggleBackend(**settings.backend_options("kaggle"))
@@ -489,14 +473,6 @@ def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
 @output_option
 def open_page(job_id: str, output_dir: str | None) -> None:
     """Open a finished job's audition page (a player per clip) in the web browser."""
-    import webbrowser
-
-    from kaggletts.errors import DamagedResult, UsageError
-    from kaggletts.finish import write_result_page
-    from kaggletts.jobs import find_job
-    from kaggletts.layout import PAGE_FILE
-    from kaggletts.result import Result
-
     job = find_job(job_id, output_folder(output_dir))
     try:
         result = Result.read(job.directory)
@@ -549,11 +525,6 @@ def quota(
 
 
 def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None) -> None:
-    from kaggletts import api, cost
-    from kaggletts.jobs import batch_lines
-    from kaggletts.kernel.support import characters_of
-    from kaggletts.notebook import find_notebook
-
     spec = find_notebook(notebook)
     values = api.validate(spec, list(files))
     defaults = {name: parameter.default for name, parameter in spec.parameters.items()}
@@ -578,9 +549,6 @@ def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None
 def notebooks(names: tuple[str, ...], as_json: bool) -> None:
     """List the notebooks (or the ones named) with their parameters: type, default, help,
     allowed values, and where they run by default."""
-    from kaggletts.api import default_backend
-    from kaggletts.notebook import find_notebook, notebook_names
-
     specs = [find_notebook(name) for name in names or notebook_names()]
     described: dict[str, Any] = {
         spec.name: {
@@ -614,8 +582,6 @@ def notebooks(names: tuple[str, ...], as_json: bool) -> None:
 def config(as_json: bool) -> None:
     """Show the settings in effect here and where each came from: pyproject.toml's
     [tool.kaggletts], the user file, then KAGGLETTS_* variables (later ones win)."""
-    from kaggletts.settings import KEYS, default_text, load_settings, nearest_pyproject, user_file
-
     settings = load_settings()
     settings.check_notebook_defaults()
     shown: dict[str, dict[str, Any]] = {
@@ -678,8 +644,6 @@ def doctor(round_trip: bool, endpoint: str | None, as_json: bool) -> None:
 
 def main() -> None:
     """Console entry point: errors become one line on stderr and their exit code."""
-    import signal
-
     # SIGTERM (timeout, kill, a container stop) ends a run as Ctrl-C does: with a record
     # that says what happened and a word on whatever keeps running on Kaggle. SIGINT too,
     # explicitly: a command a script starts in the background inherits SIGINT ignored, and
