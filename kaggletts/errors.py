@@ -6,6 +6,7 @@ request again speaks only the rest), 130 interrupted."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from kaggletts.layout import PAGE_FILE
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kaggletts.result import Result
+
+
+# What follows a url's path: its query or fragment.
+_URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*")
 
 
 class KaggleTTSError(Exception):
@@ -126,6 +131,9 @@ class Interrupted(KaggleTTSError):
 def summary(error: BaseException) -> str:
     """One line on the error that ended a job, for its record: a kaggletts error's first
     line; anything else (a bug) by its type and message, since its message alone may not
-    say what it is."""
-    said = str(error) if isinstance(error, KaggleTTSError) else f"{type(error).__name__}: {error}"
-    return said.partition("\n")[0]
+    say what it is, with the query of any url in it left out (a signed download url's
+    signature is a secret)."""
+    if isinstance(error, KaggleTTSError):
+        return str(error).partition("\n")[0]
+    said = f"{type(error).__name__}: {error}".partition("\n")[0]
+    return _URL_QUERY.sub(r"\1?…", said)

@@ -190,22 +190,27 @@ def test_a_bug_while_a_kaggle_run_is_collected_fails_the_job_on_its_record(
     emulator, tmp_path, monkeypatch
 ):
     """The session ends well; downloading its outputs meets an error nothing foresaw. The
-    record says failed, with the error, and the kernel stays with its outputs."""
+    record says failed, with the error but not the signature of the url it names, and the
+    kernel stays with its outputs."""
     import requests
     from helpers import kernels, run_kaggle
 
-    def crash(*args, **kwargs):
-        raise KernelCrash("the network stack fell over")
+    from kaggletts.layout import LEDGER_FILE
+
+    def crash(session, url, *args, **kwargs):
+        raise KernelCrash(f"the network stack fell over fetching {url}")
 
     monkeypatch.setattr(requests.Session, "get", crash)
     out = tmp_path / "out"
-    with pytest.raises(KernelCrash):
+    with pytest.raises(KernelCrash, match=r"\?expires=.*&sig="):
         run_kaggle(emulator, out, {"text": "Spoken, never downloaded."}, keep_kernels=False)
 
     [folder] = (out / "espeak").iterdir()
     record = record_of(folder)
     assert record["state"] == "failed", record
-    assert record["error"] == "KernelCrash: the network stack fell over"
+    assert record["error"].startswith("KernelCrash: the network stack fell over fetching http")
+    assert record["error"].endswith(f"/{LEDGER_FILE}?…"), record["error"]
+    assert "sig=" not in (folder / "job.json").read_text(encoding="utf-8")
     assert [shard["state"] for shard in record["run"]["shards"]] == ["complete"]
     assert len(kernels(emulator)) == 1, "the session's outputs are still there to collect"
 
