@@ -202,7 +202,6 @@ class PapermillRun:
     def execute(self) -> Any:
         """The executed notebook of a run that finished, or of one that failed in a cell;
         any other failure is raised as the kaggletts error it is."""
-
         spec = self._spec()
         # Bad parameters are refused before credentials are looked for.
         values = validate(spec, self.params) if not spec.plain else plain_values(self.params)
