@@ -80,6 +80,7 @@ class Result:
         }
 
     def save(self) -> None:
+        """Store the result as result.json (kaggletts.finish writes its page first)."""
         write_json_atomic(self.directory / RESULT_FILE, self.to_dict())
 
     @property
