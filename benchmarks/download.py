@@ -75,8 +75,9 @@ def collector(url: str, slug: str, out: Path) -> Callable[[], int]:
     from kaggletts.api import prepare
     from kaggletts.backends.kaggle import KaggleBackend
     from kaggletts.backends.kaggle.context import RunContext
-    from kaggletts.backends.kaggle.outputs import LOG_FILE, collect
+    from kaggletts.backends.kaggle.outputs import collect
     from kaggletts.backends.kaggle.records import KaggleRun, RunStore, Shard, ShardState
+    from kaggletts.layout import KERNEL_LOG
 
     backend = KaggleBackend(endpoint=url, credentials=common.credentials())
     remote = backend.remote()
@@ -89,7 +90,7 @@ def collector(url: str, slug: str, out: Path) -> Callable[[], int]:
     def download() -> int:
         collect(ctx, shard)
         # kernel.log is written from the listing's reply, not downloaded.
-        return sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != LOG_FILE)
+        return sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != KERNEL_LOG)
 
     return download
 
@@ -131,7 +132,8 @@ def spawn(mode: str, url: str, slug: str, out: Path, trace: bool) -> dict:
 
 def needed_bytes(emu: Any, slug: str, version: int) -> int:
     """The clips the notebook recorded plus the executed notebook that lists them."""
-    from kaggletts.result import EXECUTED_NOTEBOOK, read_scraps
+    from kaggletts.layout import EXECUTED_NOTEBOOK
+    from kaggletts.result import read_scraps
 
     output = emu.output_dir(common.USER, slug, version)
     clips = read_scraps(output / EXECUTED_NOTEBOOK)["clips"]

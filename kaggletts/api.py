@@ -141,7 +141,7 @@ def run_job(
             if reused:
                 log.info("%d of %d lines taken from the line cache", len(reused),
                          job.utterance_count)
-        with job.failing_when_unwritable():
+        with job.failing_on_error():
             result = (runner or get_backend(job.backend)).run(job, force=force, attach=attach)
         if cache is not None:
             cache.store(job, result)

@@ -26,6 +26,7 @@ from typing import Any
 from kaggletts import environment
 from kaggletts.jobs import Job, batch_lines
 from kaggletts.kernel import support
+from kaggletts.layout import LEDGER_FILE
 from kaggletts.ledger import read_ledger
 from kaggletts.result import Result, sha256_of
 
@@ -74,7 +75,7 @@ class LineCache:
         out_dir = job.params.get("output_dir") or "."
         spoken = {entry.number for entry in read_ledger(job.directory).made}
         reused = []
-        ledger = support.Ledger(job.directory / support.LEDGER_FILE)
+        ledger = support.Ledger(job.directory / LEDGER_FILE)
         for number, line in enumerate(lines, 1):
             if number in spoken:
                 continue

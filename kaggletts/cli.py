@@ -433,8 +433,9 @@ def _first_words(text: str, width: int = 40) -> str:
 def status(job_id: str | None, output_dir: str | None) -> None:
     """Show a job's record (the latest job's without JOB_ID); for Kaggle jobs, each
     session's live state."""
+    from kaggletts.errors import DamagedResult
     from kaggletts.jobs import JobState, find_job
-    from kaggletts.result import DamagedResult, Result
+    from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
     record = job.read_record()
@@ -566,10 +567,11 @@ def open_page(job_id: str | None, output_dir: str | None) -> None:
     JOB_ID, the latest job's."""
     import webbrowser
 
-    from kaggletts.errors import UsageError
+    from kaggletts.errors import DamagedResult, UsageError
+    from kaggletts.finish import write_result_page
     from kaggletts.jobs import find_job
-    from kaggletts.page import PAGE_FILE, write_page
-    from kaggletts.result import DamagedResult, Result
+    from kaggletts.layout import PAGE_FILE
+    from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
     try:
@@ -582,7 +584,7 @@ def open_page(job_id: str | None, output_dir: str | None) -> None:
         raise UsageError(f"job {job.id} has no result yet; `kaggletts status {job.id}` says why")
     page = job.directory / PAGE_FILE
     if not page.is_file():  # a job stored before kaggletts wrote pages
-        page = write_page(result)
+        page = write_result_page(result)
     url = page.as_uri()
     if webbrowser.open(url):
         click.echo(url)
@@ -816,7 +818,7 @@ def main() -> None:
         error.show()
         sys.exit(error.exit_code)
     except KaggleTTSError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {error.text()}", err=True)
         sys.exit(error.exit_code)
     except Exception as error:
         if environment.debug():

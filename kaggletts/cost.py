@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kaggletts.errors import UsageError
+from kaggletts.jobs import list_jobs
+from kaggletts.notebook import find_notebook
 from kaggletts.result import Result
 
 
@@ -105,9 +108,6 @@ def summary(result: Result) -> str | None:
 
 
 def _uses_gpu(notebook: str) -> bool:
-    from kaggletts.errors import UsageError
-    from kaggletts.notebook import find_notebook
-
     try:
         return find_notebook(notebook).kernel.enable_gpu
     except UsageError:
@@ -153,8 +153,6 @@ def kind_of(notebook: str, values: dict[str, Any], defaults: dict[str, Any]) -> 
 
 def kaggle_history(output_dir: str | os.PathLike | None) -> list[RunCost]:
     """The figures of every finished Kaggle job stored under the output folder."""
-    from kaggletts.jobs import list_jobs
-
     costs = []
     for job in list_jobs(output_dir):
         result = Result.load(job.directory)

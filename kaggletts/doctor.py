@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import nbformat
+import requests
+
+from kaggletts.api import prepare, run_job
+from kaggletts.backends.kaggle import KaggleBackend
+from kaggletts.backends.kaggle.credentials import find_credentials
+from kaggletts.backends.kaggle.remote import PRODUCTION
+from kaggletts.backends.local import LocalBackend
 from kaggletts.errors import Interrupted, KaggleTTSError
+from kaggletts.notebook import data_dir, find_notebook, notebook_names
 from kaggletts.settings import Settings, from_environment, load_settings
 
 log = logging.getLogger("kaggletts")
@@ -133,8 +142,6 @@ class Examination:
         return Finding(Check.SETTINGS, Verdict.PASS, f"{count} set, from {', '.join(places)}")
 
     def check_credentials(self) -> Finding:
-        from kaggletts.backends.kaggle.credentials import find_credentials
-
         try:
             self.credentials = find_credentials()
         except KaggleTTSError as error:
@@ -172,13 +179,9 @@ class Examination:
     # -- Kaggle --------------------------------------------------------------------------
 
     def endpoint(self) -> str:
-        from kaggletts.backends.kaggle.remote import PRODUCTION
-
         return (self.settings.kaggle.endpoint or PRODUCTION).rstrip("/")
 
     def check_endpoint(self) -> Finding:
-        import requests
-
         endpoint = self.endpoint()
         origin = self.settings.origins.get("kaggle.endpoint", "the default")
         try:
@@ -211,8 +214,6 @@ class Examination:
         """A cheap authenticated call (the quota): whether Kaggle accepts the credentials."""
         if self.credentials is None or not self.reachable:
             return Finding(Check.LOGIN, Verdict.SKIP, "needs credentials and the endpoint")
-        from kaggletts.backends.kaggle import KaggleBackend
-
         options = {**self.settings.backend_options("kaggle"), **self.backend_options}
         self.backend = KaggleBackend(credentials=self.credentials, **options)
         try:
@@ -261,8 +262,6 @@ class Examination:
     # -- the notebooks -------------------------------------------------------------------
 
     def check_notebooks(self) -> Finding:
-        from kaggletts.notebook import notebook_names
-
         names = notebook_names()
         problems = [problem for name in names for problem in _kaggle_problems(name)]
         if problems:
@@ -279,8 +278,6 @@ class Examination:
         )
 
     def check_local_espeak(self) -> Finding:
-        from kaggletts.backends.local import LocalBackend
-
         try:
             seconds, audio = _speak_once(LOCAL_LINE, "local", LocalBackend())
         except KaggleTTSError as error:
@@ -327,10 +324,6 @@ class Examination:
 def _kaggle_problems(name: str) -> list[str]:
     """What in the shipped notebook `name` Kaggle's import would reject or misrun: invalid
     nbformat, no python kernelspec, missing or repeated cell ids, no parameters cell."""
-    import nbformat
-
-    from kaggletts.notebook import data_dir, find_notebook
-
     path = data_dir("notebooks") / f"{name}.ipynb"
     try:
         nb = nbformat.read(path, as_version=4)
@@ -351,8 +344,6 @@ def _kaggle_problems(name: str) -> list[str]:
 def _speak_once(text: str, backend_name: str, backend: Any) -> tuple[float, float]:
     """Speak one espeak line on `backend` in a throwaway folder; (seconds taken, seconds
     of audio). The line is spoken again each time (force): the check is the run."""
-    from kaggletts.api import prepare, run_job
-
     started = time.monotonic()
     with _quiet(), tempfile.TemporaryDirectory(prefix="kaggletts-doctor-") as folder:
         job = prepare("espeak", {"text": text}, backend_name, folder, backend.identity())

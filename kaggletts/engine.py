@@ -29,12 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from papermill.engines import Engine
+import nbformat
 
+from kaggletts.api import run_job, validate
+from kaggletts.backends import get_backend
+from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS
+from kaggletts.backends.kaggle.options import KernelOptions
+from kaggletts.backends.kaggle.records import RunStore
 from kaggletts.durations import parse_duration
 from kaggletts.errors import RunFailed, UsageError
-from kaggletts.jobs import Job
+from kaggletts.jobs import Job, output_root
+from kaggletts.layout import EXECUTED_NOTEBOOK
+from kaggletts.notebook import KernelSettings, NotebookSpec, find_notebook
 from kaggletts.progress import Progress, kernel_log
+from kaggletts.settings import load_settings
 
 papermill_log = logging.getLogger("papermill")
 # The one kernel a Kaggle session runs notebooks with.
@@ -89,7 +97,26 @@ class EngineOptions:
         return cls(**kwargs)
 
 
-class KaggleEngine(Engine):
+class KaggleEngine:
+    """papermill's engine `kaggle`, found by its entry point. papermill imports every
+    engine's entry point while papermill.engines is first imported (as importing any part
+    of papermill does), so this module imports papermill only inside the functions that
+    use it: at its top, an import of this module first would have papermill find it half
+    made (tests/test_imports.py)."""
+
+    @classmethod
+    def execute_notebook(cls, nb: Any, kernel_name: str, **kwargs: Any) -> Any:
+        """papermill's own wrapper, its execution manager around execute_managed_notebook."""
+        from papermill.engines import Engine
+
+        return Engine.execute_notebook.__func__(cls, nb, kernel_name, **kwargs)
+
+    @classmethod
+    def nb_language(cls, nb: Any, language: str | None = None) -> str:
+        from papermill.engines import Engine
+
+        return Engine.nb_language(nb, language)
+
     @classmethod
     def nb_kernel_name(cls, nb: Any, name: str | None = None) -> str:
         """Kaggle runs every notebook with its own Python 3 kernel: the notebook must be a
@@ -167,8 +194,6 @@ class PapermillRun:
     over, its job, and the executed notebook it came back with."""
 
     def __init__(self, nb_man: Any, options: EngineOptions, budget: float | None, name: str):
-        from kaggletts.settings import load_settings
-
         self.nb_man, self.options, self.budget = nb_man, options, budget
         self.settings = load_settings()
         self.root = outputs_root(nb_man.nb.metadata.papermill.get("output_path"), options,
@@ -180,11 +205,6 @@ class PapermillRun:
     def execute(self) -> Any:
         """The executed notebook of a run that finished, or of one that failed in a cell;
         any other failure is raised as the kaggletts error it is."""
-        import nbformat
-
-        from kaggletts.api import run_job, validate
-        from kaggletts.result import EXECUTED_NOTEBOOK
-
         spec = self._spec()
         # Bad parameters are refused before credentials are looked for.
         values = validate(spec, self.params) if not spec.plain else plain_values(self.params)
@@ -209,9 +229,6 @@ class PapermillRun:
         """A notebook declaring kaggletts metadata gets all of kaggletts (its parameters
         checked, its clips verified, the job's deadline injected); any other is a plain
         run, on the machine the options name."""
-        from kaggletts.backends.kaggle.kernel import KernelOptions
-        from kaggletts.notebook import KernelSettings, NotebookSpec, find_notebook
-
         if "kaggletts" in json.loads(self.staged.read_text(encoding="utf-8"))["metadata"]:
             return find_notebook(self.staged)
         kernel = self.settings.backend_options("kaggle").get("kernel", KernelOptions())
@@ -225,9 +242,6 @@ class PapermillRun:
         )
 
     def _backend(self, spec: Any) -> Any:
-        from kaggletts.backends import get_backend
-        from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS, KernelOptions
-
         options = self.settings.backend_options("kaggle")
         kernel = options.pop("kernel", KernelOptions())
         chosen = {
@@ -256,8 +270,6 @@ class PapermillRun:
 
     def description(self) -> dict[str, Any]:
         """Where the run went, for the output notebook's metadata."""
-        from kaggletts.backends.kaggle.records import RunStore
-
         job = self.job
         assert job is not None, "a run is described once it has executed"
         run = RunStore(job).load()
@@ -278,8 +290,6 @@ class PapermillRun:
 def outputs_root(output_path: str | None, options: EngineOptions, configured: str | None) -> Path:
     """Where the run's job folder goes: the engine's option, else kaggletts' settings, else
     a folder beside the output notebook named after it (for a local one)."""
-    from kaggletts.jobs import output_root
-
     chosen = options.output_dir or configured
     if chosen or not output_path or output_path == "-" or "://" in output_path:
         return output_root(chosen).resolve()
@@ -321,8 +331,6 @@ def request_notebook(nb: Any) -> Any:
 def stage(nb: Any, name: str, root: Path) -> Path:
     """The request notebook written where its job record can find it again, named by its
     content: `<root>/.papermill/<sha256>/<name>.ipynb`."""
-    import nbformat
-
     text = nbformat.writes(nb)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     path = root / ".papermill" / digest / f"{name}.ipynb"

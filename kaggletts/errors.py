@@ -6,10 +6,19 @@ request again speaks only the rest), 130 interrupted."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from kaggletts.layout import PAGE_FILE
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kaggletts.result import Result
+
+
+# What follows a url's path: its query or fragment.
+_URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*")
 
 
 class KaggleTTSError(Exception):
@@ -17,11 +26,32 @@ class KaggleTTSError(Exception):
 
     exit_code = 1
 
+    def text(self) -> str:
+        """The message with the notes added on the error's way out (what becomes of a
+        job's sessions, say), one to a line, as the user is told it."""
+        return "\n  ".join([str(self), *getattr(self, "__notes__", ())])
+
 
 class UsageError(KaggleTTSError):
     """The request is wrong: a bad parameter, file, value or notebook name (exit 2)."""
 
     exit_code = 2
+
+
+class CorruptRecord(UsageError):
+    """A job record that cannot be read back (truncated, edited, not a job)."""
+
+
+class DamagedResult(UsageError):
+    """A stored result.json that cannot be used (truncated, edited, of another shape)."""
+
+
+class CannotWrite(UsageError):
+    """The output folder cannot hold the job's files: a file is in the way, it is
+    read-only, or its disk is full."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
 
 
 class RunFailed(KaggleTTSError):
@@ -47,7 +77,7 @@ class Incomplete(RunFailed):
         super().__init__(
             f"job {result.job_id}: {spoken} of {spoken + missing} lines spoken, {missing} "
             f"missing (line {first.number}: {first.reason}); run the same request again to "
-            f"speak only the missing lines; the page {result.directory / 'index.html'} "
+            f"speak only the missing lines; the page {result.directory / PAGE_FILE} "
             f"lists them\n  executed notebook: {result.notebook}"
         )
         self.result = result
@@ -59,6 +89,29 @@ class KaggleUnreachable(RunFailed):
 
 class PushRejected(RunFailed):
     """Kaggle refused to run the kernel (its answer names why)."""
+
+
+class SessionCapFull(PushRejected):
+    """The account's concurrent batch sessions are all taken: the push may be tried again
+    once one ends."""
+
+
+class KernelGone(RunFailed):
+    """The shard's kernel will never run: it was deleted, or shows no session at all."""
+
+
+class NotListed(RunFailed):
+    """A session's outputs were not listed within the patience given: Kaggle lists them a
+    while after the session ends, so they may well be listed later."""
+
+
+class ListingCutShort(RunFailed):
+    """A session's output listing went on past the pages kaggletts follows: what it did
+    not list would be lost without a word, so nothing of it is taken as the whole."""
+
+
+class TooLarge(RunFailed):
+    """The server sent more bytes than the file may have: reading on would not help."""
 
 
 class LeftOnKaggle(KaggleTTSError):
@@ -73,3 +126,14 @@ class Interrupted(KaggleTTSError):
     """Ctrl-C or SIGTERM: the message says what happens to whatever still runs (exit 130)."""
 
     exit_code = 130
+
+
+def summary(error: BaseException) -> str:
+    """One line on the error that ended a job, for its record: a kaggletts error's first
+    line; anything else (a bug) by its type and message, since its message alone may not
+    say what it is, with the query of any url in it left out (a signed download url's
+    signature is a secret)."""
+    if isinstance(error, KaggleTTSError):
+        return str(error).partition("\n")[0]
+    said = f"{type(error).__name__}: {error}".partition("\n")[0]
+    return _URL_QUERY.sub(r"\1?…", said)

@@ -19,14 +19,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import UsageError
+from kaggletts.errors import CannotWrite, CorruptRecord, KaggleTTSError, UsageError, summary
 from kaggletts.kernel import support
-from kaggletts.notebook import NotebookSpec
+from kaggletts.layout import DEFAULT_OUTPUT_DIR, LOCK_FILE, RECORD_FILE
+from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.result import Result, write_json_atomic
-
-RECORD_FILE = "job.json"
-LOCK_FILE = ".job.lock"
-DEFAULT_OUTPUT_DIR = "kaggletts-output"
 
 
 class JobState(StrEnum):
@@ -43,20 +40,8 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
-class CorruptRecord(UsageError):
-    """A job record that cannot be read back (truncated, edited, not a job)."""
-
-
 # The errors of a folder that takes no more files.
 UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-
-
-class CannotWrite(UsageError):
-    """The output folder cannot hold the job's files: a file is in the way, it is
-    read-only, or its disk is full."""
-
-    def __init__(self, path: Path, error: OSError):
-        super().__init__(f"cannot write {path}: {error.strerror or error}")
 
 
 def output_root(output_dir: str | os.PathLike | None) -> Path:
@@ -180,8 +165,6 @@ class Job:
     @classmethod
     def from_record(cls, directory: Path) -> Job:
         """The job whose record is in `directory`, as it was requested."""
-        from kaggletts.notebook import find_notebook
-
         record = read_record_file(directory / RECORD_FILE)
         if record is None:
             raise UsageError(f"no job record in {directory}")
@@ -220,18 +203,32 @@ class Job:
             raise CannotWrite(self.directory, error) from None
 
     @contextmanager
-    def failing_when_unwritable(self) -> Iterator[None]:
-        """A file of the run that cannot be written (a full disk, a read-only folder) fails
-        the job on its record with one clear error, rather than leaving it `running` with
-        nothing running (what a Kaggle session made stays there to collect)."""
+    def failing_on_error(self) -> Iterator[None]:
+        """What stops a run other than a kaggletts error (which records its own outcome)
+        fails the job on its record, rather than leaving it `running` with nothing running
+        (what a Kaggle session made stays there to collect): a file of the run that cannot
+        be written (a full disk, a read-only folder) as one clear CannotWrite, anything
+        else (a bug) raised as it is, its type and message recorded."""
         try:
             yield
+        except KaggleTTSError:
+            raise
         except OSError as error:
             if error.errno not in UNWRITABLE:
+                self._record_failure(error)
                 raise
             failure = CannotWrite(Path(error.filename or self.directory), error)
             self.update_record(state=JobState.FAILED, error=str(failure))
-            raise failure from None
+            raise failure from error
+        except Exception as error:
+            self._record_failure(error)
+            raise
+
+    def _record_failure(self, error: Exception) -> None:
+        try:
+            self.update_record(state=JobState.FAILED, error=summary(error))
+        except KaggleTTSError as unrecorded:
+            error.add_note(f"the job record does not say so: {unrecorded}")
 
     def empty_folder(self) -> None:
         """Remove a forced job's old files, so that a new run's outputs are not mixed with

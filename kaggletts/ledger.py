@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kaggletts.errors import RunFailed
-from kaggletts.kernel.support import LEDGER_FILE, LEDGER_SCHEMA
-
-# Where the Kaggle backend keeps each attempt's downloaded ledger, beside the clips.
-LEDGER_FOLDER = "ledger"
+from kaggletts.kernel.support import LEDGER_SCHEMA
+from kaggletts.layout import LEDGER_FILE, LEDGER_FOLDER
 
 
 class LineStatus(StrEnum):

@@ -1,5 +1,6 @@
 """The audition page of a job: `index.html`, a header and one row per clip with a player,
-and `clips.csv` for spreadsheets, written beside the audio when a result is stored.
+and `clips.csv` for spreadsheets, written beside the audio when a job finishes
+(kaggletts.finish gathers what the page says beyond the result).
 
 The page opens from file:// with no network: no scripts, no fonts or styles from elsewhere,
 players with relative sources. Every text in it comes from user input or from a notebook's
@@ -15,17 +16,17 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from kaggletts.layout import CSV_FILE, EXECUTED_NOTEBOOK, PAGE_FILE, RESULT_FILE
+
 if TYPE_CHECKING:
     from kaggletts.result import Result
 
-PAGE_FILE = "index.html"
-CSV_FILE = "clips.csv"
 # Fields with a column of their own; `bytes` and `sha256` were checked when the audio was
 # kept and are in clips.csv, where a spreadsheet can use them.
 _OWN_COLUMNS = ("text", "file", "duration", "settings", "rms", "warnings")
@@ -83,22 +84,22 @@ class Header:
     run_scrap: dict[str, Any]
 
 
-def write_page(result: Result) -> Path:
-    """Write index.html and clips.csv into the result's folder; returns the page's path."""
+def write_page(result: Result, kernel_urls: Sequence[str], cost: str | None) -> Path:
+    """Write index.html and clips.csv into the result's folder; returns the page's path.
+    `kernel_urls` (the Kaggle kernels that ran the job) and `cost` (what the run cost per
+    minute of audio) are what the header says beyond the result."""
     directory = result.directory
     _write_text_atomic(directory / CSV_FILE, render_csv(result), encoding="utf-8-sig")
     page = directory / PAGE_FILE
-    _write_text_atomic(page, render_page(result, read_header(result)), encoding="utf-8")
+    header = read_header(result, kernel_urls, cost)
+    _write_text_atomic(page, render_page(result, header), encoding="utf-8")
     return page
 
 
-def read_header(result: Result) -> Header:
-    """The header's facts: the result, its job record (for kernel urls) and the time the
-    result was stored (result.json's modification time, so a page written again later
-    still says when the run finished)."""
-    from kaggletts.cost import rate
-    from kaggletts.result import RESULT_FILE
-
+def read_header(result: Result, kernel_urls: Sequence[str], cost: str | None) -> Header:
+    """The header's facts: the result, those given, and the time the result was stored
+    (result.json's modification time, so a page written again later still says when the
+    run finished)."""
     stored = result.directory / RESULT_FILE
     finished = stored.stat().st_mtime if stored.exists() else time.time()
     run = result.scraps.get("run")
@@ -109,9 +110,9 @@ def read_header(result: Result) -> Header:
         finished=finished,
         run_seconds=sum(v for v in result.timings.values() if isinstance(v, int | float)),
         quota=_quota_used(result),
-        cost=rate(result),
+        cost=cost,
         made_on=_made_on(result.clips),
-        kernel_urls=tuple(_kernel_urls(result.directory)),
+        kernel_urls=tuple(kernel_urls),
         run_scrap=run if isinstance(run, dict) else {},
     )
 
@@ -227,7 +228,7 @@ def _header_html(result: Result, header: Header) -> str:
     clips = result.clips
     warned = sum(1 for clip in clips if _warnings(clip))
     rows: list[tuple[str, str]] = [
-        ("notebook", f'{_escape(header.notebook)} (<a href="__notebook__.ipynb">executed '
+        ("notebook", f'{_escape(header.notebook)} (<a href="{EXECUTED_NOTEBOOK}">executed '
          "notebook</a>)"),
         ("backend", _escape(header.backend)),
     ]
@@ -243,7 +244,7 @@ def _header_html(result: Result, header: Header) -> str:
             "clips",
             f"{len(clips)}, {_escape(_seconds_text(result.audio_seconds))} of audio"
             + (f"; <b>{warned} with warnings</b>" if warned else "")
-            + ' (<a href="clips.csv">clips.csv</a>)',
+            + f' (<a href="{CSV_FILE}">{CSV_FILE}</a>)',
         ),
         ("job", _escape(header.job_id)),
     ]
@@ -282,21 +283,6 @@ def _made_on(clips: list[dict[str, Any]]) -> str | None:
                      for device, count in sorted(devices.items()))
     batches = [c["batch"] for c in clips if isinstance(c.get("batch"), int)]
     return made + (f"; up to {max(batches)} lines per call" if batches else "")
-
-
-def _kernel_urls(directory: Path) -> list[str]:
-    """The Kaggle kernels' urls from the job record; none for a local run, a record
-    without them, or one that cannot be read (the page never depends on them)."""
-    from kaggletts.jobs import RECORD_FILE, CorruptRecord, read_record_file
-
-    try:
-        record = read_record_file(directory / RECORD_FILE)
-    except CorruptRecord:
-        return []
-    shards = record.run.get("shards") if record else None
-    if not isinstance(shards, list):
-        return []
-    return [s["url"] for s in shards if isinstance(s, dict) and isinstance(s.get("url"), str)]
 
 
 # -- a clip's row --------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from kaggletts import environment
 from kaggletts.errors import UsageError
 from kaggletts.kernel import support
+from kaggletts.layout import RESERVED_NAMES
 from kaggletts.notebook import NotebookSpec, data_dir
-from kaggletts.result import RESERVED_NAMES, is_output_name
+from kaggletts.result import is_output_name
 
 if TYPE_CHECKING:
     from kaggletts.backends.kaggle.kernel import KernelOptions

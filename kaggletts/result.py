@@ -1,55 +1,32 @@
 """What a run returns: the audio files, the scraps the notebook glued, the executed
-notebook and timings; stored as `result.json` beside them so a repeat is instant."""
+notebook and timings; stored as `result.json` beside them (by kaggletts.finish, with the
+page) so a repeat is instant."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import RunFailed, UsageError
-from kaggletts.kernel.support import LEDGER_FILE
+from kaggletts.errors import DamagedResult, RunFailed
+from kaggletts.layout import EXECUTED_NOTEBOOK, RESERVED_NAMES, RESULT_FILE, SHARD_FOLDER
 from kaggletts.ledger import (
-    LEDGER_FOLDER,
     Ledger,
     MissingLine,
     ledger_files,
     read_ledger,
     sha256_of,
 )
+from kaggletts.page import notebook_html
 
 log = logging.getLogger("kaggletts")
 
-EXECUTED_NOTEBOOK = "__notebook__.ipynb"
-RESULT_FILE = "result.json"
-# Where a plain notebook's files whose names kaggletts keeps for itself are put back.
-NOTEBOOK_FILES = "notebook-files"
-# Names kaggletts itself writes in a job folder: a clip may never take one of them.
-RESERVED_NAMES = frozenset(
-    {
-        "job.json",
-        "result.json",
-        "index.html",
-        "clips.csv",
-        "kernel",
-        "kernel.log",
-        "parameterized.ipynb",
-        EXECUTED_NOTEBOOK,
-        "__results__.html",
-        LEDGER_FILE,
-        LEDGER_FOLDER,
-        NOTEBOOK_FILES,
-    }
-)
-_SHARD_FOLDER = re.compile(r"shard-\d+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class DamagedResult(UsageError):
-    """A stored result.json that cannot be used (truncated, edited, of another shape)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +59,6 @@ class Result:
 
     def _repr_html_(self) -> str:
         """Jupyter shows the clips with players."""
-        from kaggletts.page import notebook_html
-
         return notebook_html(self)
 
     def to_json(self, **dumps_options: Any) -> str:
@@ -105,11 +80,7 @@ class Result:
         }
 
     def save(self) -> None:
-        """Store the result, and the audition page (index.html, clips.csv) beside it; the
-        page first, so that a stored result has its page even when the disk fills up."""
-        from kaggletts.page import write_page
-
-        write_page(self)
+        """Store the result as result.json (kaggletts.finish writes its page first)."""
         write_json_atomic(self.directory / RESULT_FILE, self.to_dict())
 
     @property
@@ -264,7 +235,7 @@ def is_output_name(name: str) -> bool:
         is_safe_name(name)
         and not any(part.startswith(".") for part in parts)
         and parts[0] not in RESERVED_NAMES
-        and not _SHARD_FOLDER.fullmatch(parts[0])
+        and not SHARD_FOLDER.fullmatch(parts[0])
     )
 
 
@@ -301,7 +272,7 @@ def build_result(
     texts: list[str] | None = None,
 ) -> Result:
     """Read what each part of the job made (one part per shard of a sharded run, else the
-    job's folder), check every clip against its record, and store the result. Parts with a
+    job's folder) and check every clip against its record. Parts with a
     line ledger are read from it, each clip's `file` then relative to the job's folder, and
     `texts` (the job's lines, in order) name the lines that have no clip; a notebook without
     the support code is read from its scraps. A `plain` notebook's run may have no clips."""
@@ -311,7 +282,7 @@ def build_result(
     else:
         clips, audio, scraps = _from_scraps(parts, plain)
         missing = []
-    result = Result(
+    return Result(
         job_id,
         notebook_name,
         backend,
@@ -323,8 +294,6 @@ def build_result(
         status="partial" if missing else "complete",
         missing=missing,
     )
-    result.save()
-    return result
 
 
 def _from_ledgers(
@@ -377,9 +346,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a crash leaves the old file or the new one, never half of one:
     a temporary name of its own (concurrent writers never share one), flushed to disk
     before the rename replaces the old file."""
-    import os
-    import tempfile
-
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -265,16 +265,21 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     return _build(_read_environment(environ), {})
 
 
+# Options every backend takes, with the meaning (and the check) of Kaggle's setting.
+EVERY_BACKEND_TAKES = ("timeout",)
+
+
 def checked_options(backend: str, options: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """Options given to a backend in Python (`kaggletts.execute(timeout="2h")`), each that
     is also a setting typed and checked as the setting is; the others (credentials, waits)
     as they are, for the backend to take or refuse."""
-    return {
-        name: value
-        if value is None or f"{backend}.{name}" not in KEY_BY_NAME
-        else _checked(f"{backend}.{name}", value, origin)
-        for name, value in options.items()
-    }
+    checked = {}
+    for name, value in options.items():
+        key = f"{backend}.{name}" if name not in EVERY_BACKEND_TAKES else f"kaggle.{name}"
+        checked[name] = value if value is None or key not in KEY_BY_NAME else _checked(
+            key, value, origin
+        )
+    return checked
 
 
 def _build(

@@ -159,6 +159,86 @@ def test_a_full_disk_while_a_kaggle_run_is_collected_is_one_line(tmp_path):
         assert len(kernels(emulator)) == 1, "the kernel is kept until its outputs are safe"
 
 
+# -- a bug in the middle of a run --------------------------------------------------------------
+
+
+class KernelCrash(RuntimeError):
+    """What no kaggletts code raises: a stand-in for a bug, or a library failing in a way
+    nobody foresaw."""
+
+
+def test_a_bug_in_the_middle_of_a_local_run_fails_the_job_on_its_record(
+    run_cli, tmp_path, monkeypatch
+):
+    import papermill
+
+    def crash(*args, **kwargs):
+        raise KernelCrash("the kernel fell over")
+
+    monkeypatch.setattr(papermill, "execute_notebook", crash)
+    out = tmp_path / "out"
+    done = run_cli("run", "espeak", "--text", "Never spoken.", "--out", str(out))
+
+    assert done.code == 1, done
+    assert "internal error: KernelCrash: the kernel fell over" in done.stderr
+    [folder] = (out / "espeak").iterdir()
+    record = record_of(folder)
+    assert (record["state"], record["error"]) == ("failed", "KernelCrash: the kernel fell over")
+
+
+def test_a_bug_while_a_kaggle_run_is_collected_fails_the_job_on_its_record(
+    emulator, tmp_path, monkeypatch
+):
+    """The session ends well; downloading its outputs meets an error nothing foresaw. The
+    record says failed, with the error but not the signature of the url it names, and the
+    kernel stays with its outputs."""
+    import requests
+    from helpers import kernels, run_kaggle
+
+    from kaggletts.layout import LEDGER_FILE
+
+    def crash(session, url, *args, **kwargs):
+        raise KernelCrash(f"the network stack fell over fetching {url}")
+
+    monkeypatch.setattr(requests.Session, "get", crash)
+    out = tmp_path / "out"
+    with pytest.raises(KernelCrash, match=r"\?expires=.*&sig="):
+        run_kaggle(emulator, out, {"text": "Spoken, never downloaded."}, keep_kernels=False)
+
+    [folder] = (out / "espeak").iterdir()
+    record = record_of(folder)
+    assert record["state"] == "failed", record
+    assert record["error"].startswith("KernelCrash: the network stack fell over fetching http")
+    assert record["error"].endswith(f"/{LEDGER_FILE}?…"), record["error"]
+    assert "sig=" not in (folder / "job.json").read_text(encoding="utf-8")
+    assert [shard["state"] for shard in record["run"]["shards"]] == ["complete"]
+    assert len(kernels(emulator)) == 1, "the session's outputs are still there to collect"
+
+
+def test_what_becomes_of_a_failed_runs_kernel_is_said_on_the_command_line(
+    emulator, tmp_path, notebook_maker
+):
+    """A failure while collecting (here a notebook that records no clips) gets a note on the
+    kernel kept with its outputs, added to the error on its way out rather than a rebuilt
+    error: the command line prints it under the error."""
+    from helpers import USER, cli_env, kaggletts_cli
+
+    source = notebook_maker(tmp_path / "silent.ipynb", "text = ''", ("say", "print(text)"))
+    done = kaggletts_cli("run", str(source), "--text", "Nothing recorded.", "--backend",
+                         "kaggle", "--out", str(tmp_path / "out"), env=cli_env(emulator))
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    said = done.stderr[done.stderr.index("error: "):].splitlines()
+    [job] = (tmp_path / "out" / "silent").iterdir()
+    assert said[0].endswith("recorded no `clips` scrap; did the notebook finish?"), said
+    assert said[1:] == [
+        f"  kernel {USER}/kaggletts-silent-{job.name[:10]}-1-1 is kept with its outputs "
+        f"(`kaggletts attach {job.name}` tries collecting them again; --force runs the job "
+        "anew)"
+    ]
+
+
 # -- damaged records and results ----------------------------------------------------------------
 
 
@@ -240,7 +320,7 @@ def test_a_duration_that_is_no_number_is_reported_as_none(run_cli, tmp_path):
 
 
 def test_clip_fields_a_notebook_names_are_guarded_in_the_csv_header(tmp_path):
-    from kaggletts.page import CSV_FILE
+    from kaggletts.layout import CSV_FILE
 
     path = tmp_path / "formula.ipynb"
     path.write_text(json.dumps(notebook_recording("{'=HYPERLINK(\"http://x\")': 1}")),

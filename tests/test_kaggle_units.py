@@ -16,18 +16,25 @@ import requests
 
 import kaggletts
 from kaggletts.backends.kaggle.credentials import Credentials
-from kaggletts.backends.kaggle.download import Downloader, TooLarge, Wanted
+from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.outputs import last_log_line
 from kaggletts.backends.kaggle.records import BadTransition, KaggleRun, RunStore, Shard, ShardState
 from kaggletts.backends.kaggle.remote import (
     MAX_OUTPUT_PAGES,
     KaggleRemote,
-    ListingCutShort,
     explain,
 )
 from kaggletts.backends.kaggle.retry import RetryPolicy
-from kaggletts.errors import KaggleTTSError, KaggleUnreachable, PushRejected, RunFailed
-from kaggletts.jobs import CorruptRecord, Job, list_jobs
+from kaggletts.errors import (
+    CorruptRecord,
+    KaggleTTSError,
+    KaggleUnreachable,
+    ListingCutShort,
+    PushRejected,
+    RunFailed,
+    TooLarge,
+)
+from kaggletts.jobs import Job, list_jobs
 from kaggletts.result import clip_records, is_clip_name
 
 Reply = Callable[[BaseHTTPRequestHandler], None]

@@ -19,8 +19,9 @@ import pytest
 from headless_chromium import Chromium, chromium_or_skip, luminance_spread
 
 import kaggletts
+from kaggletts.finish import write_result_page
 from kaggletts.jobs import JobRecord
-from kaggletts.page import CSV_FILE, PAGE_FILE, write_page
+from kaggletts.layout import CSV_FILE, PAGE_FILE
 from kaggletts.result import Result
 
 TEXTS = [
@@ -187,7 +188,7 @@ def test_a_page_of_1000_lines_keeps_its_header_in_view_and_fits_the_width(
 ) -> None:
     long_text = "A long line of text that has to wrap in its cell rather than widen the page. " * 4
     clips = [fake_clip(n, long_text if n % 10 == 0 else f"Line {n}.") for n in range(1, 1001)]
-    page = write_page(fake_result(tmp_path, clips))
+    page = write_result_page(fake_result(tmp_path, clips))
     assert page.stat().st_size < 1000 * 1200
 
     browser.open(page.as_uri())
@@ -291,7 +292,7 @@ def test_the_header_links_kaggle_kernels_and_shows_whatever_a_clip_carries(
     record.run = {"shards": shards}
     (tmp_path / "job.json").write_text(json.dumps(record.to_dict()), encoding="utf-8")
 
-    page = write_page(result).read_text(encoding="utf-8")
+    page = write_result_page(result).read_text(encoding="utf-8")
 
     assert '<a href="https://www.kaggle.com/code/me/kaggletts-qwen-1">' in page
     assert "javascript:alert(1)" in page and 'href="javascript' not in page
@@ -310,7 +311,7 @@ def test_the_header_says_which_devices_made_the_clips_and_what_the_run_cost(
            "characters": 300}
     result = fake_result(tmp_path, clips, backend="kaggle", scraps={"run": run})
 
-    page = write_page(result).read_text(encoding="utf-8")
+    page = write_result_page(result).read_text(encoding="utf-8")
 
     assert "<dt>made on</dt><dd>cuda:0 (2 clips), cuda:1 (1 clip); up to 2 lines per call" in page
     # The quota has its own row; the cost row gives the rate alone.

@@ -8,13 +8,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from kaggletts.errors import UsageError
-
-if TYPE_CHECKING:
-    from kaggletts.jobs import Job
-    from kaggletts.result import Result
+from kaggletts.jobs import Job
+from kaggletts.result import Result
 
 
 class Backend(Protocol):

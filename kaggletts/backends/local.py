@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kaggletts.errors import Interrupted, RunFailed, UsageError
+from kaggletts.finish import finish
 from kaggletts.jobs import Job, JobState, line_texts, params_for_lines
+from kaggletts.layout import EXECUTED_NOTEBOOK, KERNEL_LOG, PARAMETERIZED_NOTEBOOK
 from kaggletts.ledger import read_ledger
 from kaggletts.notebook import find_failure, parameterize
 from kaggletts.progress import KernelLines, Progress
-from kaggletts.result import EXECUTED_NOTEBOOK, Result, build_result
+from kaggletts.result import Result, build_result
 from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
-PARAMETERIZED_NOTEBOOK = "parameterized.ipynb"
-KERNEL_LOG = "kernel.log"
 
 
 @dataclass
@@ -29,20 +29,14 @@ class LocalBackend:
     """Settings of a run on this machine; the same `timeout` and `on_progress` as the
     Kaggle backend's, so code runs a notebook the same way on either."""
 
-    # Seconds, or a text such as "10m": the notebook starts no line after it.
-    timeout: float | str | None = None
+    # Seconds: the notebook starts no line after it.
+    timeout: float | None = None
     # How long a cell may run past `timeout` (a line under way, the results written)
     # before it is stopped, as Kaggle's sessions are stopped past their limit.
     overrun_wait: float = 600.0
     # Called with each line of progress the kernel reports (also logged to kaggletts.kernel).
     on_progress: Callable[[Progress], None] | None = None
     name: ClassVar[str] = "local"
-
-    def __post_init__(self) -> None:
-        from kaggletts.durations import parse_duration
-
-        if self.timeout is not None:
-            self.timeout = parse_duration(self.timeout, "timeout")
 
     def identity(self) -> dict[str, Any]:
         return {}
@@ -148,10 +142,10 @@ class LocalBackend:
         return params_for_lines(job.params, missing) if missing else None
 
     def _result(self, job: Job, seconds: float) -> Result:
-        result = build_result(
+        result = finish(build_result(
             job.id, job.spec.name, self.name, job.directory, {"run": seconds},
             texts=line_texts(job.params),
-        )
+        ))
         job.update_record(state=JobState.PARTIAL if result.missing else JobState.COMPLETE)
         return result
 

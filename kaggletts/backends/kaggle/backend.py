@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kaggletts import cost
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.credentials import Credentials, find_credentials
 from kaggletts.backends.kaggle.kernel import slug_stem
 from kaggletts.backends.kaggle.options import KaggleOptions
-from kaggletts.backends.kaggle.outputs import NotListed, collect, failure_of
+from kaggletts.backends.kaggle.outputs import collect, failure_of, kept_text, salvage
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
 from kaggletts.backends.kaggle.records import (
@@ -33,15 +34,18 @@ from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.backends.kaggle.wait import ends_by_text, wait_until_ended
 from kaggletts.errors import (
+    CorruptRecord,
     Interrupted,
     KaggleTTSError,
     KaggleUnreachable,
     LeftOnKaggle,
+    NotListed,
     RunFailed,
     UsageError,
+    summary,
 )
+from kaggletts.finish import finish
 from kaggletts.jobs import (
-    CorruptRecord,
     Job,
     JobState,
     batch_lines,
@@ -49,6 +53,8 @@ from kaggletts.jobs import (
     line_texts,
     params_for_lines,
 )
+from kaggletts.kernel.support import characters_of
+from kaggletts.layout import shard_folder
 from kaggletts.ledger import ledger_files, read_ledger
 from kaggletts.parameters import check_kaggle_kernel
 from kaggletts.progress import Progress
@@ -151,7 +157,7 @@ class KaggleBackend(KaggleOptions):
         parts = [Path(s.directory) for s in sorted(run.shards, key=lambda s: s.index)]
         if job.directory not in parts and (ledger_files(job.directory) or not parts):
             parts.insert(0, job.directory)  # lines taken from the line cache
-        result = build_result(
+        result = finish(build_result(
             job.id,
             job.spec.name,
             self.name,
@@ -160,7 +166,7 @@ class KaggleBackend(KaggleOptions):
             parts,
             plain=job.spec.plain,
             texts=line_texts(job.params),
-        )
+        ))
         store.save(run, JobState.PARTIAL if result.missing else JobState.COMPLETE)
         if not self.keep_kernels:
             self._delete_kernels(ctx)
@@ -193,18 +199,14 @@ class KaggleBackend(KaggleOptions):
             ctx.stop.set()
             wait(futures)
         first = failures[0]
-        if not isinstance(first, KaggleTTSError):
-            raise first
         detached = isinstance(first, LeftOnKaggle)
         # A detached job's message already says that its sessions go on, and how to attach.
         said = "" if detached else self._leave(ctx, "failed")
         state = JobState.DETACHED if detached else JobState.FAILED
-        ctx.store.save(ctx.run, state, str(first).splitlines()[0])
-        if not said:
-            raise first
-        error = type(first)(f"{first}\n  {said}")
-        error.__dict__.update(first.__dict__)
-        raise error from None
+        ctx.store.save(ctx.run, state, summary(first))
+        if said:
+            first.add_note(said)
+        raise first
 
     def _drive(self, ctx: RunContext, shard: Shard) -> None:
         if shard.state in (ShardState.PLANNED, ShardState.PUSHING):
@@ -232,15 +234,14 @@ class KaggleBackend(KaggleOptions):
             raise LeftOnKaggle(
                 f"{error}. Job {ctx.job.id}'s run on Kaggle is over and its outputs stay "
                 f"there; `kaggletts attach {ctx.job.id}` downloads them"
-            ) from None
+            ) from error
         except RunFailed as error:
-            kept = type(error)(
-                f"{error}\n  kernel {ctx.remote.username}/{shard.slug} is kept with its outputs "
+            error.add_note(
+                f"kernel {ctx.remote.username}/{shard.slug} is kept with its outputs "
                 f"(`kaggletts attach {ctx.job.id}` tries collecting them again; --force runs "
                 "the job anew)"
             )
-            kept.__dict__.update(error.__dict__)
-            raise kept from None
+            raise
         if made < len(batch_lines(shard.params)):
             log.warning(
                 "%s: %d of %d lines spoken; the rest are listed with their reasons when the "
@@ -300,8 +301,6 @@ class KaggleBackend(KaggleOptions):
         session id is known on real Kaggle, so deleting is the one stop that works), each
         after taking the clips its outputs list (a running session's are not known to be
         listed). Returns what was done to each, and what of its work was kept."""
-        from kaggletts.backends.kaggle.outputs import kept_text, salvage
-
         remote = self.remote()
         store = RunStore(job)
         run = store.load()
@@ -411,7 +410,7 @@ class KaggleBackend(KaggleOptions):
             part = params if share == list(range(1, len(lines) + 1)) else (
                 params_for_lines(params, share)
             )
-            directory = job.directory / f"shard-{index}" if count > 1 else job.directory
+            directory = job.directory / shard_folder(index) if count > 1 else job.directory
             stem = slug_stem(job.spec.name, job.id, index)
             earlier = [s.attempt for s in after.shards if s.slug_stem == stem] if after else []
             shards.append(
@@ -490,9 +489,6 @@ class KaggleBackend(KaggleOptions):
         pending = [s for s in ctx.run.shards if s.state is ShardState.PLANNED]
         if not (job.spec.kernel.enable_gpu and pending):
             return
-        from kaggletts import cost
-        from kaggletts.kernel.support import characters_of
-
         defaults = {name: p.default for name, p in job.spec.parameters.items()}
         figures = cost.session_figures(
             cost.kind_of(job.spec.name, job.params, defaults),

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from kaggletts.backends.kaggle.retry import RetryPolicy, TransientError
-from kaggletts.errors import KaggleUnreachable, RunFailed
+from kaggletts.errors import KaggleUnreachable, RunFailed, TooLarge
 from kaggletts.progress import DownloadProgress
 from kaggletts.result import sha256_of
 
@@ -40,10 +40,6 @@ class Wanted:
     @property
     def limit(self) -> int | None:
         return self.size if self.size is not None else self.max_size
-
-
-class TooLarge(RunFailed):
-    """The server sent more bytes than the file may have: reading on would not help."""
 
 
 class Mismatch(TransientError):

@@ -21,14 +21,18 @@ from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.records import Shard
 from kaggletts.backends.kaggle.remote import RemoteStatus
-from kaggletts.errors import RunFailed
-from kaggletts.kernel.support import LEDGER_FILE
-from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
+from kaggletts.errors import NotListed, RunFailed
+from kaggletts.layout import (
+    EXECUTED_NOTEBOOK,
+    KERNEL_LOG,
+    LEDGER_FILE,
+    LEDGER_FOLDER,
+    NOTEBOOK_FILES,
+)
+from kaggletts.ledger import read_ledger_file
 from kaggletts.notebook import find_failure
 from kaggletts.progress import run_label
 from kaggletts.result import (
-    EXECUTED_NOTEBOOK,
-    NOTEBOOK_FILES,
     clip_problem,
     clip_records,
     is_output_name,
@@ -38,7 +42,6 @@ from kaggletts.result import (
 from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
-LOG_FILE = "kernel.log"
 # About 150 KB for a small TTS run; a notebook that prints megabytes of output is not
 # worth more than this of disk and memory.
 MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
@@ -47,11 +50,6 @@ MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 LISTED_OUTPUTS = 500
 # A ledger line is about 600 bytes: room for far more lines than a session can speak.
 MAX_LEDGER_BYTES = 64 * 1024 * 1024
-
-
-class NotListed(RunFailed):
-    """A session's outputs were not listed within the patience given: Kaggle lists them a
-    while after the session ends, so they may well be listed later."""
 
 
 class Listing:
@@ -118,7 +116,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
     wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
     downloader.fetch_all(wanted, directory, listing.url_for)
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %s", shard.label, counted(len(wanted) + 1, "file"))
     return len(clips)
 
@@ -152,7 +150,7 @@ def _collect_every_file(shard: Shard, listing: Listing, downloader: Downloader) 
     downloader.fetch_all(
         [Wanted(name) for name in renamed], directory / NOTEBOOK_FILES, listing.url_for
     )
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     if renamed:
         log.warning(
             "warning: %d listed files have names kaggletts keeps for its own; they are "
@@ -189,7 +187,7 @@ def _collect_from_ledger(
         downloader.fetch(
             Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
         )
-    (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     log.info(
         "%s: downloaded and verified %s and the line ledger", shard.label,
         counted(len(wanted), "clip"),
@@ -212,7 +210,7 @@ def salvage(
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
         if listing.list_until_present(LEDGER_FILE, EXECUTED_NOTEBOOK) == LEDGER_FILE:
             kept = _collect_from_ledger(ctx, shard, listing, downloader)
-    (Path(shard.directory) / LOG_FILE).write_text(listing.log, encoding="utf-8")
+    (Path(shard.directory) / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     return kept, listing, downloader
 
 
@@ -249,7 +247,7 @@ def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed
         f"{status.failure_message or last_log_line(listing.log) or 'no message'}"
     )
     return RunFailed(
-        f"{message}{saved}\n  log: {directory / LOG_FILE}",
+        f"{message}{saved}\n  log: {directory / KERNEL_LOG}",
         cell=failure.cell if failure else None,
         exception=failure.exception if failure else None,
     )

@@ -20,11 +20,18 @@ import requests
 import tenacity
 
 from kaggletts.backends.kaggle.context import RunContext
-from kaggletts.backends.kaggle.kernel import write_kernel_folder
+from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS, write_kernel_folder
 from kaggletts.backends.kaggle.records import Shard, ShardState
-from kaggletts.backends.kaggle.remote import SessionCapFull, explain
+from kaggletts.backends.kaggle.remote import explain
 from kaggletts.backends.kaggle.retry import is_transient
-from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.errors import (
+    KaggleTTSError,
+    KaggleUnreachable,
+    LeftOnKaggle,
+    RunFailed,
+    SessionCapFull,
+)
+from kaggletts.layout import KERNEL_FOLDER
 from kaggletts.notebook import parameterize
 
 log = logging.getLogger("kaggletts")
@@ -185,8 +192,6 @@ def _take_a_free_slug(ctx: RunContext, shard: Shard) -> None:
 
 
 def _session_seconds(ctx: RunContext) -> int:
-    from kaggletts.backends.kaggle.kernel import MAX_SESSION_SECONDS
-
     return int(min(ctx.time_left(ctx.deadline) + SESSION_MARGIN_SECONDS, MAX_SESSION_SECONDS))
 
 
@@ -203,7 +208,7 @@ def _kernel_folder(ctx: RunContext, shard: Shard) -> Path:
     options = ctx.backend.kernel
     sources = (*options.dataset_sources, *ctx.run.dataset_sources)
     return write_kernel_folder(
-        Path(shard.directory) / "kernel",
+        Path(shard.directory) / KERNEL_FOLDER,
         ctx.remote.username,
         shard.slug,
         parameterize(spec, params),

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kaggletts.jobs import CorruptRecord, Job, JobRecord, JobState
+from kaggletts.errors import CorruptRecord
+from kaggletts.jobs import Job, JobRecord, JobState
 
 
 class ShardState(StrEnum):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -24,8 +25,10 @@ from kaggletts.backends.kaggle.retry import RetryPolicy, is_transient, status_of
 from kaggletts.errors import (
     KaggleTTSError,
     KaggleUnreachable,
+    ListingCutShort,
     PushRejected,
     RunFailed,
+    SessionCapFull,
     UsageError,
 )
 
@@ -68,16 +71,6 @@ class Quota:
     @property
     def remaining_seconds(self) -> float:
         return max(self.allowed_seconds - self.used_seconds, 0.0)
-
-
-class ListingCutShort(RunFailed):
-    """A session's output listing went on past the pages kaggletts follows: what it did
-    not list would be lost without a word, so nothing of it is taken as the whole."""
-
-
-class SessionCapFull(PushRejected):
-    """The account's concurrent batch sessions are all taken: the push may be tried again
-    once one ends."""
 
 
 @dataclass(frozen=True)
@@ -466,8 +459,6 @@ class KaggleRemote:
 
 def _kernel_slug_in(url: str, owner: str) -> str | None:
     """The slug in a kernel url, `.../code/<owner>/<slug>` (as real push logs print it)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url).path.strip("/").split("/")
     if len(parts) >= 3 and parts[-3] == "code" and parts[-2].lower() == owner.lower():
         return parts[-1]

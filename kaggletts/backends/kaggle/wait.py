@@ -8,18 +8,21 @@ import threading
 import time
 
 from kaggletts.backends.kaggle.context import RunContext
+from kaggletts.backends.kaggle.outputs import kept_text, salvage
 from kaggletts.backends.kaggle.records import Shard, ShardState
 from kaggletts.backends.kaggle.remote import RemoteStatus
-from kaggletts.errors import KaggleTTSError, KaggleUnreachable, LeftOnKaggle, RunFailed
+from kaggletts.errors import (
+    KaggleTTSError,
+    KaggleUnreachable,
+    KernelGone,
+    LeftOnKaggle,
+    RunFailed,
+)
 from kaggletts.progress import KernelLines, run_label
 
 log = logging.getLogger("kaggletts")
 # States after which a session does no more work.
 ENDED = frozenset({"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"})
-
-
-class KernelGone(RunFailed):
-    """The shard's kernel will never run: it was deleted, or shows no session at all."""
 
 
 def wait_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
@@ -126,8 +129,6 @@ def stop_overrun(ctx: RunContext, shard: Shard, state: str) -> KaggleTTSError:
     for over two hours until its kernel was deleted, which stopped it. Kaggle offers no
     other stop without a session id, so its clips are taken where listed, then the kernel
     is deleted; the same request speaks the lines it did not keep."""
-    from kaggletts.backends.kaggle.outputs import kept_text, salvage
-
     where = f"{ctx.remote.username}/{shard.slug}"
     kept, _, _ = salvage(ctx, shard, running=True)
     try:
