@@ -164,9 +164,9 @@ def test_ordinary_clip_names_pass(name):
     [
         ({}, "recorded no `clips` scrap"),
         ({"clips": {"file": "a.wav"}}, "is not a list"),
-        ({"clips": ["a.wav"]}, "clip 1 in the `clips` scrap is not a mapping"),
-        ({"clips": [{"file": "a.wav", "sha256": "0" * 64}]}, "has no byte count"),
-        ({"clips": [{"file": "a.wav", "bytes": 3, "sha256": "nope"}]}, "has no sha256"),
+        ({"clips": ["a.wav"]}, "clip 1 in the `clips` scrap: not a mapping"),
+        ({"clips": [{"file": "a.wav", "sha256": "0" * 64}]}, "clip 1 .*: `bytes` is missing"),
+        ({"clips": [{"file": "a.wav", "bytes": 3, "sha256": "nope"}]}, "`sha256` is not a sha256"),
         ({"clips": [{"file": "job.json", "bytes": 3, "sha256": "0" * 64}]}, "'job.json'"),
     ],
 )

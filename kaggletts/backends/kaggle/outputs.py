@@ -114,7 +114,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
         log.info("%s: downloaded %d files", shard.label, fetched + 1)
         return 0
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
-    wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
+    wanted = [Wanted(clip.file, clip.bytes, clip.sha256) for clip in clips]
     downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
     (directory / LOG_FILE).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %d files", shard.label, len(wanted) + 1)
@@ -170,9 +170,9 @@ def _collect_from_ledger(
                      listing.url_for)
     spoken = read_ledger_file(attempt_folder / LEDGER_FILE, directory).spoken
     wanted = [
-        Wanted(entry.clip["file"], entry.clip["bytes"], entry.clip["sha256"])
+        Wanted(entry.clip.file, entry.clip.bytes, entry.clip.sha256)
         for entry in spoken
-        if clip_problem(entry.clip) is None
+        if entry.clip is not None and clip_problem(entry.clip) is None
     ]
     downloader.fetch_all(wanted, directory, listing.url_for, f"{shard.slug} download")
     if EXECUTED_NOTEBOOK in listing.urls:
