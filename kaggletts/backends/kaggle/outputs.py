@@ -20,7 +20,7 @@ import tenacity
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.records import Shard
-from kaggletts.backends.kaggle.remote import RemoteStatus
+from kaggletts.backends.kaggle.remote import KernelState, RemoteStatus
 from kaggletts.errors import RunFailed
 from kaggletts.kernel.support import LEDGER_FILE
 from kaggletts.ledger import LEDGER_FOLDER, read_ledger_file
@@ -220,14 +220,14 @@ def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed
     kept, listing, downloader = salvage(ctx, shard)
     failure = None
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
-        if EXECUTED_NOTEBOOK in listing.urls and status.state == "ERROR":
+        if EXECUTED_NOTEBOOK in listing.urls and status.state is KernelState.ERROR:
             downloader.fetch(
                 Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
             )
             failure = find_failure(nbformat.read(directory / EXECUTED_NOTEBOOK, as_version=4))
     saved = f"; {kept_text(kept)}"
-    if status.state != "ERROR":
-        return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.state.lower()}){saved}")
+    if status.state is not KernelState.ERROR:
+        return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.name.lower()}){saved}")
     name = ctx.job.spec.name
     message = (
         failure.describe(name)
