@@ -9,6 +9,7 @@ seed or precision, the packages it installed) are kept in `extra`, as written.""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
@@ -76,11 +77,14 @@ class _Fields:
         return self.optional(name, bool) or False
 
     def texts(self, name: str) -> tuple[str, ...]:
-        """A list's texts, anything else in it as its text; one text as a list of one."""
+        """A list's items, or one value, as texts: what is not a text as its JSON."""
         value = self.data.get(name)
-        if isinstance(value, str):
-            return (value,)
-        return tuple(str(v) for v in value) if isinstance(value, list) else ()
+        if not value:
+            return ()
+        return tuple(
+            v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+            for v in (value if isinstance(value, list) else [value])
+        )
 
     def rest(self, known: type) -> dict[str, Any]:
         """The fields `known` (a record class) has no attribute for, in the order written."""

@@ -159,6 +159,16 @@ def test_a_stored_result_with_a_damaged_record_is_no_result(spoken):
     assert Result.load(folder) is None
 
 
+def test_warnings_read_as_texts_whatever_the_notebook_wrote():
+    def warnings_of(written: Any) -> tuple[str, ...]:
+        clip = {"file": "a.wav", "bytes": 1, "sha256": "0" * 64, "warnings": written}
+        return ClipRecord.from_dict(clip, "a clip").warnings
+
+    assert warnings_of(["clipped", {"peak": 1.2}]) == ("clipped", '{"peak": 1.2}')
+    assert warnings_of("clipped") == ("clipped",)
+    assert warnings_of(None) == warnings_of([]) == ()
+
+
 def test_a_run_without_the_cost_figures_reads_with_none():
     run = RunRecord.from_dict({"device": "cuda", "packages": {"torch": "2.8"}}, "a run")
     assert (run.device, run.total_seconds, run.stopped_at_deadline) == ("cuda", None, False)
