@@ -102,7 +102,7 @@ def run_kaggletts(lines: list[str], root: Path, shards: int) -> dict[str, Any]:
                 **common.backend_options(emu.url, shards=shards, gpu_sessions=shards))
         assert len(result.audio) == len(lines) and not result.missing
         for path, clip in zip(result.audio, result.clips, strict=True):
-            assert sha256_of(path) == clip["sha256"], path
+            assert sha256_of(path) == clip.sha256, path
         return {"wall": timer.seconds, "session": common.session_seconds(emu),
                 "pushes": common.pushes(emu), "status_calls": emu.calls["GetKernelSessionStatus"]}
 

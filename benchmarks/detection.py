@@ -31,7 +31,6 @@ import nbformat
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.remote import KaggleRemote
 from kaggletts.backends.kaggle.retry import RetryPolicy
-from kaggletts.backends.kaggle.wait import ENDED
 
 DETECTION_SCALE = 1 / 2
 # Seconds between papermill finishing the notebook and the emulator marking it COMPLETE.
@@ -106,7 +105,7 @@ def watch(remote: KaggleRemote, slug: str, schedule: PollSchedule, out: dict[str
     while True:
         status = remote.status(slug)
         calls += 1
-        if status is not None and status.known and status.state in ENDED:
+        if status is not None and status.ended:
             out.update(noticed=time.time(), calls=calls, state=status.state)
             return
         time.sleep(schedule.interval(time.monotonic() - started))

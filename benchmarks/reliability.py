@@ -99,10 +99,10 @@ def verify(result: kaggletts.Result, emu: Emulator, texts: list[str] | None = No
     bad = 0
     for path, clip in zip(result.audio, result.clips, strict=True):
         digest = sha256_of(path)
-        if digest != clip["sha256"] or digest != sha256_of(outputs / clip["file"]):
+        if digest != clip.sha256 or digest != sha256_of(outputs / clip.file):
             bad += 1
     if texts is not None:
-        spoken = [clip.get("text") for clip in result.clips]
+        spoken = [clip.text for clip in result.clips]
         bad += sum(a != b for a, b in zip(spoken, texts, strict=False))
         bad += abs(len(spoken) - len(texts))
     return bad + abs(len(result.audio) - len(result.clips))
@@ -328,7 +328,7 @@ def crash_while_another_job_pushes(root: Path) -> dict[str, str]:
         dropped = emu.faults_injected[("SaveKernel", "drop")]
         run_job(emu.url, out, ["Somebody else's line."])
         try:
-            spoken = [clip.get("text") for clip in run_job(emu.url, out, mine).clips]
+            spoken = [clip.text for clip in run_job(emu.url, out, mine).clips]
         except Exception as error:
             spoken = [failure_text(error)]
         pushes = common.pushes(emu)

@@ -140,8 +140,8 @@ def measure(lines: int, repeats: int) -> dict:
                     continue
                 results[name] = {
                     "synthesis_seconds": seconds,
-                    "sha256": [clip["sha256"] for clip in result.clips],
-                    "devices": [clip["device"] for clip in result.clips]}
+                    "sha256": [clip.sha256 for clip in result.clips],
+                    "devices": [clip.device for clip in result.clips]}
     return results
 
 

@@ -105,11 +105,13 @@ class LineCache:
         lines = batch_lines(job.params)
         kept = 0
         for clip, audio in zip(result.clips, result.audio, strict=True):
-            number = clip.get("line")
-            if clip.get("reused") or not isinstance(number, int) or number > len(lines):
+            number = clip.line
+            if clip.reused or number is None or number > len(lines):
                 continue
             key = self.key(job, lines[number - 1])
-            record = {k: v for k, v in clip.items() if k not in ("line", "file", "reused")}
+            record = {
+                k: v for k, v in clip.to_dict().items() if k not in ("line", "file", "reused")
+            }
             folder = self.directory / key[:2]
             folder.mkdir(parents=True, exist_ok=True)
             temporary = folder / f".{key}.{os.getpid()}.tmp"

@@ -217,7 +217,7 @@ def report(result: Any, as_json: bool) -> None:
     cost = summary(result)
     if cost:
         click.echo(f"cost: {cost}")
-    reused = sum(1 for clip in result.clips if clip.get("reused"))
+    reused = sum(1 for clip in result.clips if clip.reused)
     if reused:
         click.echo(f"{reused} of them taken from the line cache, not spoken again")
     shown = 10

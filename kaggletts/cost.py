@@ -18,6 +18,7 @@ from typing import Any
 from kaggletts.errors import UsageError
 from kaggletts.jobs import list_jobs
 from kaggletts.notebook import find_notebook
+from kaggletts.records import RunRecord
 from kaggletts.result import Result
 
 
@@ -53,22 +54,22 @@ class RunCost:
     audio_seconds: float
 
     @classmethod
-    def from_scrap(cls, notebook: str, run: Any) -> RunCost | None:
+    def from_run(cls, notebook: str, run: RunRecord) -> RunCost | None:
         """None for a run recorded before these figures existed, or with nothing spoken."""
-        if not isinstance(run, dict):
+        if (
+            run.total_seconds is None
+            or run.synthesis_seconds is None
+            or not run.characters
+            or not run.audio_seconds
+        ):
             return None
-        try:
-            cost = cls(
-                RunKind(notebook, str(run.get("mode") or run.get("variant") or ""),
-                        str(run.get("model_id") or "")),
-                float(run["total_seconds"]),
-                float(run["synthesis_seconds"]),
-                int(run["characters"]),
-                float(run["audio_seconds"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
-        return cost if cost.characters > 0 and cost.audio_seconds > 0 else None
+        return cls(
+            RunKind(notebook, run.mode or run.variant or "", run.model_id or ""),
+            run.total_seconds,
+            run.synthesis_seconds,
+            run.characters,
+            run.audio_seconds,
+        )
 
     @property
     def startup_seconds(self) -> float:
@@ -77,8 +78,7 @@ class RunCost:
 
 def run_costs(result: Result) -> list[RunCost]:
     """Every session of a result (one per shard) that recorded its figures."""
-    runs = result.scraps.get("shards") or [result.scraps.get("run")]
-    costs = (RunCost.from_scrap(result.notebook_name, run) for run in runs)
+    costs = (RunCost.from_run(result.notebook_name, run) for run in result.runs)
     return [cost for cost in costs if cost is not None]
 
 

@@ -63,6 +63,11 @@ class RunFailed(KaggleTTSError):
         self.exception = exception
 
 
+class BadRecord(RunFailed):
+    """A record a notebook wrote (a clip, a run, a ledger entry) that kaggletts cannot read:
+    the message names the file and the field."""
+
+
 class Incomplete(RunFailed):
     """The job ended with some of its lines spoken and others not (a line that failed
     twice, a deadline, a session that stopped): `result` holds what was made and lists

@@ -15,9 +15,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import RunFailed
-from kaggletts.kernel.support import LEDGER_SCHEMA
+from kaggletts.errors import BadRecord
 from kaggletts.layout import LEDGER_FILE, LEDGER_FOLDER
+from kaggletts.records import ClipRecord, RunRecord, schema_of
 
 
 class LineStatus(StrEnum):
@@ -27,13 +27,13 @@ class LineStatus(StrEnum):
 
 @dataclass(frozen=True)
 class LineEntry:
-    """One line's outcome: its number in the job, its text, and its clip's record (the
-    notebook's, with file, bytes and sha256) or why it failed."""
+    """One line's outcome: its number in the job, its text, and its clip's record (a spoken
+    line's) or why it failed."""
 
     number: int
     status: LineStatus
     text: str
-    clip: dict[str, Any] = field(default_factory=dict)
+    clip: ClipRecord | None = None
     reason: str | None = None
     # The folder the clip's `file` is relative to (the part of the job it was made in).
     directory: Path = Path()
@@ -41,12 +41,14 @@ class LineEntry:
     @cached_property
     def intact(self) -> bool:
         """A spoken line's clip is on disk with the size and sha256 it was made with."""
-        path = self.directory / str(self.clip.get("file", ""))
+        if self.clip is None:
+            return False
+        path = self.directory / self.clip.file
         try:
             return (
                 path.is_file()
-                and path.stat().st_size == self.clip.get("bytes")
-                and sha256_of(path) == self.clip.get("sha256")
+                and path.stat().st_size == self.clip.bytes
+                and sha256_of(path) == self.clip.sha256
             )
         except OSError:
             return False
@@ -70,7 +72,7 @@ class Ledger:
     records (the `run` entries), oldest first."""
 
     lines: dict[int, LineEntry] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
 
     def add(self, entry: LineEntry) -> None:
         known = self.lines.get(entry.number)
@@ -101,10 +103,10 @@ class Ledger:
         missing = []
         for number, text in enumerate(texts, 1):
             entry = self.lines.get(number)
-            if entry is not None and entry.status is LineStatus.SPOKEN:
+            if entry is not None and entry.clip is not None:
                 if entry.intact:
                     continue
-                reason = f"its clip {entry.clip.get('file')} is gone or changed since it was made"
+                reason = f"its clip {entry.clip.file} is gone or changed since it was made"
             else:
                 reason = entry.reason if entry is not None and entry.reason else why_not_reached
             missing.append(MissingLine(number, text, reason))
@@ -112,9 +114,9 @@ class Ledger:
 
     def _why_not_reached(self) -> str:
         for run in reversed(self.runs):
-            if run.get("stopped"):
-                return f"not spoken: the batch stopped ({run['stopped']})"
-            if run.get("stopped_at_deadline"):
+            if run.stopped:
+                return f"not spoken: the batch stopped ({run.stopped})"
+            if run.stopped_at_deadline:
                 return "not spoken: the job's deadline passed before it was reached"
         return "not spoken: its session ended before it was reached"
 
@@ -162,28 +164,30 @@ def read_ledger_file(path: Path, directory: Path) -> Ledger:
         except ValueError:
             if number == len(lines):
                 break  # the session died while writing it
-            raise RunFailed(f"{path}, line {number}: not a ledger entry") from None
+            raise BadRecord(f"{path}, line {number}: not a ledger entry") from None
         _take(ledger, data, f"{path}, line {number}", directory)
     return ledger
 
 
 def _take(ledger: Ledger, data: Any, where: str, directory: Path) -> None:
-    if not isinstance(data, dict) or data.get("schema") != LEDGER_SCHEMA:
-        raise RunFailed(f"{where}: not a ledger entry of schema {LEDGER_SCHEMA}")
-    if data.get("kind") == "run":
-        ledger.runs.append({k: v for k, v in data.items() if k not in ("schema", "kind")})
+    if not isinstance(data, dict) or data.get("kind") not in ("line", "run"):
+        raise BadRecord(f"{where}: not a ledger entry")
+    schema_of(data, where)
+    record = {k: v for k, v in data.items() if k not in ("kind", "status")}
+    if data["kind"] == "run":
+        ledger.runs.append(RunRecord.from_dict(record, where))
         return
     number, text = data.get("line"), data.get("text")
     try:
         status = LineStatus(str(data.get("status")))
     except ValueError:
-        raise RunFailed(f"{where}: unknown line status {data.get('status')!r}") from None
-    if data.get("kind") != "line" or not isinstance(number, int) or number < 1:
-        raise RunFailed(f"{where}: a line entry without a line number")
+        raise BadRecord(f"{where}: unknown line status {data.get('status')!r}") from None
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise BadRecord(f"{where}: a line entry without a line number")
     if not isinstance(text, str):
-        raise RunFailed(f"{where}: line {number} has no text")
+        raise BadRecord(f"{where}: line {number} has no text")
     if status is LineStatus.FAILED:
         ledger.add(LineEntry(number, status, text, reason=str(data.get("reason") or "failed")))
         return
-    clip = {k: v for k, v in data.items() if k not in ("schema", "kind", "line", "status")}
+    clip = ClipRecord.from_dict(record, where)
     ledger.add(LineEntry(number, status, text, clip=clip, directory=directory))

@@ -25,12 +25,14 @@ from urllib.parse import quote
 from kaggletts.layout import CSV_FILE, EXECUTED_NOTEBOOK, PAGE_FILE, RESULT_FILE
 
 if TYPE_CHECKING:
+    from kaggletts.records import ClipRecord
     from kaggletts.result import Result
 
 # Fields with a column of their own; `bytes` and `sha256` were checked when the audio was
 # kept and are in clips.csv, where a spreadsheet can use them.
 _OWN_COLUMNS = ("text", "file", "duration", "settings", "rms", "warnings")
-_HIDDEN_ON_PAGE = frozenset({"bytes", "sha256", "line"})  # the line is the row's number
+# The line is the row's number; the schema is for kaggletts.
+_HIDDEN_ON_PAGE = frozenset({"bytes", "sha256", "line", "schema"})
 _CSV_FIRST = ("number", "file", "text", "duration", "rms", "settings", "warnings")
 # A value longer than this (a notebook's long list, say) is cut on the page; clips.csv has it whole.
 _LONGEST_VALUE = 300
@@ -102,7 +104,6 @@ def read_header(result: Result, kernel_urls: Sequence[str], cost: str | None) ->
     run finished)."""
     stored = result.directory / RESULT_FILE
     finished = stored.stat().st_mtime if stored.exists() else time.time()
-    run = result.scraps.get("run")
     return Header(
         notebook=result.notebook_name,
         backend=result.backend,
@@ -113,7 +114,7 @@ def read_header(result: Result, kernel_urls: Sequence[str], cost: str | None) ->
         cost=cost,
         made_on=_made_on(result.clips),
         kernel_urls=tuple(kernel_urls),
-        run_scrap=run if isinstance(run, dict) else {},
+        run_scrap=result.run.to_dict(),
     )
 
 
@@ -157,7 +158,7 @@ def clips_table(result: Result, source: Callable[[Path], str], inline: bool = Fa
     styles the cells themselves, for a front end that shows no stylesheet of the page."""
     cell = _CELL_STYLE if inline else ""
     rows = [
-        _clip_row(clip.get("line", number), clip, source(path), inline)
+        _clip_row(clip.line or number, clip, source(path), inline)
         for number, (clip, path) in enumerate(zip(result.clips, result.audio, strict=True), 1)
     ]
     heads = ("#", "text", "listen", "duration", "settings", "RMS", "warnings")
@@ -201,10 +202,10 @@ def render_csv(result: Result) -> str:
     no clip has a row of its own, with the reason in `missing`."""
     extra: dict[str, None] = {}
     for clip in result.clips:
-        extra.update(dict.fromkeys(k for k in clip if k not in _CSV_FIRST))
+        extra.update(dict.fromkeys(k for k in clip.to_dict() if k not in _CSV_FIRST))
     columns = [*_CSV_FIRST, *extra, *(["missing"] if result.missing else [])]
     rows = [
-        {**clip, "number": clip.get("line", number)}
+        {**clip.to_dict(), "number": clip.line or number}
         for number, clip in enumerate(result.clips, 1)
     ]
     rows += [
@@ -226,7 +227,7 @@ def render_csv(result: Result) -> str:
 
 def _header_html(result: Result, header: Header) -> str:
     clips = result.clips
-    warned = sum(1 for clip in clips if _warnings(clip))
+    warned = sum(1 for clip in clips if clip.warnings)
     rows: list[tuple[str, str]] = [
         ("notebook", f'{_escape(header.notebook)} (<a href="{EXECUTED_NOTEBOOK}">executed '
          "notebook</a>)"),
@@ -263,36 +264,33 @@ def _quota_used(result: Result) -> str:
     knows is each notebook's own run time, so that is given as a lower bound."""
     if result.backend != "kaggle":
         return "none (ran on this machine)"
-    runs = result.scraps.get("shards") or [result.scraps.get("run")]
-    seconds = sum(
-        r["total_seconds"]
-        for r in runs
-        if isinstance(r, dict) and isinstance(r.get("total_seconds"), int | float)
-    )
+    runs = result.runs
+    seconds = sum(run.total_seconds or 0.0 for run in runs)
     sessions = "1 session" if len(runs) == 1 else f"{len(runs)} sessions"
     return f"at least {_seconds_text(seconds)} in {sessions} (plus each session's start-up)"
 
 
-def _made_on(clips: list[dict[str, Any]]) -> str | None:
+def _made_on(clips: list[ClipRecord]) -> str | None:
     """Which devices made the clips and how many lines went through one call, as the
     notebooks record it per clip (`device`, `batch`): where a T4 x2 session's work went."""
-    devices = Counter(c["device"] for c in clips if isinstance(c.get("device"), str))
+    devices = Counter(clip.device for clip in clips if clip.device is not None)
     if not devices:
         return None
     made = ", ".join(f"{device} ({count} clip{'' if count == 1 else 's'})"
                      for device, count in sorted(devices.items()))
-    batches = [c["batch"] for c in clips if isinstance(c.get("batch"), int)]
+    batches = [clip.batch for clip in clips if clip.batch is not None]
     return made + (f"; up to {max(batches)} lines per call" if batches else "")
 
 
 # -- a clip's row --------------------------------------------------------------------------
 
 
-def _clip_row(number: int, clip: dict[str, Any], url: str, inline: bool) -> str:
-    warnings = _warnings(clip)
-    settings = clip.get("settings")
-    extra = [(k, v) for k, v in clip.items() if k not in _OWN_COLUMNS + tuple(_HIDDEN_ON_PAGE)]
-    settings_html = _key_values(sorted(settings.items())) if isinstance(settings, dict) else ""
+def _clip_row(number: int, clip: ClipRecord, url: str, inline: bool) -> str:
+    warnings = clip.warnings
+    extra = [
+        (k, v) for k, v in clip.to_dict().items() if k not in _OWN_COLUMNS + tuple(_HIDDEN_ON_PAGE)
+    ]
+    settings_html = _key_values(sorted(clip.settings.items()))
     if extra:
         settings_html += f'<div class="extra">{_key_values(extra)}</div>'
     warnings_html = (
@@ -300,31 +298,20 @@ def _clip_row(number: int, clip: dict[str, Any], url: str, inline: bool) -> str:
         if warnings
         else ""
     )
-    text = clip.get("text")
-    name = str(clip.get("file", ""))
     row_class = ' class="warned"' if warnings else ""
     cell, file_style = (_CELL_STYLE, _FILE_STYLE) if inline else ("", "")
     return (
         f'<tr id="clip-{number}"{row_class}>'
         f'<td class="number"{cell}>{number}</td>'
-        f'<td class="text"{cell}>{_escape(text if isinstance(text, str) else _value_text(text))}'
-        f'<div class="file"{file_style}><a href="{_escape(url)}">{_escape(name)}</a></div></td>'
+        f'<td class="text"{cell}>{_escape(clip.text)}'
+        f'<div class="file"{file_style}>'
+        f'<a href="{_escape(url)}">{_escape(clip.file)}</a></div></td>'
         f'<td{cell}><audio controls preload="none" src="{_escape(url)}"></audio></td>'
-        f'<td class="num"{cell}>{_escape(_number_text(clip.get("duration"), "{:.2f} s"))}</td>'
+        f'<td class="num"{cell}>{_escape(_number_text(clip.duration, "{:.2f} s"))}</td>'
         f'<td class="kv"{cell}>{settings_html}</td>'
-        f'<td class="num"{cell}>{_escape(_number_text(clip.get("rms"), "{:.3f}"))}</td>'
+        f'<td class="num"{cell}>{_escape(_number_text(clip.rms, "{:.3f}"))}</td>'
         f"<td{cell}>{warnings_html}</td></tr>"
     )
-
-
-def _warnings(clip: dict[str, Any]) -> list[str]:
-    """A clip's warnings as texts, whether recorded as one text or a list of anything."""
-    warnings = clip.get("warnings")
-    if not warnings:
-        return []
-    if isinstance(warnings, list):
-        return [w if isinstance(w, str) else _value_text(w) for w in warnings]
-    return [warnings if isinstance(warnings, str) else _value_text(warnings)]
 
 
 def _key_values(pairs: Iterable[tuple[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaggletts.errors import DamagedResult, RunFailed
+from kaggletts.errors import BadRecord, DamagedResult, RunFailed
 from kaggletts.layout import EXECUTED_NOTEBOOK, RESERVED_NAMES, RESULT_FILE, SHARD_FOLDER
 from kaggletts.ledger import (
     Ledger,
@@ -23,6 +23,7 @@ from kaggletts.ledger import (
     sha256_of,
 )
 from kaggletts.page import notebook_html
+from kaggletts.records import ClipRecord, RunRecord
 
 log = logging.getLogger("kaggletts")
 
@@ -44,10 +45,26 @@ class Result:
     # The job's lines that have no clip (a failed line, a session that ended early), each
     # with its reason: running the same request again speaks only these.
     missing: list[MissingLine] = field(default_factory=list)
+    # The scraps' records, read from them: every session's run, one per shard when sharded.
+    clips: list[ClipRecord] = field(init=False, repr=False, compare=False)
+    run: RunRecord = field(init=False, repr=False, compare=False)
+    shards: list[RunRecord] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Records from a notebook were checked as they came; these names are for result.json.
+        clips = [ClipRecord.from_dict(clip, f"clip {number}")
+                 for number, clip in enumerate(self.scraps.get("clips", []), 1)]
+        run = RunRecord.from_dict(self.scraps.get("run") or {}, "the run")
+        shards = [RunRecord.from_dict(shard, f"shard {number}'s run")
+                  for number, shard in enumerate(self.scraps.get("shards") or [], 1)]
+        object.__setattr__(self, "clips", clips)
+        object.__setattr__(self, "run", run)
+        object.__setattr__(self, "shards", shards)
 
     @property
-    def clips(self) -> list[dict[str, Any]]:
-        return self.scraps.get("clips", [])
+    def runs(self) -> list[RunRecord]:
+        """Every session's run: each shard's, or the one run."""
+        return self.shards or [self.run]
 
     def __repr__(self) -> str:
         missing = f", {len(self.missing)} missing" if self.missing else ""
@@ -86,10 +103,7 @@ class Result:
     @property
     def audio_seconds(self) -> float:
         """The clips' recorded durations added up; a duration that is no number counts 0."""
-        return sum(
-            d for c in self.clips if isinstance(d := c.get("duration"), int | float)
-            and not isinstance(d, bool)
-        )
+        return sum(clip.duration or 0.0 for clip in self.clips)
 
     @classmethod
     def load(cls, directory: Path, verify: bool = False) -> Result | None:
@@ -120,27 +134,31 @@ class Result:
         if (problem := _stored_problem(data)) is not None:
             raise DamagedResult(f"{path} is damaged ({problem})")
         audio = [_in_folder(Path(p), directory, data["job_id"]) for p in data["audio"]]
-        for clip_path, clip in zip(audio, data["scraps"].get("clips", []), strict=False):
-            recorded = clip.get("bytes")
-            if not clip_path.is_file() or (
-                isinstance(recorded, int) and clip_path.stat().st_size != recorded
-            ) or (verify and sha256_of(clip_path) != clip.get("sha256")):
+        try:
+            result = cls(
+                job_id=data["job_id"],
+                notebook_name=data["notebook_name"],
+                backend=data["backend"],
+                directory=directory,
+                audio=audio,
+                scraps=data["scraps"],
+                notebook=Path(data["notebook"]),
+                timings=data.get("timings", {}),
+                status=data.get("status", "complete"),
+                cached=True,
+                missing=[
+                    MissingLine(m["line"], m["text"], m["reason"])
+                    for m in data.get("missing", [])
+                ],
+            )
+        except BadRecord as bad:
+            raise DamagedResult(f"{path} is damaged ({bad})") from None
+        for clip_path, clip in zip(audio, result.clips, strict=False):
+            if not clip_path.is_file() or clip_path.stat().st_size != clip.bytes or (
+                verify and sha256_of(clip_path) != clip.sha256
+            ):
                 raise DamagedResult(f"{clip_path} is gone or changed since {path} was stored")
-        return cls(
-            job_id=data["job_id"],
-            notebook_name=data["notebook_name"],
-            backend=data["backend"],
-            directory=directory,
-            audio=audio,
-            scraps=data["scraps"],
-            notebook=Path(data["notebook"]),
-            timings=data.get("timings", {}),
-            status=data.get("status", "complete"),
-            cached=True,
-            missing=[
-                MissingLine(m["line"], m["text"], m["reason"]) for m in data.get("missing", [])
-            ],
-        )
+        return result
 
 
 def _in_folder(path: Path, directory: Path, job_id: str) -> Path:
@@ -165,8 +183,8 @@ def _stored_problem(data: Any) -> str | None:
     scraps = data.get("scraps")
     if not isinstance(scraps, dict) or not isinstance(scraps.get("clips", []), list):
         return "`scraps` holds no list of clips"
-    if not all(isinstance(clip, dict) for clip in scraps.get("clips", [])):
-        return "a clip is not a mapping"
+    if not isinstance(scraps.get("shards") or [], list):
+        return "`shards` is not a list of runs"
     if not isinstance(data.get("timings", {}), dict) or not isinstance(
         data.get("status", ""), str
     ):
@@ -191,7 +209,7 @@ def read_scraps(executed_notebook: Path) -> dict[str, Any]:
 
 def clip_records(
     scraps: dict[str, Any], executed: Path, *, plain: bool = False
-) -> list[dict[str, Any]]:
+) -> list[ClipRecord]:
     """The notebook's `clips` scrap, checked: every entry names a WAV inside the output by
     a relative path that none of kaggletts' own files use, with its size and sha256. The
     names come from the notebook, and from the server for a Kaggle run: never trusted.
@@ -203,23 +221,20 @@ def clip_records(
         raise RunFailed(f"{executed} recorded no `clips` scrap; did the notebook finish?")
     if not isinstance(clips, list):
         raise RunFailed(f"{executed}: the `clips` scrap is not a list")
+    records = []
     for number, clip in enumerate(clips, 1):
-        problem = clip_problem(clip)
+        where = f"{executed}: clip {number} in the `clips` scrap"
+        record = ClipRecord.from_dict(clip, where)
+        problem = clip_problem(record)
         if problem:
-            raise RunFailed(f"{executed}: clip {number} in the `clips` scrap {problem}")
-    return clips
+            raise RunFailed(f"{where} {problem}")
+        records.append(record)
+    return records
 
 
-def clip_problem(clip: Any) -> str | None:
-    if not isinstance(clip, dict):
-        return "is not a mapping"
-    name = clip.get("file")
-    if not isinstance(name, str) or not is_clip_name(name):
-        return f"names a file kaggletts will not write: {str(name)[:80]!r}"
-    if not isinstance(clip.get("bytes"), int) or isinstance(clip["bytes"], bool):
-        return "has no byte count"
-    if not isinstance(clip.get("sha256"), str) or not _SHA256.fullmatch(clip["sha256"]):
-        return "has no sha256"
+def clip_problem(clip: ClipRecord) -> str | None:
+    if not is_clip_name(clip.file):
+        return f"names a file kaggletts will not write: {clip.file[:80]!r}"
     return None
 
 
@@ -249,14 +264,14 @@ def is_safe_name(name: str) -> bool:
     )
 
 
-def verify_clip(path: Path, clip: dict[str, Any]) -> None:
+def verify_clip(path: Path, clip: ClipRecord) -> None:
     """Raise unless the file has exactly the bytes and sha256 the notebook recorded."""
     if not path.is_file():
         raise RunFailed(f"missing audio file {path}")
     size = path.stat().st_size
-    if size != clip["bytes"]:
-        raise RunFailed(f"{path}: {size} bytes, the notebook recorded {clip['bytes']}")
-    if sha256_of(path) != clip["sha256"]:
+    if size != clip.bytes:
+        raise RunFailed(f"{path}: {size} bytes, the notebook recorded {clip.bytes}")
+    if sha256_of(path) != clip.sha256:
         raise RunFailed(f"{path}: sha256 differs from what the notebook recorded")
 
 
@@ -303,18 +318,20 @@ def _from_ledgers(
     runs = []
     for part in parts:
         own = read_ledger(part)
-        runs.append(own.runs[-1] if own.runs else {})
+        runs.append(own.runs[-1].to_dict() if own.runs else {})
         ledger.merge(own)
     clips, audio = [], []
     for entry in ledger.spoken:
+        assert entry.clip is not None  # a spoken line's entry always has its clip
         problem = clip_problem(entry.clip)
         if problem:
             raise RunFailed(f"line {entry.number} in the ledger of {entry.directory} {problem}")
     for entry in ledger.made:  # a clip gone or changed since is missing: made again
-        path = (entry.directory / entry.clip["file"]).resolve()
+        assert entry.clip is not None
+        path = (entry.directory / entry.clip.file).resolve()
         audio.append(path)
-        clips.append({**entry.clip, "line": entry.number,
-                      "file": path.relative_to(directory.resolve()).as_posix()})
+        file = path.relative_to(directory.resolve()).as_posix()
+        clips.append({**entry.clip.to_dict(), "line": entry.number, "file": file})
     scraps: dict[str, Any] = {"run": next((run for run in runs if run), {})}
     if len(parts) > 1:
         scraps["shards"] = runs
@@ -331,11 +348,13 @@ def _from_scraps(
         executed = part / EXECUTED_NOTEBOOK
         scraps = read_scraps(executed)
         for clip in clip_records(scraps, executed, plain=plain):
-            path = (part / clip["file"]).resolve()
+            path = (part / clip.file).resolve()
             verify_clip(path, clip)
             audio.append(path)
-            clips.append(clip)
-        runs.append(scraps.get("run", {}))
+            clips.append(clip.to_dict())
+        run = scraps.get("run", {})
+        RunRecord.from_dict(run, f"{executed}: the `run` scrap")
+        runs.append(run)
     found: dict[str, Any] = {"run": runs[0]}
     if len(parts) > 1:
         found["shards"] = runs

@@ -14,6 +14,7 @@ from kaggletts.backends.kaggle.credentials import Credentials
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.emulator import Emulator
 from kaggletts.emulator.pytest_plugin import USERS
+from kaggletts.records import RunRecord
 from kaggletts.result import Result
 
 QWEN = cost.RunKind("qwen", "custom_voice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice")
@@ -33,7 +34,7 @@ def result(backend, *runs, notebook="qwen"):
 
 
 def test_a_run_recorded_before_the_figures_existed_has_no_cost():
-    assert cost.RunCost.from_scrap("qwen", {"total_seconds": 10.0}) is None
+    assert cost.RunCost.from_run("qwen", RunRecord(total_seconds=10.0)) is None
     assert cost.run_costs(result("kaggle", {"total_seconds": 10.0})) == []
 
 
@@ -49,7 +50,7 @@ def test_the_summary_counts_every_session_of_a_sharded_kaggle_run():
 
 
 def recorded(run: dict) -> cost.RunCost:
-    found = cost.RunCost.from_scrap("qwen", run)
+    found = cost.RunCost.from_run("qwen", RunRecord.from_dict(run, "a test's run"))
     assert found is not None
     return found
 

@@ -264,7 +264,7 @@ def test_an_empty_job_id_matches_no_job(run_cli, finished):
         ('{"job_id": "x", "notebook_name": "espeak", "backend": "local", "notebook": "n", '
          '"audio": "a.wav", "scraps": {}}', "is damaged (`audio` is not a list of paths)"),
         ('{"job_id": "x", "notebook_name": "espeak", "backend": "local", "notebook": "n", '
-         '"audio": [], "scraps": {"clips": [1]}}', "is damaged (a clip is not a mapping)"),
+         '"audio": [], "scraps": {"clips": [1]}}', "is damaged (clip 1: not a mapping but int)"),
     ],
     ids=["truncated", "a-list", "audio-not-a-list", "clip-not-a-mapping"],
 )

@@ -48,7 +48,7 @@ def adversarial_texts(canary: Path) -> list[str]:
 
 
 def check_round_trip(result: kaggletts.Result, texts: list[str], canary: Path) -> None:
-    assert [clip["text"] for clip in result.clips] == texts
+    assert [clip.text for clip in result.clips] == texts
     assert len(result.audio) == len(texts)
     for path in result.audio:
         assert re.fullmatch(r"\d{3,}-(?:[^\W_A-Z]|-){1,40}\.wav", path.name), path.name
@@ -87,7 +87,7 @@ def test_adversarial_texts_round_trip_through_the_api(api_run):
 
 def test_adversarial_texts_are_really_spoken(api_run):
     result, _, _ = api_run
-    assert all(clip["rms"] > 0.01 and clip["duration"] > 0.2 for clip in result.clips)
+    assert all((clip.rms or 0) > 0.01 and (clip.duration or 0) > 0.2 for clip in result.clips)
 
 
 def test_adversarial_texts_round_trip_through_a_yaml_file_and_the_cli(kaggletts_cmd,

@@ -272,13 +272,13 @@ def test_a_reference_voice_is_uploaded_once_as_a_private_dataset(tmp_path, stand
             )
 
         first = clone_run("One.", "Two.")
-        assert [c["text"] for c in first.clips] == ["One.", "Two."]
+        assert [c.text for c in first.clips] == ["One.", "Two."]
         [dataset] = emulator.store.datasets.values()
         assert dataset.is_private and dataset.slug.startswith("kaggletts-voices-")
         metadata = json.loads((first.directory / "kernel" / "kernel-metadata.json").read_text())
         assert metadata["dataset_sources"] == [f"{USER}/{dataset.slug}"]
         assert metadata["enable_gpu"] and metadata["machine_shape"] == "NvidiaTeslaT4"
-        assert first.clips[0]["settings"]["ref_audio"] == f"{dataset.slug}/narrator.wav"
+        assert first.clips[0].settings["ref_audio"] == f"{dataset.slug}/narrator.wav"
 
         clone_run("Three.")
         assert len(emulator.store.datasets) == 1 and emulator.calls["StartBlobUpload"] == 1

@@ -22,6 +22,8 @@ from kaggletts.backends.kaggle.records import BadTransition, KaggleRun, RunStore
 from kaggletts.backends.kaggle.remote import (
     MAX_OUTPUT_PAGES,
     KaggleRemote,
+    KernelState,
+    RemoteStatus,
     explain,
 )
 from kaggletts.backends.kaggle.retry import RetryPolicy
@@ -171,9 +173,9 @@ def test_ordinary_clip_names_pass(name):
     [
         ({}, "recorded no `clips` scrap"),
         ({"clips": {"file": "a.wav"}}, "is not a list"),
-        ({"clips": ["a.wav"]}, "clip 1 in the `clips` scrap is not a mapping"),
-        ({"clips": [{"file": "a.wav", "sha256": "0" * 64}]}, "has no byte count"),
-        ({"clips": [{"file": "a.wav", "bytes": 3, "sha256": "nope"}]}, "has no sha256"),
+        ({"clips": ["a.wav"]}, "clip 1 in the `clips` scrap: not a mapping"),
+        ({"clips": [{"file": "a.wav", "sha256": "0" * 64}]}, "clip 1 .*: `bytes` is missing"),
+        ({"clips": [{"file": "a.wav", "bytes": 3, "sha256": "nope"}]}, "`sha256` is not a sha256"),
         ({"clips": [{"file": "job.json", "bytes": 3, "sha256": "0" * 64}]}, "'job.json'"),
     ],
 )
@@ -235,6 +237,23 @@ def test_a_damaged_record_is_refused_clearly_and_hides_no_other_job(tmp_path, te
     with pytest.raises(CorruptRecord, match="job.json"):
         bad.read_record()
     assert [j.record.job_id for j in list_jobs(tmp_path)] == [good.id]
+
+
+def test_the_kernel_states_are_the_ones_kagglesdk_names():
+    from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
+
+    assert [state.name for state in KernelWorkerStatus] == [
+        state.value for state in KernelState if state is not KernelState.UNKNOWN
+    ]
+
+
+def test_a_state_kaggle_has_not_named_before_is_kept_by_name_and_not_an_end():
+    odd = RemoteStatus.named("PAUSED_FOR_MAINTENANCE")
+    assert (odd.state, odd.name, odd.ended) == (
+        KernelState.UNKNOWN, "PAUSED_FOR_MAINTENANCE", False
+    )
+    assert RemoteStatus.named("CANCEL_ACKNOWLEDGED").ended
+    assert not RemoteStatus.named("NEW_SCRIPT").ended
 
 
 def test_every_remote_error_is_a_kaggletts_error():

@@ -52,7 +52,7 @@ def test_a_line_that_raises_is_recorded_and_the_batch_goes_on_then_a_rerun_speak
         "004-fourth-line.wav", "005-fifth-line.wav",
     ]
     assert again.audio[0].read_bytes() == first_bytes
-    assert [c["line"] for c in again.clips] == [1, 2, 3, 4, 5]
+    assert [c.line for c in again.clips] == [1, 2, 3, 4, 5]
 
 
 def test_a_deadline_mid_batch_keeps_what_was_made_and_a_rerun_speaks_only_the_rest(tmp_path):
@@ -113,7 +113,7 @@ def test_the_line_cache_serves_a_line_once_spoken_unless_told_not_to(tmp_path):
     second = kaggletts.execute(
         "espeak", {"utterances": ["Beta.", "Gamma."]}, output_dir=tmp_path
     )
-    assert [c.get("reused", False) for c in second.clips] == [True, False]
+    assert [c.reused for c in second.clips] == [True, False]
     assert second.audio[0].name == "001-beta.wav"
     assert second.audio[0].read_bytes() == first.audio[1].read_bytes()
     assert second.scraps["run"]["lines_total"] == 1  # the session spoke Gamma alone
@@ -121,7 +121,7 @@ def test_the_line_cache_serves_a_line_once_spoken_unless_told_not_to(tmp_path):
     third = kaggletts.execute(
         "espeak", {"utterances": ["Gamma.", "Delta."]}, output_dir=tmp_path, cache=False
     )
-    assert not any(c.get("reused") for c in third.clips)
+    assert not any(c.reused for c in third.clips)
     shown = CliRunner().invoke(cli, ["cache"])
     assert shown.exit_code == 0 and shown.output.startswith("3 clips,")  # Alpha, Beta, Gamma
     cleared = CliRunner().invoke(cli, ["cache", "--clear"])
@@ -149,7 +149,7 @@ def test_a_stored_result_is_checked_before_it_is_returned(tmp_path):
     )
     assert not again.cached and not again.missing
     assert again.scraps["run"]["lines_total"] == 1  # the damaged line alone was spoken
-    assert again.audio[1].stat().st_size == again.clips[1]["bytes"] > 8
+    assert again.audio[1].stat().st_size == again.clips[1].bytes > 8
 
 
 def test_verify_checks_a_stored_clip_by_its_sha256(tmp_path):

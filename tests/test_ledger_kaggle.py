@@ -93,7 +93,7 @@ def test_a_deadline_mid_batch_keeps_what_was_made_and_a_rerun_speaks_only_the_re
     with Emulator(state_dir=state, users={USER: KEY}, image_paths=[standins.dir],
                   port=port) as emulator:
         done = run_kaggle(emulator, tmp_path / "out", params, notebook="qwen", timeout=25.0)
-        assert [c["line"] for c in done.clips] == list(range(1, len(texts) + 1))
+        assert [c.line for c in done.clips] == list(range(1, len(texts) + 1))
         # The first session's kernel is kept (FAST keeps kernels): the second push is last.
         assert pushed_utterances(emulator)[1:] == [texts[spoken:]]
 
@@ -131,7 +131,7 @@ def test_twelve_hundred_lines_are_collected_within_the_listing_cap(tmp_path):
         assert emulator.config.limits.listed_outputs == Limits().listed_outputs == 500
         result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts})
         assert len(result.audio) == 1200 and not result.missing
-        assert [c["line"] for c in result.clips] == list(range(1, 1201))
+        assert [c.line for c in result.clips] == list(range(1, 1201))
         assert pushes(emulator) == 3  # at most 480 lines a session
         assert all(path.is_file() for path in result.audio)
 
@@ -145,8 +145,8 @@ def test_a_request_with_two_of_twenty_lines_edited_pushes_only_those_two(tmp_pat
         second = run_kaggle(emulator, tmp_path / "out", {"utterances": edited})
         assert second.job_id != first.job_id
         assert pushed_utterances(emulator) == [texts, [edited[4], edited[11]]]
-        assert [c["text"] for c in second.clips] == edited
-        reused = [n for n, c in enumerate(second.clips, 1) if c.get("reused")]
+        assert [c.text for c in second.clips] == edited
+        reused = [n for n, c in enumerate(second.clips, 1) if c.reused]
         assert reused == [n for n in range(1, 21) if n not in (5, 12)]
         for number in reused:
             assert second.audio[number - 1].read_bytes() == first.audio[number - 1].read_bytes()
@@ -159,7 +159,7 @@ def test_sharded_results_name_each_clip_by_its_real_path(tmp_path):
     texts = ["Alpha one.", "Beta two.", "Gamma three.", "Delta four."]
     with Emulator(state_dir=tmp_path / "state", users={USER: KEY}) as emulator:
         result = run_kaggle(emulator, tmp_path / "out", {"utterances": texts}, shards=2)
-    files = [clip["file"] for clip in result.clips]
+    files = [clip.file for clip in result.clips]
     assert files == ["shard-1/001-alpha-one.wav", "shard-1/002-beta-two.wav",
                      "shard-2/003-gamma-three.wav", "shard-2/004-delta-four.wav"]
     assert [result.directory / name for name in files] == result.audio

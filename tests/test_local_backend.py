@@ -91,7 +91,7 @@ def test_force_runs_again(first_run):
     assert forced.job_id == result.job_id
     assert forced.notebook.stat().st_mtime_ns != executed_mtime
     # eSpeak NG is deterministic: the same clips again.
-    assert [c["sha256"] for c in forced.clips] == [c["sha256"] for c in result.clips]
+    assert [c.sha256 for c in forced.clips] == [c.sha256 for c in result.clips]
 
 
 # A last cell for the espeak notebook that changes its first clip after the notebook

@@ -23,6 +23,7 @@ import pytest
 
 import kaggletts
 from kaggletts.notebook import data_dir
+from kaggletts.records import ClipRecord
 
 NOTEBOOKS = ("chatterbox", "espeak", "qwen")
 SAFE_NAME = re.compile(r"^\d{3,}-(?:[^\W_A-Z]|-){1,40}\.wav$")
@@ -47,22 +48,22 @@ def check_clips(result: kaggletts.Result, expected_rate: int) -> list[dict]:
         assert path.is_file()
         assert path.parent == result.directory
         assert SAFE_NAME.match(path.name), path.name
-        assert clip["file"] == path.name
+        assert clip.file == path.name
         data = path.read_bytes()
-        assert clip["bytes"] == len(data)
-        assert clip["sha256"] == hashlib.sha256(data).hexdigest()
+        assert clip.bytes == len(data)
+        assert clip.sha256 == hashlib.sha256(data).hexdigest()
         info = read_wav(path)
         assert (info["channels"], info["width"], info["rate"]) == (1, 2, expected_rate)
-        assert clip["sample_rate"] == expected_rate
-        assert clip["duration"] == pytest.approx(info["seconds"], abs=1e-9)
+        assert clip.sample_rate == expected_rate
+        assert clip.duration == pytest.approx(info["seconds"], abs=1e-9)
         assert info["rms"] > 0.01, f"{path.name} is near-silent"
-        assert clip["rms"] == pytest.approx(info["rms"], abs=1e-5)
+        assert clip.rms == pytest.approx(info["rms"], abs=1e-5)
         infos.append(info)
     return infos
 
 
-def clip_by_name(result: kaggletts.Result, fragment: str) -> dict:
-    [clip] = [c for c in result.clips if fragment in c["file"]]
+def clip_by_name(result: kaggletts.Result, fragment: str) -> ClipRecord:
+    [clip] = [c for c in result.clips if fragment in c.file]
     return clip
 
 
@@ -116,33 +117,33 @@ def test_espeak_clips_follow_input_order_with_safe_predictable_names(espeak_run)
     assert [p.name for p in espeak_run.audio] == ESPEAK_FILES
     texts = [ESPEAK_PARAMS["text"]] + [
         u if isinstance(u, str) else u["text"] for u in ESPEAK_PARAMS["utterances"]]
-    assert [c["text"] for c in espeak_run.clips] == texts
+    assert [c.text for c in espeak_run.clips] == texts
 
 
 def test_espeak_longer_text_gives_longer_audio(espeak_run):
     short, long = clip_by_name(espeak_run, "short"), clip_by_name(espeak_run, "much-longer")
-    assert short["duration"] > 0.2
-    assert long["duration"] > 3 * short["duration"]
+    assert (short.duration or 0) > 0.2
+    assert (long.duration or 0) > 3 * (short.duration or 0)
 
 
 def test_espeak_per_utterance_rate_applies(espeak_run):
     fast, slow = clip_by_name(espeak_run, "fast"), clip_by_name(espeak_run, "slow")
-    assert fast["settings"]["rate"] == 380 and slow["settings"]["rate"] == 110
-    assert slow["duration"] > 1.8 * fast["duration"]
+    assert fast.settings["rate"] == 380 and slow.settings["rate"] == 110
+    assert (slow.duration or 0) > 1.8 * (fast.duration or 0)
 
 
 def test_espeak_per_utterance_voice_and_defaults_apply(espeak_run):
     french, english = clip_by_name(espeak_run, "french"), clip_by_name(espeak_run, "english")
-    assert french["settings"]["voice"] == "fr"
-    assert english["settings"]["voice"] == "en-gb"  # the top-level default
-    assert french["sha256"] != english["sha256"]
+    assert french.settings["voice"] == "fr"
+    assert english.settings["voice"] == "en-gb"  # the top-level default
+    assert french.sha256 != english.sha256
 
 
 def test_espeak_per_utterance_pitch_applies(espeak_run):
     low, high = clip_by_name(espeak_run, "low-pitch"), clip_by_name(espeak_run, "utterance")
-    assert (low["settings"]["pitch"], high["settings"]["pitch"]) == (10, 90)
-    assert low["sha256"] != high["sha256"]
-    assert low["duration"] == pytest.approx(high["duration"], rel=0.2)
+    assert (low.settings["pitch"], high.settings["pitch"]) == (10, 90)
+    assert low.sha256 != high.sha256
+    assert low.duration == pytest.approx(high.duration, rel=0.2)
 
 
 def test_espeak_result_round_trips_through_result_json(espeak_run):
@@ -205,15 +206,15 @@ def test_qwen_custom_voice_runs_end_to_end(qwen_custom):
     infos = check_clips(result, expected_rate=24000)
     # The stand-in speaks 0.2 s plus 50 ms per character.
     for clip, info in zip(result.clips, infos, strict=True):
-        assert info["seconds"] == pytest.approx(0.2 + 0.05 * len(clip["text"]), abs=1e-3)
+        assert info["seconds"] == pytest.approx(0.2 + 0.05 * len(clip.text), abs=1e-3)
     run = result.scraps["run"]
     assert (run["notebook"], run["mode"], run["model_id"]) == ("qwen", "custom_voice",
                                                                CUSTOM_VOICE)
     assert run["precisions_used"] == ["float16"]
     assert run["packages"]["qwen-tts"] is None  # the stand-in, not an installed qwen-tts
     for clip in result.clips:  # what made each clip, as the model reports it
-        assert (clip["precision"], clip["decoder_precision"]) == ("float16", "float32")
-        assert (clip["seed"], clip["device"]) == (0, "cpu")
+        assert (clip.extra["precision"], clip.extra["decoder_precision"]) == ("float16", "float32")
+        assert (clip.extra["seed"], clip.device) == (0, "cpu")
 
 
 def test_qwen_loads_the_model_once_in_float16_with_sdpa(qwen_custom):
@@ -312,7 +313,7 @@ def test_qwen_remakes_a_nan_clip_in_float32_and_stays_there(qwen_nan_once):
     made = [(c["args"][0], c["dtype"]) for c in generate_calls(calls, "generate_custom_voice")]
     assert made == [(["First line."], "torch.float16"), (["First line."], "torch.float32"),
                     (["Second line."], "torch.float32")]
-    assert [c["precision"] for c in result.clips] == ["float32", "float32"]
+    assert [c.extra["precision"] for c in result.clips] == ["float32", "float32"]
     loads = [c["kwargs"]["dtype"] for c in generate_calls(calls, "from_pretrained")]
     assert loads == ["torch.float16", "torch.float32"]
 

@@ -122,9 +122,9 @@ def test_clips_csv_has_a_row_per_clip_that_a_spreadsheet_reads_safely(result: Re
 
     assert [row["number"] for row in rows] == ["1", "2", "3", "4"]
     assert [row["text"] for row in rows] == [*TEXTS[:2], "'" + TEXTS[2], TEXTS[3]]
-    assert [row["sha256"] for row in rows] == [clip["sha256"] for clip in result.clips]
+    assert [row["sha256"] for row in rows] == [clip.sha256 for clip in result.clips]
     assert rows[1]["settings"].split("; ") == ["pitch=50", "rate=175", "voice=en-gb"]
-    assert float(rows[0]["duration"]) == pytest.approx(result.clips[0]["duration"])
+    assert float(rows[0]["duration"]) == pytest.approx(result.clips[0].duration)
 
 
 def test_the_result_has_a_short_repr_and_players_in_jupyter(
@@ -155,7 +155,7 @@ def test_every_player_loads_and_plays_its_clip_in_chromium_and_markup_stays_text
     assert [p["error"] for p in players] == [None] * 4
     assert all(p["ready"] >= 1 for p in players)
     assert [p["duration"] for p in players] == pytest.approx(
-        [clip["duration"] for clip in result.clips], abs=0.01
+        [clip.duration for clip in result.clips], abs=0.01
     )
     assert browser.evaluate(PLAY_ENDINGS, user_gesture=True) == [True] * 4
     assert browser.evaluate("typeof window.kaggletts_pwned") == "undefined"

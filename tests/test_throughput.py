@@ -27,7 +27,7 @@ def run_qwen(standins, monkeypatch, tmp_path, params, fault=None):
 
 def spoken_in_order(result) -> None:
     assert isinstance(result, kaggletts.Result), result
-    assert [clip["text"] for clip in result.clips] == LINES
+    assert [clip.text for clip in result.clips] == LINES
     assert [path.name[:3] for path in result.audio] == ["001", "002", "003", "004", "005"]
 
 
@@ -37,7 +37,7 @@ def test_lines_with_the_same_settings_are_generated_together_by_length(
     spoken_in_order(result)
     assert calls == [["One.", "Four."], ["Number two.", "The third line."],
                      ["The fifth line is longest."]]
-    assert [clip["batch"] for clip in result.clips] == [2, 2, 2, 2, 1]
+    assert [clip.batch for clip in result.clips] == [2, 2, 2, 2, 1]
     assert result.scraps["run"]["batch_size"] == 2
 
 
@@ -62,7 +62,7 @@ def test_a_nan_clip_in_a_batch_is_made_again_alone(standins, monkeypatch, tmp_pa
     spoken_in_order(result)
     assert calls[0] == sorted(LINES, key=len)
     assert sorted(calls[1:]) == sorted([line] for line in LINES)
-    assert {clip["precision"] for clip in result.clips} == {"float16"}  # alone, it was fine
+    assert {clip.extra["precision"] for clip in result.clips} == {"float16"}  # alone, it was fine
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def two_workers(standins, monkeypatch, tmp_path):
 def test_two_workers_each_speak_a_share_and_the_order_is_kept(two_workers):
     result, calls = two_workers
     spoken_in_order(result)
-    devices = [clip["device"] for clip in result.clips]
+    devices = [clip.device for clip in result.clips]
     assert set(devices) == {"cpu:0", "cpu:1"}
     assert result.scraps["run"]["devices"] == ["cpu:0", "cpu:1"]
     assert sorted(map(tuple, calls)) == sorted(map(tuple, [
@@ -83,8 +83,8 @@ def test_two_workers_each_speak_a_share_and_the_order_is_kept(two_workers):
 def test_two_workers_make_the_same_audio_as_one(two_workers, standins, monkeypatch, tmp_path):
     one, _ = run_qwen(standins, monkeypatch, tmp_path / "one", {"batch_size": 2})
     two, _ = two_workers
-    assert [c["sha256"] for c in two.clips] == [c["sha256"] for c in one.clips]
-    assert {clip["device"] for clip in one.clips} == {"cpu"}
+    assert [c.sha256 for c in two.clips] == [c.sha256 for c in one.clips]
+    assert {clip.device for clip in one.clips} == {"cpu"}
 
 
 def test_workers_that_cannot_use_cuda_leave_the_batch_to_the_notebooks_own_process(
@@ -92,6 +92,6 @@ def test_workers_that_cannot_use_cuda_leave_the_batch_to_the_notebooks_own_proce
     result, calls = run_qwen(standins, monkeypatch, tmp_path, {"batch_size": 2, "workers": 2},
                              fault="cuda-lost-in-fork")
     spoken_in_order(result)
-    assert {clip["device"] for clip in result.clips} == {"cpu:0"}
+    assert {clip.device for clip in result.clips} == {"cpu:0"}
     assert result.scraps["run"]["devices"] == ["cpu:0"]
     assert len(calls) == 3

@@ -34,7 +34,9 @@ SILENCE_RMS = 1e-3
 # The line ledger, in the working folder: its name sorts before every clip's ("0-" before
 # "001-"), since Kaggle lists and downloads only the first 500 outputs of a session.
 LEDGER_FILE = "0-kaggletts-ledger.jsonl"
-LEDGER_SCHEMA = 1
+# The version of the records written here (each clip's, the run's, every ledger entry's),
+# as kaggletts.records reads them: raise it when a field changes its meaning or goes.
+RECORD_SCHEMA = 1
 
 
 # Volta and later: Kaggle's T4 is 7.5; a P100 (6.0) has no kernels in current PyTorch builds.
@@ -273,6 +275,7 @@ def write_clip(path, pcm16, sample_rate, utterance, synthesis_seconds):
         out.writeframes(samples.tobytes())
     data = path.read_bytes()
     return {
+        "schema": RECORD_SCHEMA,
         "text": utterance["text"],
         "file": os.path.relpath(path),
         "bytes": len(data),
@@ -295,7 +298,7 @@ class Ledger:
         self.path = Path(path)
 
     def add(self, kind, **fields):
-        entry = {"schema": LEDGER_SCHEMA, "kind": kind, **fields}
+        entry = {"schema": RECORD_SCHEMA, "kind": kind, **fields}
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
             out.flush()
@@ -772,6 +775,7 @@ def record(clips, **run):
     whole time against the GPU quota, whatever its GPUs do."""
     import scrapbook
 
+    run["schema"] = RECORD_SCHEMA
     run["total_seconds"] = round(time.perf_counter() - RUN_STARTED, 3)
     audio_seconds = sum(clip["duration"] for clip in clips)
     run["audio_seconds"] = round(audio_seconds, 3)

@@ -29,7 +29,7 @@ from kaggletts.backends.kaggle.records import (
     Shard,
     ShardState,
 )
-from kaggletts.backends.kaggle.remote import KaggleRemote, Quota
+from kaggletts.backends.kaggle.remote import KaggleRemote, KernelState, Quota
 from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.backends.kaggle.wait import ends_by_text, wait_until_ended
@@ -215,9 +215,11 @@ class KaggleBackend(KaggleOptions):
             status = wait_until_ended(ctx, shard)
             if status is None:
                 return
-            if status.state != "COMPLETE":
+            if status.state is not KernelState.COMPLETE:
                 failure = failure_of(ctx, shard, status)
-                ended = ShardState.FAILED if status.state == "ERROR" else ShardState.STOPPED
+                ended = (
+                    ShardState.FAILED if status.state is KernelState.ERROR else ShardState.STOPPED
+                )
                 ctx.move(shard, ended, error=str(failure).splitlines()[0])
                 raise failure
             ctx.move(shard, ShardState.COMPLETE)

@@ -20,7 +20,7 @@ import tenacity
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.download import Downloader, Wanted
 from kaggletts.backends.kaggle.records import Shard
-from kaggletts.backends.kaggle.remote import RemoteStatus
+from kaggletts.backends.kaggle.remote import KernelState, RemoteStatus
 from kaggletts.errors import NotListed, RunFailed
 from kaggletts.layout import (
     EXECUTED_NOTEBOOK,
@@ -114,7 +114,7 @@ def collect(ctx: RunContext, shard: Shard, patience: float | None = None) -> int
         log.info("%s: downloaded %s", shard.label, counted(fetched + 1, "file"))
         return 0
     clips = clip_records(scraps, directory / EXECUTED_NOTEBOOK)
-    wanted = [Wanted(c["file"], c["bytes"], c["sha256"]) for c in clips]
+    wanted = [Wanted(clip.file, clip.bytes, clip.sha256) for clip in clips]
     downloader.fetch_all(wanted, directory, listing.url_for)
     (directory / KERNEL_LOG).write_text(listing.log, encoding="utf-8")
     log.info("%s: downloaded and verified %s", shard.label, counted(len(wanted) + 1, "file"))
@@ -178,9 +178,9 @@ def _collect_from_ledger(
                      listing.url_for)
     spoken = read_ledger_file(attempt_folder / LEDGER_FILE, directory).spoken
     wanted = [
-        Wanted(entry.clip["file"], entry.clip["bytes"], entry.clip["sha256"])
+        Wanted(entry.clip.file, entry.clip.bytes, entry.clip.sha256)
         for entry in spoken
-        if clip_problem(entry.clip) is None
+        if entry.clip is not None and clip_problem(entry.clip) is None
     ]
     downloader.fetch_all(wanted, directory, listing.url_for)
     if EXECUTED_NOTEBOOK in listing.urls:
@@ -231,14 +231,14 @@ def failure_of(ctx: RunContext, shard: Shard, status: RemoteStatus) -> RunFailed
     kept, listing, downloader = salvage(ctx, shard)
     failure = None
     with contextlib.suppress(RunFailed, requests.RequestException, ValueError):
-        if EXECUTED_NOTEBOOK in listing.urls and status.state == "ERROR":
+        if EXECUTED_NOTEBOOK in listing.urls and status.state is KernelState.ERROR:
             downloader.fetch(
                 Wanted(EXECUTED_NOTEBOOK, max_size=MAX_NOTEBOOK_BYTES), directory, listing.url_for
             )
             failure = find_failure(nbformat.read(directory / EXECUTED_NOTEBOOK, as_version=4))
     saved = f"; {kept_text(kept)}"
-    if status.state != "ERROR":
-        return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.state.lower()}){saved}")
+    if status.state is not KernelState.ERROR:
+        return RunFailed(f"{shard.label} was cancelled on Kaggle ({status.name.lower()}){saved}")
     name = ctx.job.spec.name
     message = (
         failure.describe(name)

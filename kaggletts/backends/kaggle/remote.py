@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,15 +74,55 @@ class Quota:
         return max(self.allowed_seconds - self.used_seconds, 0.0)
 
 
+class KernelState(StrEnum):
+    """A session's state: kagglesdk's KernelWorkerStatus by name, and UNKNOWN for a name
+    the client does not know (new states appear over time), which as far as kaggletts can
+    tell is a session still going."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    ERROR = "ERROR"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    CANCEL_ACKNOWLEDGED = "CANCEL_ACKNOWLEDGED"
+    # What a push with quick save (no run) starts as.
+    NEW_SCRIPT = "NEW_SCRIPT"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def named(cls, name: str) -> KernelState:
+        try:
+            return cls(name)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+# States after which a session does no more work.
+ENDED_STATES = frozenset(
+    {
+        KernelState.COMPLETE,
+        KernelState.ERROR,
+        KernelState.CANCEL_REQUESTED,
+        KernelState.CANCEL_ACKNOWLEDGED,
+    }
+)
+
+
 @dataclass(frozen=True)
 class RemoteStatus:
-    """A session's state as Kaggle names it. `known` is false for a state string the
-    client's enum does not know (new states appear over time): such a run is still
-    going as far as kaggletts can tell."""
+    """A session's state, and `name`, what Kaggle called it (the name of an UNKNOWN one)."""
 
-    state: str
+    state: KernelState
+    name: str
     failure_message: str | None = None
-    known: bool = True
+
+    @classmethod
+    def named(cls, name: str, failure_message: str | None = None) -> RemoteStatus:
+        return cls(KernelState.named(name), name, failure_message)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_STATES
 
 
 def explain(error: Exception, endpoint: str, what: str) -> KaggleTTSError:
@@ -291,10 +332,10 @@ class KaggleRemote:
             unknown = _unknown_enum_name(error.__context__)
             if unknown is None:
                 raise
-            return RemoteStatus(unknown, None, known=False)
+            return RemoteStatus.named(unknown)
         if reply is None:
             return None
-        return RemoteStatus(reply.status.name, reply.failure_message or None)
+        return RemoteStatus.named(reply.status.name, reply.failure_message or None)
 
     def outputs(self, slug: str) -> tuple[list[OutputFile], str]:
         """Every output file of the kernel's newest session and its log, following the

@@ -10,7 +10,7 @@ import time
 from kaggletts.backends.kaggle.context import RunContext
 from kaggletts.backends.kaggle.outputs import kept_text, salvage
 from kaggletts.backends.kaggle.records import Shard, ShardState
-from kaggletts.backends.kaggle.remote import RemoteStatus
+from kaggletts.backends.kaggle.remote import KernelState, RemoteStatus
 from kaggletts.errors import (
     KaggleTTSError,
     KaggleUnreachable,
@@ -21,8 +21,6 @@ from kaggletts.errors import (
 from kaggletts.progress import KernelLines, run_label
 
 log = logging.getLogger("kaggletts")
-# States after which a session does no more work.
-ENDED = frozenset({"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"})
 
 
 def wait_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
@@ -82,13 +80,13 @@ def _poll_until_ended(ctx: RunContext, shard: Shard) -> RemoteStatus | None:
         unreachable_since = None
         if status is None:
             _check_a_run_can_still_come(ctx, shard, past_limit=time.time() >= give_up_at)
-        state = "QUEUED" if status is None else status.state
-        if status is not None and not status.known:
+        state = KernelState.QUEUED.value if status is None else status.name
+        if status is not None and status.state is KernelState.UNKNOWN:
             state = f"{state} (a state kaggletts does not know; still waiting)"
         if state != said:
             log.info("%s: %s after %.0fs", shard.label, state.lower(), time.monotonic() - started)
             said = state
-        if status is not None and status.known and status.state in ENDED:
+        if status is not None and status.ended:
             return status
         if ctx.stop.is_set():
             return None

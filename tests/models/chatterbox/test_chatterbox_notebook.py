@@ -25,18 +25,19 @@ from chatterbox_runs import run_notebook
 
 import kaggletts
 from kaggletts.notebook import data_dir
+from kaggletts.records import ClipRecord
 
 NARRATOR = "voices/narrator.wav"
 PLAIN, CLONED = "Plain voice first.", "Now the cloned voice."
 
 
-def check_clips(run, texts: list[str]) -> list[dict]:
+def check_clips(run, texts: list[str]) -> list[ClipRecord]:
     result = run.outcome
     assert isinstance(result, kaggletts.Result), result
-    assert [clip["text"] for clip in result.clips] == texts
+    assert [clip.text for clip in result.clips] == texts
     for clip in result.clips:
-        assert clip["sample_rate"] == 24000 and clip["rms"] > 0.001
-        assert (clip["precision"], clip["seed"], clip["device"]) == ("float32", 0, "cpu")
+        assert clip.sample_rate == 24000 and (clip.rms or 0) > 0.001
+        assert (clip.extra["precision"], clip.extra["seed"], clip.device) == ("float32", 0, "cpu")
     return result.clips
 
 
@@ -105,7 +106,7 @@ def test_the_watermarker_works_after_an_install_over_setuptools_82(english):
 def test_a_cloned_line_leaves_later_lines_in_the_built_in_voice(english):
     """generate(audio_prompt_path=...) keeps the prompt's voice for every later line."""
     run, _ = english
-    plain, cloned, plain_again, cloned_again = (c["sha256"] for c in run.outcome.clips)
+    plain, cloned, plain_again, cloned_again = (c.sha256 for c in run.outcome.clips)
     assert plain != cloned
     assert plain_again == plain
     assert cloned_again == cloned
@@ -120,8 +121,8 @@ def test_english_keeps_its_own_sampling_defaults(english):
     run, _ = english
     defaults = own_defaults("chatterbox.tts", "ChatterboxTTS")
     for clip in run.outcome.clips:
-        assert clip["settings"]["repetition_penalty"] == defaults["repetition_penalty"] == 1.2
-        assert clip["settings"]["top_p"] == defaults["top_p"]
+        assert clip.settings["repetition_penalty"] == defaults["repetition_penalty"] == 1.2
+        assert clip.settings["top_p"] == defaults["top_p"]
 
 
 # --- Multilingual and turbo -----------------------------------------------------------------
@@ -136,8 +137,8 @@ def test_multilingual_speaks_with_its_own_repetition_penalty(hf_home, inputs, tm
     clips = check_clips(run, ["Bonjour à tous.", "こんにちは"])
     defaults = own_defaults("chatterbox.mtl_tts", "ChatterboxMultilingualTTS")
     assert defaults["repetition_penalty"] == 2.0
-    assert [c["settings"]["repetition_penalty"] for c in clips] == [2.0, 2.0]
-    assert [c["settings"]["language_id"] for c in clips] == ["fr", "ja"]
+    assert [c.settings["repetition_penalty"] for c in clips] == [2.0, 2.0]
+    assert [c.settings["language_id"] for c in clips] == ["fr", "ja"]
 
 
 def test_turbo_clones_from_a_long_reference_with_its_own_top_p(hf_home, inputs, tmp_path):
@@ -151,8 +152,8 @@ def test_turbo_clones_from_a_long_reference_with_its_own_top_p(hf_home, inputs, 
                                              "audio_prompt": "voices/long.wav"}]})
     clips = check_clips(run, ["A turbo line.", "A cloned one."])
     assert own_defaults("chatterbox.tts_turbo", "ChatterboxTurboTTS")["top_p"] == 0.95
-    assert [c["settings"]["top_p"] for c in clips] == [0.95, 0.95]
-    assert "min_p" not in clips[0]["settings"]
+    assert [c.settings["top_p"] for c in clips] == [0.95, 0.95]
+    assert "min_p" not in clips[0].settings
 
 
 def test_a_watermarker_that_cannot_load_fails_naming_the_cause(hf_home, tmp_path):

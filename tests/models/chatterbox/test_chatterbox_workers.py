@@ -15,6 +15,7 @@ import pytest
 from chatterbox_runs import run_notebook
 
 import kaggletts
+from kaggletts.records import ClipRecord
 
 NARRATOR = "voices/narrator.wav"
 LINES: list[str | dict[str, str]] = [
@@ -92,18 +93,18 @@ def two_workers(hf_home, inputs, tmp_path_factory):
     return run, log.read_text(encoding="utf-8") if log.exists() else None
 
 
-def spoken_in_order(run) -> list[dict]:
+def spoken_in_order(run) -> list[ClipRecord]:
     result = run.outcome
     assert isinstance(result, kaggletts.Result), result
-    assert [clip["text"] for clip in result.clips] == TEXTS
+    assert [clip.text for clip in result.clips] == TEXTS
     assert [path.name[:4] for path in result.audio] == ["001-", "002-", "003-", "004-", "005-"]
-    assert [clip["file"] for clip in result.clips] == [path.name for path in result.audio]
+    assert [clip.file for clip in result.clips] == [path.name for path in result.audio]
     return result.clips
 
 
 def test_one_worker_speaks_in_this_process_on_the_cpu(one_worker):
     clips = spoken_in_order(one_worker)
-    assert {clip["device"] for clip in clips} == {"cpu"}
+    assert {clip.device for clip in clips} == {"cpu"}
     run_scrap = one_worker.outcome.scraps["run"]
     assert (run_scrap["device"], run_scrap["devices"]) == ("cpu", ["cpu"])
     assert one_worker.output.count("loaded chatterbox english in") == 1
@@ -113,7 +114,7 @@ def test_one_worker_speaks_in_this_process_on_the_cpu(one_worker):
 def test_two_workers_each_speak_the_share_dealt_to_them_in_input_order(two_workers):
     run, _ = two_workers
     clips = spoken_in_order(run)
-    assert [clip["device"] for clip in clips] == DEALT
+    assert [clip.device for clip in clips] == DEALT
     run_scrap = run.outcome.scraps["run"]
     assert (run_scrap["device"], run_scrap["devices"]) == ("cpu", ["cpu:0", "cpu:1"])
     assert (run_scrap["lines_done"], run_scrap["stopped_at_deadline"]) == (5, False)
@@ -132,8 +133,8 @@ def test_two_workers_make_the_same_audio_as_one(one_worker, two_workers):
     line, and the replicas are built after the same seed: with as many threads per process,
     a line sounds the same whichever process speaks it."""
     run, _ = two_workers
-    assert [c["sha256"] for c in run.outcome.clips] == [
-        c["sha256"] for c in one_worker.outcome.clips]
+    assert [c.sha256 for c in run.outcome.clips] == [
+        c.sha256 for c in one_worker.outcome.clips]
 
 
 def test_the_parent_that_forks_the_workers_never_touches_cuda(two_workers):

@@ -43,11 +43,11 @@ def seconds(path: Path) -> float:
 
 def check_result(result, texts: list[str]) -> None:
     assert isinstance(result, kaggletts.Result), result
-    assert [clip["text"] for clip in result.clips] == texts
+    assert [clip.text for clip in result.clips] == texts
     for path, clip in zip(result.audio, result.clips, strict=True):
-        assert path.name == clip["file"] and clip["sample_rate"] == SAMPLE_RATE
-        assert clip["duration"] == pytest.approx(seconds(path), abs=1e-9)
-        assert clip["rms"] > 0.001
+        assert path.name == clip.file and clip.sample_rate == SAMPLE_RATE
+        assert clip.duration == pytest.approx(seconds(path), abs=1e-9)
+        assert (clip.rms or 0) > 0.001
     run_scrap = result.scraps["run"]
     assert (run_scrap["stopped_at_deadline"], run_scrap["lines_done"],
             run_scrap["lines_total"]) == (False, len(texts), len(texts))

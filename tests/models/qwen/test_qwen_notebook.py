@@ -40,10 +40,10 @@ def custom_voice(kernel, tmp_path_factory):
 def test_custom_voice_speaks_every_line_in_float16_with_a_float32_decoder(custom_voice):
     check_result(custom_voice, ["Good evening.", LONG_LINE])
     first = custom_voice.clips[0]
-    assert first["duration"] == pytest.approx(CLIP_SECONDS)
+    assert first.duration == pytest.approx(CLIP_SECONDS)
     for clip in custom_voice.clips:  # read from the loaded model, not from the parameters
-        assert (clip["precision"], clip["decoder_precision"]) == ("float16", "float32")
-        assert (clip["seed"], clip["device"]) == (0, "cpu")
+        assert (clip.extra["precision"], clip.extra["decoder_precision"]) == ("float16", "float32")
+        assert (clip.extra["seed"], clip.device) == (0, "cpu")
     assert custom_voice.scraps["run"]["precisions_used"] == ["float16"]
 
 
@@ -52,16 +52,16 @@ def test_a_1_7b_model_runs_in_float32_unless_float16_is_asked_for(kernel, tmp_pa
     Qwen3-TTS PR 355), in a device-side assert no fallback catches: "auto" is float32."""
     result = run(tmp_path, {"model_id": CUSTOM_VOICE, "text": "Hello there."})
     check_result(result, ["Hello there."])
-    assert (result.clips[0]["precision"], result.scraps["run"]["precisions_used"]) == (
+    assert (result.clips[0].extra["precision"], result.scraps["run"]["precisions_used"]) == (
         "float32", ["float32"])
 
 
 def test_a_line_too_long_for_one_generation_is_spoken_whole_in_pieces(custom_voice):
     long = custom_voice.clips[1]
-    assert [piece["text"] for piece in long["pieces"]] == LONG_LINE_PIECES
-    assert [piece["duration"] for piece in long["pieces"]] == pytest.approx([CLIP_SECONDS] * 3)
-    assert long["duration"] == pytest.approx(3 * CLIP_SECONDS + 2 * 0.3, abs=1e-3)
-    assert long["settings"]["speaker"] == "Ryan"
+    assert [piece["text"] for piece in long.pieces] == LONG_LINE_PIECES
+    assert [piece["duration"] for piece in long.pieces] == pytest.approx([CLIP_SECONDS] * 3)
+    assert long.duration == pytest.approx(3 * CLIP_SECONDS + 2 * 0.3, abs=1e-3)
+    assert long.settings["speaker"] == "Ryan"
 
 
 def test_the_image_torch_and_numpy_are_the_ones_the_kernel_ran(custom_voice):
@@ -78,7 +78,7 @@ def test_voice_design_speaks_from_the_description(kernel, tmp_path):
                             "instruct": "A calm, low voice.", "language": "French",
                             "text": "Bonsoir."})
     check_result(result, ["Bonsoir."])
-    assert result.clips[0]["duration"] == pytest.approx(CLIP_SECONDS)
+    assert result.clips[0].duration == pytest.approx(CLIP_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_voice_clone_speaks_in_the_reference_voice(kernel, tmp_path, reference, 
                  input_root=reference, mp=kernel)
     check_result(result, ["Chapter one.", "It was late."])
     # With ref_text the reference's own codes lead the generation and are cut off again.
-    assert [c["duration"] for c in result.clips] == pytest.approx([CLIP_SECONDS] * 2, abs=0.01)
+    assert [c.duration for c in result.clips] == pytest.approx([CLIP_SECONDS] * 2, abs=0.01)
 
 
 def test_a_clone_that_runs_to_max_new_tokens_fails_naming_the_line(kernel, tmp_path, reference):
@@ -117,7 +117,7 @@ def test_a_0_6b_model_runs_in_float32_where_float16_overflows(kernel, tmp_path):
     """The tiny 0.6B overflows float16 as the real one does on a T4; "auto" avoids it."""
     result = run(tmp_path, {"model_id": SMALL_CUSTOM_VOICE, "text": "Hello there."})
     check_result(result, ["Hello there."])
-    assert result.clips[0]["precision"] == "float32"
+    assert result.clips[0].extra["precision"] == "float32"
 
 
 def test_standin_signatures_match_the_real_package(qwen_environment, standins, monkeypatch):

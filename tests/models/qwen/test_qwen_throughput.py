@@ -34,19 +34,19 @@ def two_workers(one_thread, tmp_path_factory):
 
 def test_lines_are_generated_together_through_the_real_batched_api(one_worker):
     check_result(one_worker, LINES)
-    assert [clip["batch"] for clip in one_worker.clips] == [2] * len(LINES)
-    assert [c["duration"] for c in one_worker.clips] == pytest.approx([CLIP_SECONDS] * 6)
+    assert [clip.batch for clip in one_worker.clips] == [2] * len(LINES)
+    assert [c.duration for c in one_worker.clips] == pytest.approx([CLIP_SECONDS] * 6)
 
 
 def test_two_workers_each_make_their_share_in_input_order(two_workers):
     check_result(two_workers, LINES)
-    devices = [clip["device"] for clip in two_workers.clips]
+    devices = [clip.device for clip in two_workers.clips]
     # Three batches of two lines dealt by expected length: two to one worker, one to the other.
     assert sorted(devices.count(device) for device in ("cpu:0", "cpu:1")) == [2, 4]
-    assert [clip["batch"] for clip in two_workers.clips] == [2] * len(LINES)
+    assert [clip.batch for clip in two_workers.clips] == [2] * len(LINES)
     assert two_workers.scraps["run"]["devices"] == ["cpu:0", "cpu:1"]
     assert two_workers.scraps["run"]["precisions_used"] == ["float32"]
 
 
 def test_two_workers_make_the_same_audio_as_one(one_worker, two_workers):
-    assert [c["sha256"] for c in two_workers.clips] == [c["sha256"] for c in one_worker.clips]
+    assert [c.sha256 for c in two_workers.clips] == [c.sha256 for c in one_worker.clips]
