@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from kaggletts.cost import RunCost
-from kaggletts.errors import BadRecord
+from kaggletts.errors import BadRecord, DamagedResult
 from kaggletts.kernel import support
+from kaggletts.layout import RESULT_FILE
 from kaggletts.ledger import LineStatus, read_ledger, read_ledger_file
 from kaggletts.records import ClipRecord, RunRecord
-from kaggletts.result import RESULT_FILE, DamagedResult, Result, build_result
+from kaggletts.result import Result, build_result
 
 # The support code glues its scraps outside a kernel here, which scrapbook warns of.
 pytestmark = pytest.mark.filterwarnings("ignore:No kernel detected")
@@ -82,6 +83,7 @@ def test_what_the_support_code_writes_reads_as_typed_records(spoken):
 def test_a_result_built_from_the_ledger_keeps_the_records_as_written(spoken):
     _, folder = spoken
     result = build_result("job", "qwen", "local", folder, {}, texts=TEXTS)
+    result.save()
     assert [clip.line for clip in result.clips] == [1, 2]
     assert result.run.notebook == "qwen" and result.runs == [result.run]
     stored = Result.read(folder)
@@ -147,7 +149,7 @@ def test_a_field_that_only_describes_reads_as_none_and_is_kept_as_written(spoken
 
 def test_a_stored_result_with_a_damaged_record_is_no_result(spoken):
     _, folder = spoken
-    build_result("job", "qwen", "local", folder, {}, texts=TEXTS)
+    build_result("job", "qwen", "local", folder, {}, texts=TEXTS).save()
     stored = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
     del stored["scraps"]["clips"][1]["bytes"]
     (folder / RESULT_FILE).write_text(json.dumps(stored), encoding="utf-8")
