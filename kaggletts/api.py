@@ -17,6 +17,7 @@ from kaggletts.notebook import NotebookSpec, find_notebook
 from kaggletts.progress import shown_in_notebook
 from kaggletts.result import Result
 from kaggletts.settings import Settings, checked_options, load_settings
+from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 ParamSource = Mapping[str, Any] | str | os.PathLike | parameters.ParameterSet
@@ -150,7 +151,7 @@ def run_job(
     if not result.audio:
         reasons = sorted({line.reason for line in result.missing})
         raise RunFailed(
-            f"job {job.id}: none of its {len(result.missing)} lines was spoken: "
+            f"job {job.id}: none of its {counted(len(result.missing), 'line')} was spoken: "
             + "; ".join(reasons[:3])
             + f"\n  executed notebook: {result.notebook}"
         )

@@ -16,6 +16,7 @@ from secrets import token_hex
 from typing import TYPE_CHECKING, Literal
 
 from kaggletts.errors import RunFailed, UsageError
+from kaggletts.words import counted
 
 if TYPE_CHECKING:
     import av
@@ -113,7 +114,7 @@ class RequestedAudio:
         if self.joined is None or not result.audio:
             return
         seconds = join(result.audio, self.joined)
-        log.info("wrote %s: %s, %.1f s", self.joined, _lines(len(result.audio)), seconds)
+        log.info("wrote %s: %s, %.1f s", self.joined, counted(len(result.audio), "line"), seconds)
         if result.missing:
             missing = line_ranges(line.number for line in result.missing)
             log.warning(
@@ -235,10 +236,6 @@ class _Encoder:
             self.samples += frame.samples
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
-
-
-def _lines(count: int) -> str:
-    return f"{count} line" if count == 1 else f"{count} lines"
 
 
 def line_ranges(numbers: Iterable[int]) -> str:

@@ -19,6 +19,7 @@ import click
 from kaggletts import environment
 from kaggletts.audio import ENCODINGS, FORMAT_NAMES
 from kaggletts.errors import KaggleTTSError
+from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 
@@ -204,7 +205,6 @@ def report(result: Any, as_json: bool) -> None:
             )
         )
         return
-    from kaggletts.words import counted
 
     seconds = sum(t for t in result.timings.values() if isinstance(t, int | float))
     origin = "stored result" if result.cached else f"{result.backend} run in {seconds:.1f}s"
@@ -365,7 +365,6 @@ def cache(clear: bool) -> None:
     """The line cache: every verified clip, reused by any later request that asks for the
     same line with the same notebook and settings."""
     from kaggletts.cache import LineCache
-    from kaggletts.words import counted
 
     lines = LineCache()
     if clear:
@@ -510,13 +509,13 @@ def cancel(job_id: str, output_dir: str | None, yes: bool) -> None:
         return
     assert run is not None
     click.echo(
-        f"cancelling job {job.id} deletes kernel(s) "
+        f"cancelling job {job.id} deletes {'kernel' if len(running) == 1 else 'kernels'} "
         f"{', '.join(f'{run.account}/{s.slug}' for s in running)} on Kaggle, which stops "
         "their sessions. Lines they spoke are lost unless Kaggle lists a running or "
         "cancelled session's outputs (not known: kaggletts takes whatever is listed first); "
         "running the request again speaks every line not kept."
     )
-    if not confirmed(yes, f"Delete {len(running)} kernel(s)?"):
+    if not confirmed(yes, f"Delete {counted(len(running), 'kernel')}?"):
         click.echo("nothing was deleted")
         return
     for done in KaggleBackend(endpoint=job.identity.get("endpoint")).stop(job):
@@ -556,7 +555,7 @@ def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
     if not found:
         click.echo("no kernel of a finished job is left on Kaggle")
     elif not yes:
-        click.echo(f"{found} kernel(s); `kaggletts clean --yes` deletes them")
+        click.echo(f"{counted(found, 'kernel')}; `kaggletts clean --yes` deletes them")
 
 
 @cli.command("open")
@@ -643,8 +642,9 @@ def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None
     click.echo(
         f"{kind}: {characters} characters, about {found.session_seconds / 60:.1f} min of "
         f"{spent} in one session: {found.startup_seconds:.0f} s to start, "
-        f"{found.seconds_per_character:.3f} s per character, from {found.runs} recorded "
-        "session(s) (their own time: queueing and start-up before the notebook are extra)"
+        f"{found.seconds_per_character:.3f} s per character, from "
+        f"{counted(found.runs, 'recorded session')} (their own time: queueing and start-up "
+        "before the notebook are extra)"
     )
 
 
@@ -697,7 +697,6 @@ def voices(notebook: str, as_json: bool) -> None:
     parameters are checked against), those a line may set for itself first."""
     from kaggletts.notebook import find_notebook
     from kaggletts.voicelist import voices as voices_of
-    from kaggletts.words import counted
 
     spec = find_notebook(notebook)
     found = voices_of(spec)

@@ -20,6 +20,7 @@ from kaggletts.jobs import list_jobs
 from kaggletts.notebook import find_notebook
 from kaggletts.records import RunRecord
 from kaggletts.result import Result
+from kaggletts.words import counted
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def summary(result: Result) -> str | None:
         return f"{per_minute} on Kaggle's CPUs (no GPU quota used)"
     costs = run_costs(result)
     session = sum(cost.session_seconds for cost in costs)
-    sessions = "1 session" if len(costs) == 1 else f"{len(costs)} sessions"
+    sessions = counted(len(costs), "session")
     return (f"{per_minute}; this run used at least {session / 60:.1f} min of GPU quota in "
             f"{sessions} (plus each session's start-up)")
 
@@ -200,7 +201,7 @@ def session_figures(
     if found is not None:
         return SessionFigures(
             found.startup_seconds, 0.0, found.seconds_per_character,
-            f"from {found.runs} of your finished Kaggle session(s) of {kind}",
+            f"from {counted(found.runs, 'finished Kaggle session')} of yours of {kind}",
         )
     if kind.notebook == "qwen":
         measured_for = "" if "1.7B" in kind.model or not kind.model else (

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kaggletts.layout import CSV_FILE, EXECUTED_NOTEBOOK, PAGE_FILE, RESULT_FILE
+from kaggletts.words import counted
 
 if TYPE_CHECKING:
     from kaggletts.records import ClipRecord
@@ -120,7 +121,7 @@ def read_header(result: Result, kernel_urls: Sequence[str], cost: str | None) ->
 
 def render_page(result: Result, header: Header) -> str:
     """The whole index.html: players point at the clips relative to the page."""
-    title = f"{header.notebook} · {len(result.clips)} clips · job {header.job_id}"
+    title = f"{header.notebook} · {counted(len(result.clips), 'clip')} · job {header.job_id}"
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -145,7 +146,7 @@ def notebook_html(result: Result) -> str:
     job folder is inside the folder Jupyter serves, as ./kaggletts-output is)."""
     summary = (
         f"<p><b>{_escape(result.notebook_name)}</b>, {_escape(result.backend)}, "
-        f"{len(result.clips)} clips, {_seconds_text(result.audio_seconds)} of audio; "
+        f"{counted(len(result.clips), 'clip')}, {_seconds_text(result.audio_seconds)} of audio; "
         f"job {_escape(result.job_id)}: <code>{_escape(str(result.directory))}</code></p>"
     )
     cwd = Path.cwd()
@@ -266,7 +267,7 @@ def _quota_used(result: Result) -> str:
         return "none (ran on this machine)"
     runs = result.runs
     seconds = sum(run.total_seconds or 0.0 for run in runs)
-    sessions = "1 session" if len(runs) == 1 else f"{len(runs)} sessions"
+    sessions = counted(len(runs), "session")
     return f"at least {_seconds_text(seconds)} in {sessions} (plus each session's start-up)"
 
 

@@ -24,6 +24,7 @@ from kaggletts.ledger import (
 )
 from kaggletts.page import notebook_html
 from kaggletts.records import ClipRecord, RunRecord
+from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
 
@@ -70,7 +71,7 @@ class Result:
         missing = f", {len(self.missing)} missing" if self.missing else ""
         return (
             f"<Result {self.notebook_name} {self.backend} job {self.job_id}: "
-            f"{len(self.clips)} clips{missing}, {self.audio_seconds:.1f}s of audio in "
+            f"{counted(len(self.clips), 'clip')}{missing}, {self.audio_seconds:.1f}s of audio in "
             f"{self.directory}>"
         )
 

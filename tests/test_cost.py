@@ -96,7 +96,7 @@ def test_quota_estimate_reads_the_kaggle_jobs_stored_under_the_output_folder(
         f"espeak: 1000 characters, about {seconds / 60:.1f} min of session time (CPU only: "
         f"no GPU quota) in one session: {recorded.startup_seconds:.0f} s to start"
     )
-    assert "from 1 recorded session(s)" in outcome.output
+    assert "from 1 recorded session (their own time" in outcome.output
     voice_design = tmp_path / "design.yaml"
     voice_design.write_text("mode: voice_design\nmodel_id: Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign"
                             "\ninstruct: calm\ntext: Hello.\n")

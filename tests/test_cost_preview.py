@@ -34,7 +34,7 @@ def test_a_gpu_push_prints_its_estimate_and_asks_above_the_threshold(tmp_path, s
         refused = kaggletts_cli("run", "qwen", "-f", str(second), "--ask-above", "1s", env=env)
         assert refused.returncode == 2
         assert "for 2 lines in 1 session; " in refused.stderr
-        assert "Source: from 1 of your finished Kaggle session(s) of qwen" in refused.stderr
+        assert "Source: from 1 finished Kaggle session of yours of qwen" in refused.stderr
         assert "no terminal to ask on; add --yes" in refused.stderr
         assert emulator.calls["SaveKernel"] == 1, "nothing pushed without a yes"
 

@@ -264,10 +264,13 @@ class KaggleBackend(KaggleOptions):
             return ""
         said = []
         if cancelled:
-            said.append(f"cancelled {len(cancelled)} Kaggle session(s): {', '.join(cancelled)}")
+            said.append(
+                f"cancelled {counted(len(cancelled), 'Kaggle session')}: {', '.join(cancelled)}"
+            )
         if left:
             said.append(
-                f"{len(left)} session(s) keep running on Kaggle: {'; '.join(left)}; "
+                f"{counted(len(left), 'session')} "
+                f"{'keeps' if len(left) == 1 else 'keep'} running on Kaggle: {'; '.join(left)}; "
                 f"`kaggletts attach {ctx.job.id}` collects what they make"
             )
         return "; ".join(said)
