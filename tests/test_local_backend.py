@@ -17,7 +17,8 @@ import kaggletts
 from kaggletts import api
 
 PARAMS = {"utterances": ["First line.", {"text": "Second line.", "rate": 220}]}
-HEAVY = ("papermill", "kaggle", "scrapbook", "pandas", "nbclient", "jupyter_client", "yaml")
+HEAVY = ("papermill", "kaggle", "scrapbook", "pandas", "nbclient", "jupyter_client", "yaml",
+         "av", "numpy", "scipy", "pyloudnorm", "ebooklib", "lxml", "markdown_it")
 
 
 @pytest.fixture(scope="module")
