@@ -227,10 +227,11 @@ def test_dry_run_plans_a_90000_word_novel_for_qwen_from_the_measured_figures(run
     # Each 350-character paragraph is two lines of at most 300; the heading one more.
     assert plan["lines"] == 30 * (1 + 43 * 2)
     assert plan["audio_hours"] == pytest.approx(plan["words"] / 9300)
-    # Qwen's measured run: 114 s to start a session, 26 s a line; 12 h sessions, 30 h weeks.
+    # Qwen's measured run: 114 s to start a session, 26 s a line; sessions of at most 12 h
+    # and 480 lines (Kaggle lists a session's first 500 outputs); 30 h weeks.
     work = 26 * plan["lines"]
-    sessions = math.ceil(work / (12 * 3600 - 114))
-    assert plan["sessions"] == sessions
+    sessions = max(math.ceil(work / (12 * 3600 - 114)), math.ceil(plan["lines"] / 480))
+    assert plan["sessions"] == sessions == 6
     assert plan["session_hours"] == pytest.approx((work + 114 * sessions) / 3600)
     assert plan["quota_weeks"] == math.ceil(plan["session_hours"] / 30)
     assert "measured P100 run of Qwen3-TTS 1.7B" in plan["session_source"]
@@ -347,3 +348,37 @@ def test_a_markdown_book_continues_from_its_job_and_an_edit_respeaks_only_its_li
     info = MP4(str(changed.m4b)).info
     assert info is not None
     assert info.length == pytest.approx(expected_seconds(changed.job_directory), rel=0.01)
+
+
+@pytest.mark.slow
+def test_a_book_on_the_emulator_is_one_job_and_an_edit_pushes_only_its_line(tmp_path):
+    from helpers import FAST, KEY, USER, pushes
+
+    from kaggletts.backends.kaggle.credentials import Credentials
+    from kaggletts.emulator import Emulator
+
+    source = write_markdown(tmp_path / "stranger.md")
+    with Emulator(state_dir=tmp_path / "state", users={USER: KEY}) as emulator:
+        options = {
+            **FAST,
+            "backend": "kaggle",
+            "output_dir": tmp_path / "jobs",
+            "endpoint": emulator.url,
+            "credentials": Credentials(USER, key=KEY),
+            "output": tmp_path / "audiobook",
+        }
+        first = kaggletts.book(source, "espeak", **options)
+        assert pushes(emulator) == 1, "the whole book is one job, in one session"
+        write_markdown(source, LONG_PARAGRAPH.replace("twice", "three times"))
+        second = kaggletts.book(source, "espeak", **options)
+        assert pushes(emulator) == 2
+    result = Result.read(second.job_directory)
+    assert result is not None
+    assert [c["text"] for c in result.clips if not c.get("reused")] == [
+        piece for piece in book_lines(read_book(source)).texts if "three times" in piece
+    ]
+    assert [c.title for c in second.chapters] == [c.title for c in first.chapters]
+    read = MP4(str(second.m4b))
+    assert read.chapters is not None
+    assert [c.title for c in read.chapters] == ["The Arrival", "The Departure"]
+    assert all(chapter.check.passed for chapter in second.chapters)

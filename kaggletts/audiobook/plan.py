@@ -114,6 +114,7 @@ class BookPlan:
     gpu: bool
     session_hours: float
     sessions: int
+    lines_per_session: int
     quota_weeks: int
     audio_source: str
     session_source: str
@@ -133,7 +134,8 @@ class BookPlan:
         where = "GPU" if self.gpu else "CPU (no GPU quota)"
         yield (
             f"about {duration_text(self.session_hours * 3600)} of {where} session time in "
-            f"{counted(self.sessions, 'session')} of at most {SESSION_HOURS} h"
+            f"{counted(self.sessions, 'session')} (each at most {SESSION_HOURS} h and "
+            f"{self.lines_per_session} lines)"
             + (
                 f", {counted(self.quota_weeks, 'week')} of a {WEEKLY_GPU_HOURS} h weekly GPU quota"
                 if self.gpu
@@ -147,8 +149,10 @@ def plan_book(
     lines: BookLines, kind: Any, history: Any, seconds_per_line: float, gpu: bool
 ) -> BookPlan:
     """The plan from the same per-line and per-character figures as the cost preview
-    (cost.session_figures): each session pays the start-up again."""
+    (cost.session_figures): sessions of at most 12 h and of at most as many lines as the
+    Kaggle backend gives one, each paying the start-up again."""
     from kaggletts import cost
+    from kaggletts.backends.kaggle.backend import MAX_LINES_PER_SESSION
 
     figures = cost.session_figures(kind, history, seconds_per_line)
     work = (
@@ -156,7 +160,10 @@ def plan_book(
         + figures.seconds_per_character * lines.characters
     )
     per_session = SESSION_HOURS * 3600 - figures.startup_seconds
-    sessions = max(1, math.ceil(work / per_session))
+    # A session also speaks no more lines than Kaggle lists the outputs of.
+    sessions = max(
+        1, math.ceil(work / per_session), math.ceil(len(lines.texts) / MAX_LINES_PER_SESSION)
+    )
     hours = (work + sessions * figures.startup_seconds) / 3600
     return BookPlan(
         chapters=len(lines.map.chapters),
@@ -166,6 +173,7 @@ def plan_book(
         gpu=gpu,
         session_hours=hours,
         sessions=sessions,
+        lines_per_session=MAX_LINES_PER_SESSION,
         quota_weeks=math.ceil(hours / WEEKLY_GPU_HOURS) if gpu else 0,
         audio_source=WORDS_SOURCE,
         session_source=figures.source,
