@@ -350,6 +350,34 @@ def test_a_markdown_book_continues_from_its_job_and_an_edit_respeaks_only_its_li
     assert info.length == pytest.approx(expected_seconds(changed.job_directory), rel=0.01)
 
 
+def test_a_chapter_failing_a_check_says_which_figure_and_by_how_much(run_cli, tmp_path):
+    text = tmp_path / "short.txt"
+    text.write_text("Chapter 1\n\nA short chapter, read aloud.\n", encoding="utf-8")
+    ran = run_cli(
+        "book",
+        str(text),
+        "-n",
+        "espeak",
+        "--out",
+        str(tmp_path / "jobs"),
+        "-o",
+        str(tmp_path / "audiobook"),
+        "--chapter-pause",
+        "0.2",
+        "--json",
+    )
+    assert ran.code == 0, ran.output
+    [chapter] = json.loads(ran.stdout)["chapters"]
+    assert not chapter["acx"]["passed"]
+    assert chapter["acx"]["problems"] == [
+        "room tone at the tail 0.20 s is 0.80 s below ACX's 1..5 s"
+    ]
+    assert (
+        "warning: Chapter 1 fails ACX's check: room tone at the tail 0.20 s is 0.80 s below "
+        "ACX's 1..5 s" in ran.stderr
+    )
+
+
 @pytest.mark.slow
 def test_a_book_on_the_emulator_is_one_job_and_an_edit_pushes_only_its_line(tmp_path):
     from helpers import FAST, KEY, USER, pushes

@@ -101,7 +101,7 @@ def book(
     )
     for chapter in chapters:
         for problem in chapter.check.problems:
-            log.warning("%s: %s", chapter.title, problem)
+            log.warning("warning: %s fails ACX's check: %s", chapter.title, problem)
     return Audiobook(
         source.title,
         source.author,

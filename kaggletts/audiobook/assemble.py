@@ -8,6 +8,7 @@ is written by kaggletts/audio.py's encoder."""
 from __future__ import annotations
 
 import io
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from kaggletts.kernel.support import clip_path
 
 if TYPE_CHECKING:
     from av.container.core import Chapter
+
+log = logging.getLogger("kaggletts")
 
 # ACX's audio submission requirements (ACX, "Audio Submission Requirements"): each file's
 # RMS between -23 and -18 dBFS, peaks at most -3 dBFS, a noise floor at most -60 dBFS,
@@ -166,8 +169,15 @@ def assemble(
             cover_stream = _cover_stream(book_encoder, cover)
             for number, chapter in enumerate(book.chapters, 1):
                 samples = chapter_samples(chapter, clips, rate, pauses)
-                chapters.append(
-                    _write_chapter(folder, number, book, chapter, samples, rate, tags, wav)
+                made = _write_chapter(folder, number, book, chapter, samples, rate, tags, wav)
+                chapters.append(made)
+                log.info(
+                    "chapter %d/%d, %s: %.1f min, %s",
+                    number,
+                    len(book.chapters),
+                    chapter.title,
+                    made.seconds / 60,
+                    "ACX ok" if made.check.passed else "fails ACX's check",
                 )
                 book_encoder.samples_of(samples, rate)
                 marks.append(
@@ -272,7 +282,7 @@ def _levelled(samples: Any, rate: int) -> Any:
     brought to TARGET_RMS and limited again (limiting lowers the RMS a little each time)."""
     import pyloudnorm
 
-    loudness = pyloudnorm.Meter(rate).integrated_loudness(samples.astype("float64"))
+    loudness = pyloudnorm.Meter(rate).integrated_loudness(samples)
     if not math.isfinite(loudness):
         return samples  # too short or silent to measure: left as spoken
     samples = _limited(samples * 10 ** ((TARGET_LUFS - loudness) / 20), rate)

@@ -112,7 +112,9 @@ def book(
     ACX's requirements. The book is one job: running the same command again speaks only
     lines not yet spoken, and after an edit only the edited paragraphs' lines."""
     from kaggletts import audiobook, parameters
+    from kaggletts.cost import duration_text
     from kaggletts.errors import Incomplete
+    from kaggletts.words import counted
 
     sources = [*files, parameters.from_cli_pairs(list(pairs))]
     if dry_run:
@@ -143,12 +145,12 @@ def book(
         click.echo(json.dumps(made.to_dict(), ensure_ascii=False))
         return
     seconds = sum(chapter.seconds for chapter in made.chapters)
-    click.echo(f"{made.m4b}: {len(made.chapters)} chapters, {seconds / 60:.1f} min")
+    click.echo(f"{made.m4b}: {counted(len(made.chapters), 'chapter')}, {duration_text(seconds)}")
     if made.reused_lines:
         click.echo(f"{made.reused_lines} lines taken from the line cache, not spoken again")
     for chapter in made.chapters:
         verdict = "ACX ok" if chapter.check.passed else "ACX: " + "; ".join(chapter.check.problems)
-        click.echo(f"  {chapter.mp3.name}  {chapter.seconds / 60:5.1f} min  {verdict}")
+        click.echo(f"  {chapter.mp3.name}  {duration_text(chapter.seconds)}  {verdict}")
 
 
 book.params.extend(option for option in run.params if option.name in RUN_OPTIONS)
