@@ -57,7 +57,7 @@ def png(width: int = 8, height: int = 8) -> bytes:
     )
 
 
-def write_epub(path: Path, chapters=CHAPTERS, cover: bytes | None = None) -> Path:
+def write_epub(path: Path, chapters=CHAPTERS, cover: bytes | None = None, folder: str = "") -> Path:
     """An EPUB 3 (with an NCX too) as ebooklib writes it: a cover page, then a document per
     chapter, each paragraph carrying a footnote marker."""
     book = epub.EpubBook()
@@ -69,7 +69,7 @@ def write_epub(path: Path, chapters=CHAPTERS, cover: bytes | None = None) -> Pat
         book.set_cover("cover.png", cover)
     documents = []
     for number, (title, paragraphs) in enumerate(chapters, 1):
-        document = epub.EpubHtml(title=title, file_name=f"chapter{number}.xhtml", lang="en")
+        document = epub.EpubHtml(title=title, file_name=f"{folder}chapter{number}.xhtml", lang="en")
         body = "".join(
             f'<p>{p}<sup><a href="#n{number}">{number}</a></sup></p>' for p in paragraphs
         )
@@ -154,6 +154,65 @@ def test_an_epub_gives_its_chapters_in_spine_order_with_title_author_language_an
     first = book.chapters[0]
     # The heading is spoken first; footnote markers are gone, paragraphs kept.
     assert first.paragraphs == ("The Arrival", *CHAPTERS[0][1])
+
+
+def test_an_epub_whose_chapters_are_in_a_folder_of_their_own_finds_them(tmp_path):
+    book = read_book(write_epub(tmp_path / "stranger.epub", folder="Text/"))
+    assert [chapter.title for chapter in book.chapters] == [t for t, _ in CHAPTERS]
+
+
+def test_an_epub_2_finds_its_chapters_from_an_ncx_in_another_folder(tmp_path):
+    """An EPUB 2 as Sigil lays it out: the NCX in Misc/ names chapters as ../Text/..."""
+    import zipfile
+
+    path = tmp_path / "old.epub"
+    names = [f"Text/ch{n}.xhtml" for n in (1, 2)]
+    opf = (
+        '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="2.0" '
+        'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        '<dc:identifier id="id">old</dc:identifier><dc:title>Old Book</dc:title>'
+        "<dc:creator>Old Author</dc:creator><dc:language>en</dc:language></metadata>"
+        '<manifest><item id="ncx" href="Misc/toc.ncx" media-type="application/x-dtbncx+xml"/>'
+        + "".join(
+            f'<item id="c{n}" href="{name}" media-type="application/xhtml+xml"/>'
+            for n, name in enumerate(names, 1)
+        )
+        + '</manifest><spine toc="ncx"><itemref idref="c1"/><itemref idref="c2"/></spine>'
+        "</package>"
+    )
+    ncx = (
+        '<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
+        "<head/><docTitle><text>Old Book</text></docTitle><navMap>"
+        + "".join(
+            f'<navPoint id="p{n}"><navLabel><text>Part {n}</text></navLabel>'
+            f'<content src="../{name}"/></navPoint>'
+            for n, name in enumerate(names, 1)
+        )
+        + "</navMap></ncx>"
+    )
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr("mimetype", "application/epub+zip")
+        book.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" '
+            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="OEBPS/content.opf" '
+            'media-type="application/oebps-package+xml"/></rootfiles></container>',
+        )
+        book.writestr("OEBPS/content.opf", opf)
+        book.writestr("OEBPS/Misc/toc.ncx", ncx)
+        for n, name in enumerate(names, 1):
+            book.writestr(
+                f"OEBPS/{name}",
+                '<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+                f"<h2>Part {n}</h2><p>Words of part {n}.</p></body></html>",
+            )
+    read = read_book(path)
+    assert (read.title, read.author) == ("Old Book", "Old Author")
+    assert [(c.title, c.paragraphs) for c in read.chapters] == [
+        ("Part 1", ("Part 1", "Words of part 1.")),
+        ("Part 2", ("Part 2", "Words of part 2.")),
+    ]
 
 
 def test_markdown_chapters_come_from_its_headings_without_markup_or_footnotes(tmp_path):

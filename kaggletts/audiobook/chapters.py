@@ -6,7 +6,9 @@ markers and soft hyphens go; paragraphs stay."""
 from __future__ import annotations
 
 import os
+import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +145,9 @@ def _epub(path: Path) -> Book:
     from ebooklib import epub
 
     try:
-        document = epub.read_epub(str(path), {"ignore_ncx": False})
+        # EPUB 3's navigation document where there is one (ebooklib gives its links
+        # relative to the package), else EPUB 2's NCX.
+        document = epub.read_epub(str(path), {"ignore_ncx": True})
     except Exception as error:  # ebooklib raises bare exceptions, zipfile and lxml theirs
         raise UsageError(f"cannot read {str(path)!r} as an EPUB: {error}") from None
 
@@ -156,7 +160,9 @@ def _epub(path: Path) -> Book:
     }
     titles: dict[str, str] = {}
     for href, title in _navigation(document.toc):
-        titles.setdefault(href.split("#")[0], title)
+        name = _document_named(href.split("#")[0], documents)
+        if name is not None:
+            titles.setdefault(name, title)
     chapters = _Chapters(path.stem)
     for idref, _ in document.spine:
         item = document.get_item_with_id(idref)
@@ -179,6 +185,17 @@ def _epub(path: Path) -> Book:
         chapters.done(),
         _cover(document),
     )
+
+
+def _document_named(href: str, documents: Mapping[str, Any]) -> str | None:
+    """The document a navigation link names. An NCX's links are relative to the NCX's own
+    folder, which need not be the package's: such a link names the one document whose
+    path ends with it."""
+    if href in documents:
+        return href
+    tail = "/" + re.sub(r"^(\.\.?/)+", "", posixpath.normpath(href))
+    found = [name for name in documents if ("/" + name).endswith(tail)]
+    return found[0] if len(found) == 1 else None
 
 
 def _navigation(entries: Any) -> list[tuple[str, str]]:
