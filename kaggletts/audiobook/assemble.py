@@ -256,8 +256,10 @@ def chapter_samples(
     parts.append(np.zeros(round(pauses.tail * rate), np.float32))
     samples = _levelled(np.concatenate(parts), rate)
     # Seeded: the same clips give the same file.
-    noise = np.random.default_rng(len(samples)).standard_normal(len(samples))
-    return (samples + noise * 10 ** (ROOM_TONE_DBFS / 20)).astype(np.float32)
+    noise = np.random.default_rng(len(samples)).standard_normal(len(samples), np.float32)
+    noise *= np.float32(10 ** (ROOM_TONE_DBFS / 20))
+    noise += samples
+    return noise
 
 
 def _decoded(clip: Path, rate: int) -> Any:
@@ -305,7 +307,7 @@ def _limited(samples: Any, rate: int) -> Any:
     magnitude = np.abs(samples)
     if magnitude.max(initial=0.0) <= ceiling:
         return samples
-    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    needed = np.minimum(np.float32(1), np.float32(ceiling) / np.maximum(magnitude, 1e-12))
     window = max(3, rate // 100) | 1
     gain = uniform_filter1d(minimum_filter1d(needed, window), window // 2 | 1)
     return samples * np.minimum(gain, needed)
