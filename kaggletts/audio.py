@@ -243,13 +243,18 @@ class Encoder:
             self._encode(converted)
 
     def samples_of(self, mono: Any, rate: int) -> None:
-        """Float samples (a 1-D numpy array, full scale 1.0) at `rate`, in mono."""
+        """Float samples (a 1-D numpy array, full scale 1.0) at `rate`, in mono; passed on
+        a second at a time, so that no copy of a long array is made."""
         import av
 
-        frame = av.AudioFrame.from_ndarray(mono.astype("float32")[None, :], "flt", "mono")
-        frame.sample_rate = rate
         resampler = av.AudioResampler(self.sample_format, self.layout, self.rate)
-        for converted in [*resampler.resample(frame), *resampler.resample(None)]:
+        for start in range(0, len(mono), rate):
+            part = mono[start : start + rate].astype("float32")[None, :]
+            frame = av.AudioFrame.from_ndarray(part, "flt", "mono")
+            frame.sample_rate = rate
+            for converted in resampler.resample(frame):
+                self._encode(converted)
+        for converted in resampler.resample(None):
             self._encode(converted)
 
     def silence(self, seconds: float) -> None:
