@@ -435,6 +435,19 @@ def test_a_chapter_failing_a_check_says_which_figure_and_by_how_much(run_cli, tm
         "warning: Chapter 1 fails ACX's check: room tone at the tail 0.20 s is 0.80 s below "
         "ACX's 1..5 s" in ran.stderr
     )
+    again = run_cli(
+        "book",
+        str(text),
+        "-n",
+        "espeak",
+        "--out",
+        str(tmp_path / "jobs"),
+        "-o",
+        str(tmp_path / "audiobook"),
+    )
+    assert again.code == 0, again.output
+    assert again.stdout.startswith(f"{tmp_path / 'audiobook' / 'short.m4b'}: 1 chapter, ")
+    assert "  001-chapter-1.mp3  " in again.stdout and again.stdout.rstrip().endswith("ACX ok")
 
 
 @pytest.mark.slow

@@ -77,6 +77,7 @@ def book(
     from kaggletts.audiobook.assemble import assemble
     from kaggletts.audiobook.chapters import read_book
     from kaggletts.audiobook.plan import book_lines
+    from kaggletts.words import counted
 
     source = read_book(path, chapter_pattern)
     lines = book_lines(source)
@@ -89,7 +90,7 @@ def book(
     lines.map.write(result.directory)
     clips = {clip["line"]: audio for clip, audio in zip(result.clips, result.audio, strict=True)}
     folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
-    log.info("assembling %s: %d chapters", source.title, len(lines.map.chapters))
+    log.info("assembling %s: %s", source.title, counted(len(lines.map.chapters), "chapter"))
     m4b, chapters = assemble(
         lines.map,
         clips,

@@ -147,7 +147,8 @@ def book(
     seconds = sum(chapter.seconds for chapter in made.chapters)
     click.echo(f"{made.m4b}: {counted(len(made.chapters), 'chapter')}, {duration_text(seconds)}")
     if made.reused_lines:
-        click.echo(f"{made.reused_lines} lines taken from the line cache, not spoken again")
+        reused = counted(made.reused_lines, "line")
+        click.echo(f"{reused} taken from the line cache, not spoken again")
     for chapter in made.chapters:
         verdict = "ACX ok" if chapter.check.passed else "ACX: " + "; ".join(chapter.check.problems)
         click.echo(f"  {chapter.mp3.name}  {duration_text(chapter.seconds)}  {verdict}")
