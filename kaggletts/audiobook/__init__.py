@@ -76,7 +76,7 @@ def book(
     from kaggletts import api
     from kaggletts.audiobook.assemble import assemble
     from kaggletts.audiobook.chapters import read_book
-    from kaggletts.audiobook.plan import book_lines
+    from kaggletts.audiobook.plan import BookMap, book_lines
     from kaggletts.words import counted
 
     source = read_book(path, chapter_pattern)
@@ -87,12 +87,13 @@ def book(
     except Incomplete as partial:
         lines.map.write(partial.result.directory)
         raise
-    lines.map.write(result.directory)
+    # Assembled from the job's own map: what its clips were spoken as.
+    book_map = BookMap.read(lines.map.write(result.directory).parent)
     clips = {clip["line"]: audio for clip, audio in zip(result.clips, result.audio, strict=True)}
     folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
-    log.info("assembling %s: %s", source.title, counted(len(lines.map.chapters), "chapter"))
+    log.info("assembling %s: %s", source.title, counted(len(book_map.chapters), "chapter"))
     m4b, chapters = assemble(
-        lines.map,
+        book_map,
         clips,
         folder.resolve(),
         f"{_file_name(source.title)}.m4b",
