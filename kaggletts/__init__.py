@@ -3,9 +3,12 @@
 import kaggletts
 result = kaggletts.execute("espeak", {"text": "Hello"})
 result.audio  # absolute paths of the WAV files, in input order
+audiobook = kaggletts.book("novel.epub", "espeak")
+audiobook.m4b  # one M4B, a chapter mark per chapter
 """
 
 from kaggletts.api import execute
+from kaggletts.audiobook import Audiobook, book
 from kaggletts.errors import (
     Incomplete,
     Interrupted,
@@ -21,6 +24,7 @@ from kaggletts.result import Result
 from kaggletts.voicelist import VoiceChoice, voices
 
 __all__ = [
+    "Audiobook",
     "Incomplete",
     "Interrupted",
     "KaggleTTSError",
@@ -30,6 +34,7 @@ __all__ = [
     "RunFailed",
     "UsageError",
     "VoiceChoice",
+    "book",
     "execute",
     "find_notebook",
     "load_params",

@@ -1,7 +1,7 @@
 """Clips joined into one audio file, and clips given in another format beside their WAVs:
-the one encoder of kaggletts (PyAV's FFmpeg), which `run -o` uses and an audiobook's
-assembly is to use too. PyAV is imported only when audio is written, so that
-`kaggletts --help` stays fast."""
+the one encoder of kaggletts (PyAV's FFmpeg), which `run -o` and an audiobook's assembly
+(kaggletts/audiobook/assemble.py) both write through. PyAV is imported only when audio is
+written, so that `kaggletts --help` stays fast."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from secrets import token_hex
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kaggletts.errors import RunFailed, UsageError
 from kaggletts.words import counted
@@ -31,7 +31,7 @@ LINE_PAUSE_SECONDS = 0.5
 
 
 # The encoders kaggletts uses, all in the PyAV wheels.
-AudioEncoder = Literal["pcm_s16le", "libmp3lame", "flac", "libopus"]
+AudioEncoder = Literal["pcm_s16le", "libmp3lame", "flac", "libopus", "aac"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Encoding:
     codec: AudioEncoder
     sample_format: str = "s16"
     bit_rate: int | None = None
+    # Samples per frame for an encoder that takes no other size (AAC: 1024); None: any.
+    frame_size: int | None = None
 
 
 # .ogg holds Opus: the PyAV wheels carry no libvorbis, and FFmpeg's own Vorbis encoder is
@@ -59,6 +61,9 @@ ENCODINGS = {
     )
 }
 SUFFIXES = ", ".join(ENCODINGS)
+# An audiobook: AAC in an MP4 container (FFmpeg's "mp4" muxer, which, unlike "ipod", takes
+# a cover picture), chapter marks in it. Only the audiobook's assembly writes it.
+M4B = Encoding(".m4b", "mp4", "aac", "fltp", 64_000, frame_size=1024)
 FORMAT_NAMES = [suffix.removeprefix(".") for suffix in ENCODINGS]
 
 
@@ -139,7 +144,7 @@ def join(
         raise UsageError(f"cannot write {destination}: there are no clips to join")
     encoding = encoding_for(destination)
     try:
-        with _encoding_into(destination, encoding, clips[0]) as encoder:
+        with encoding_into(destination, encoding, *audio_shape(clips[0])) as encoder:
             for number, clip in enumerate(clips):
                 if number and pause_seconds > 0:
                     encoder.silence(pause_seconds)
@@ -156,18 +161,35 @@ def convert(clip: Path, encoding: Encoding) -> Path:
     return destination
 
 
+def audio_shape(clip: Path) -> tuple[int, int]:
+    """A clip's sample rate and channel count."""
+    import av
+
+    with av.open(str(clip)) as source:
+        shape = source.streams.audio[0].codec_context
+        return shape.sample_rate, shape.channels
+
+
 @contextmanager
-def _encoding_into(destination: Path, encoding: Encoding, first_clip: Path) -> Iterator[_Encoder]:
+def encoding_into(
+    destination: Path,
+    encoding: Encoding,
+    source_rate: int,
+    source_channels: int = 1,
+    metadata: dict[str, str] | None = None,
+) -> Iterator[Encoder]:
     """An encoder writing a temporary file beside `destination`, renamed to it once the
     encoder is flushed; removed if anything fails. The temporary name is not mkstemp's,
-    whose file only its owner may read: the file gets the permissions any other gets."""
+    whose file only its owner may read: the file gets the permissions any other gets.
+    `metadata` (title, artist, ...) become the file's tags (ID3 in an MP3)."""
     import av
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_name(f".{destination.name}.{token_hex(6)}.tmp")
     try:
         with av.open(str(temporary), "w", format=encoding.container) as container:
-            encoder = _Encoder(container, encoding, first_clip)
+            container.metadata.update(metadata or {})
+            encoder = Encoder(container, encoding, source_rate, source_channels)
             yield encoder
             encoder.flush()
         os.replace(temporary, destination)
@@ -175,19 +197,20 @@ def _encoding_into(destination: Path, encoding: Encoding, first_clip: Path) -> I
         temporary.unlink(missing_ok=True)
 
 
-class _Encoder:
-    """One audio stream being encoded at the first clip's rate (or the nearest the encoder
-    takes), in mono, or in stereo after a first clip of two or more channels; frames are
+class Encoder:
+    """One audio stream being encoded at the source's rate (or the nearest the encoder
+    takes), in mono, or in stereo for a source of two or more channels; frames are
     numbered by the samples before them."""
 
     def __init__(
-        self, container: av.container.OutputContainer, encoding: Encoding, first_clip: Path
+        self,
+        container: av.container.OutputContainer,
+        encoding: Encoding,
+        source_rate: int,
+        source_channels: int = 1,
     ):
         import av
 
-        with av.open(str(first_clip)) as source:
-            shape = source.streams.audio[0].codec_context
-            source_rate, source_channels = shape.sample_rate, shape.channels
         # An encoder that takes only some rates (MP3: up to 48 kHz, Opus: 8 to 48 kHz)
         # gets the lowest one at or above the clips', else its highest.
         rates = sorted(av.Codec(encoding.codec, "w").audio_rates or [source_rate])
@@ -200,6 +223,9 @@ class _Encoder:
         )
         if encoding.bit_rate:
             self.stream.codec_context.bit_rate = encoding.bit_rate
+        # An encoder of fixed-size frames gets them cut from a queue of whatever arrives.
+        self.queue = av.AudioFifo() if encoding.frame_size else None
+        self.frame_size = encoding.frame_size or 0
         self.samples = 0
 
     @property
@@ -217,6 +243,21 @@ class _Encoder:
         for converted in resampler.resample(None):
             self._encode(converted)
 
+    def samples_of(self, mono: Any, rate: int) -> None:
+        """Float samples (a 1-D numpy array, full scale 1.0) at `rate`, in mono; passed on
+        a second at a time, so that no copy of a long array is made."""
+        import av
+
+        resampler = av.AudioResampler(self.sample_format, self.layout, self.rate)
+        for start in range(0, len(mono), rate):
+            part = mono[start : start + rate].astype("float32")[None, :]
+            frame = av.AudioFrame.from_ndarray(part, "flt", "mono")
+            frame.sample_rate = rate
+            for converted in resampler.resample(frame):
+                self._encode(converted)
+        for converted in resampler.resample(None):
+            self._encode(converted)
+
     def silence(self, seconds: float) -> None:
         import av
 
@@ -230,6 +271,21 @@ class _Encoder:
         self._encode(None)
 
     def _encode(self, frame: av.AudioFrame | None) -> None:
+        """Encode a frame (None: the end), through the queue for a fixed-frame encoder."""
+        if self.queue is None:
+            self._encode_now(frame)
+            return
+        if frame is not None:
+            frame.pts = None  # numbered as it leaves the queue
+            self.queue.write(frame)
+        while self.queue.samples >= self.frame_size:
+            self._encode_now(self.queue.read(self.frame_size))
+        if frame is None:
+            if self.queue.samples:
+                self._encode_now(self.queue.read())
+            self._encode_now(None)
+
+    def _encode_now(self, frame: av.AudioFrame | None) -> None:
         if frame is not None:
             frame.pts = self.samples
             frame.time_base = Fraction(1, self.rate)

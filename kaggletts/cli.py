@@ -28,6 +28,10 @@ class LazyGroup(click.Group):
     """Subcommands named here as `module:attribute`, imported when first needed."""
 
     lazy_commands = {
+        "book": (
+            "kaggletts.audiobook.cli:book",
+            "Speak a .txt, .md or .epub book and make it an audiobook: M4B, MP3s.",
+        ),
         "emulator": (
             "kaggletts.emulator.cli:emulator",
             "Serve a local Kaggle emulator that really runs pushed notebooks.",
@@ -326,7 +330,6 @@ def run(
     with lines missing exits 4; running the same command again speaks only those."""
     from kaggletts import api, parameters
     from kaggletts.errors import Incomplete, UsageError
-    from kaggletts.notebook import find_notebook
 
     if output_dir and Path(output_dir).suffix.lower() in ENCODINGS:
         raise UsageError(
@@ -338,6 +341,26 @@ def run(
     sources: list[str | parameters.ParameterSet] = [
         *files, parameters.from_cli_pairs(list(pairs))
     ]
+    try:
+        result = api.execute(
+            notebook, sources, force=force, cache=not no_cache, verify=verify,
+            output=output_file, formats=clip_formats,
+            **execute_options(notebook, backend, output_dir, yes, kaggle),
+        )
+    except Incomplete as partial:
+        report(partial.result, as_json)
+        raise
+    report(result, as_json)
+
+
+def execute_options(
+    notebook: str, backend: str | None, output_dir: str | None, yes: bool, kaggle: dict[str, Any]
+) -> dict[str, Any]:
+    """What `execute` takes from a run's options (`run`'s, `book`'s): the settings under
+    them, the backend, and that backend's own options."""
+    from kaggletts import api
+    from kaggletts.notebook import find_notebook
+
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
     refuse_kaggle_only(backend, kaggle)
@@ -347,16 +370,7 @@ def run(
         # Kaggle's options come from the settings; a local run takes only its timeout.
         else {"timeout": kaggle["timeout"]} if kaggle["timeout"] else {}
     )
-    try:
-        result = api.execute(
-            notebook, sources, backend=backend, force=force, cache=not no_cache,
-            verify=verify, settings=settings, output=output_file, formats=clip_formats,
-            **options,
-        )
-    except Incomplete as partial:
-        report(partial.result, as_json)
-        raise
-    report(result, as_json)
+    return {"backend": backend, "settings": settings, **options}
 
 
 @cli.command()

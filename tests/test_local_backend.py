@@ -24,9 +24,11 @@ PARAMS = {"utterances": ["First line.", {"text": "Second line.", "rate": 220}]}
 # project's 2-core machine (python -X importtime), against about 0.2 s for all of
 # kaggletts.cli; so the modules they load import these only inside the functions that use
 # them: filelock and platformdirs (jobs, cache, settings), yaml (parameters), papermill
-# (notebook), scrapbook (result). The CLI imports the backends, progress (tqdm) and doctor
-# only in the commands that use them; the Kaggle backend's requests and tenacity come with
-# it, and kagglesdk, nbformat and slugify only with the calls that need them.
+# (notebook), scrapbook (result); the audiobook's av, numpy, pyloudnorm, ebooklib and
+# markdown_it only when a book is read or assembled. The CLI imports the backends, progress
+# (tqdm) and doctor only in the commands that use them; the Kaggle backend's requests and
+# tenacity come with it, and kagglesdk, nbformat and slugify only with the calls that need
+# them.
 LOADED_AT_START_UP = ["click"]
 
 

@@ -1,0 +1,352 @@
+"""A spoken book's clips made into audiobook files, one chapter at a time (a chapter is the
+most ever held in memory): joined in order with pauses, loudness-normalised (ITU-R BS.1770,
+through pyloudnorm), peaks limited, room tone at head and tail, checked against ACX's
+requirements; written as one MP3 per chapter (ID3 tags), optionally a WAV per chapter, and
+one M4B with a chapter mark per chapter and the book's title, author and cover. Every file
+is written by kaggletts/audio.py's encoder."""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kaggletts.audio import ENCODINGS, LINE_PAUSE_SECONDS, M4B, Encoder, audio_shape, encoding_into
+from kaggletts.audiobook.plan import BookMap, ChapterLines
+from kaggletts.errors import RunFailed
+from kaggletts.kernel.support import clip_path
+
+if TYPE_CHECKING:
+    from av.container.core import Chapter
+
+log = logging.getLogger("kaggletts")
+
+# ACX's audio submission requirements (ACX, "Audio Submission Requirements"): each file's
+# RMS between -23 and -18 dBFS, peaks at most -3 dBFS, a noise floor at most -60 dBFS,
+# 0.5 to 1 s of room tone at its head and 1 to 5 s at its tail.
+ACX_RMS = (-23.0, -18.0)
+ACX_PEAK = -3.0
+ACX_NOISE_FLOOR = -60.0
+ACX_HEAD = (0.5, 1.0)
+ACX_TAIL = (1.0, 5.0)
+# Aimed at with a margin: speech loudness (BS.1770, which gates out the pauses), then the
+# whole file's RMS in the middle of ACX's range, and peaks limited below -3 dBFS with room
+# for an MP3 or AAC encoder's overshoot.
+TARGET_LUFS = -20.0
+TARGET_RMS = -20.5
+PEAK_CEILING = -4.0
+# Room tone: quiet noise rather than digital silence, which ACX reviewers reject as
+# unnatural, far below the noise floor's limit.
+ROOM_TONE_DBFS = -72.0
+# What counts as speech when the head and tail are measured: a 10 ms window this loud.
+SPEECH_DBFS = -50.0
+NOISE_WINDOW_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Pauses:
+    """Seconds of room tone between two lines of a paragraph, between paragraphs, at the
+    head of each chapter and at its tail (which is the pause between chapters)."""
+
+    sentence: float = LINE_PAUSE_SECONDS
+    paragraph: float = 1.0
+    head: float = 0.75
+    tail: float = 2.0
+
+
+@dataclass(frozen=True)
+class AcxCheck:
+    """A chapter file's figures measured as ACX measures them, and what fails."""
+
+    rms: float
+    peak: float
+    noise_floor: float
+    head: float
+    tail: float
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        found += _outside("RMS", self.rms, ACX_RMS, "dB", "dBFS")
+        if self.peak > ACX_PEAK:
+            found.append(
+                f"peak {self.peak:.1f} dBFS is {self.peak - ACX_PEAK:.1f} dB above "
+                f"ACX's {ACX_PEAK:g} dBFS"
+            )
+        if self.noise_floor > ACX_NOISE_FLOOR:
+            found.append(
+                f"noise floor {self.noise_floor:.1f} dBFS is "
+                f"{self.noise_floor - ACX_NOISE_FLOOR:.1f} dB above ACX's "
+                f"{ACX_NOISE_FLOOR:g} dBFS"
+            )
+        found += _outside("room tone at the head", self.head, ACX_HEAD, "s", "s")
+        found += _outside("room tone at the tail", self.tail, ACX_TAIL, "s", "s")
+        return found
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "rms_dbfs": round(self.rms, 2),
+            "peak_dbfs": round(self.peak, 2),
+            "noise_floor_dbfs": round(self.noise_floor, 2),
+            "head_seconds": round(self.head, 3),
+            "tail_seconds": round(self.tail, 3),
+            "problems": self.problems,
+        }
+
+
+def _outside(name: str, value: float, bounds: tuple[float, float], by: str, unit: str) -> list[str]:
+    low, high = bounds
+    if value < low:
+        return [
+            f"{name} {value:.2f} {unit} is {low - value:.2f} {by} below ACX's "
+            f"{low:g}..{high:g} {unit}"
+        ]
+    if value > high:
+        return [
+            f"{name} {value:.2f} {unit} is {value - high:.2f} {by} above ACX's "
+            f"{low:g}..{high:g} {unit}"
+        ]
+    return []
+
+
+@dataclass(frozen=True)
+class ChapterAudio:
+    title: str
+    mp3: Path
+    wav: Path | None
+    seconds: float
+    check: AcxCheck
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "file": str(self.mp3),
+            "wav": str(self.wav) if self.wav else None,
+            "duration": round(self.seconds, 3),
+            "acx": self.check.to_dict(),
+        }
+
+
+def assemble(
+    book: BookMap,
+    clips: Mapping[int, Path],
+    folder: Path,
+    m4b_name: str,
+    cover: bytes | None = None,
+    pauses: Pauses = Pauses(),
+    wav: bool = False,
+) -> tuple[Path, list[ChapterAudio]]:
+    """Write the book's files into `folder`; `clips` maps each line number to its clip.
+    Returns the M4B's path and each chapter's audio."""
+    import av
+
+    rate = audio_shape(clips[book.chapters[0].first])[0]
+    m4b = folder / m4b_name
+    tags = {
+        "title": book.title,
+        "album": book.title,
+        "artist": book.author,
+        "album_artist": book.author,
+        "genre": "Audiobook",
+        "language": book.language,
+    }
+    tags = {name: value for name, value in tags.items() if value}
+    chapters: list[ChapterAudio] = []
+    marks: list[Chapter] = []
+    position = 0
+    try:
+        with encoding_into(m4b, M4B, rate, metadata=tags) as book_encoder:
+            cover_stream = _cover_stream(book_encoder, cover)
+            for number, chapter in enumerate(book.chapters, 1):
+                samples = chapter_samples(chapter, clips, rate, pauses)
+                made = _write_chapter(folder, number, book, chapter, samples, rate, tags, wav)
+                chapters.append(made)
+                log.info(
+                    "chapter %d/%d, %s: %.1f min, %s",
+                    number,
+                    len(book.chapters),
+                    chapter.title,
+                    made.seconds / 60,
+                    "ACX ok" if made.check.passed else "fails ACX's check",
+                )
+                book_encoder.samples_of(samples, rate)
+                marks.append(
+                    {
+                        "id": number,
+                        "start": position,
+                        "end": position + len(samples),
+                        "time_base": Fraction(1, rate),
+                        "metadata": {"title": chapter.title},
+                    }
+                )
+                position += len(samples)
+            if cover_stream is not None:
+                stream, packet = cover_stream
+                packet.stream = stream
+                book_encoder.container.mux(packet)
+            book_encoder.container.set_chapters(marks)
+    except (OSError, av.FFmpegError) as error:
+        raise RunFailed(f"cannot write the audiobook in {folder}: {error}") from None
+    return m4b, chapters
+
+
+def _cover_stream(encoder: Encoder, cover: bytes | None) -> tuple[Any, Any] | None:
+    """The cover as the M4B's attached picture: a stream copied from the picture as it is
+    (JPEG or PNG, not encoded again), added before the first packet is written."""
+    import av
+
+    if not cover:
+        return None
+    try:
+        source = av.open(io.BytesIO(cover), "r")
+        packet = next(source.demux(source.streams.video[0]))
+    except (av.FFmpegError, IndexError, StopIteration):
+        return None  # a cover FFmpeg cannot read: the book goes without one
+    stream = encoder.container.add_stream_from_template(source.streams.video[0])
+    stream.disposition = av.stream.Disposition.attached_pic
+    return stream, packet
+
+
+def _write_chapter(
+    folder: Path,
+    number: int,
+    book: BookMap,
+    chapter: ChapterLines,
+    samples: Any,
+    rate: int,
+    tags: dict[str, str],
+    wav: bool,
+) -> ChapterAudio:
+    name = clip_path(folder, number, {"text": chapter.title}, len(book.chapters))
+    chapter_tags = {**tags, "title": chapter.title, "track": f"{number}/{len(book.chapters)}"}
+    mp3 = name.with_suffix(".mp3")
+    with encoding_into(mp3, ENCODINGS[".mp3"], rate, metadata=chapter_tags) as encoder:
+        encoder.samples_of(samples, rate)
+    wav_path = None
+    if wav:
+        wav_path = name.with_suffix(".wav")
+        with encoding_into(wav_path, ENCODINGS[".wav"], rate) as encoder:
+            encoder.samples_of(samples, rate)
+    return ChapterAudio(chapter.title, mp3, wav_path, len(samples) / rate, measure(samples, rate))
+
+
+def chapter_samples(
+    chapter: ChapterLines, clips: Mapping[int, Path], rate: int, pauses: Pauses
+) -> Any:
+    """The chapter as float samples at `rate`: its clips in order with their pauses,
+    loudness-normalised, peaks limited, room tone at head and tail and in every pause."""
+    import numpy as np
+
+    parts = [np.zeros(round(pauses.head * rate), np.float32)]
+    for number in chapter.numbers:
+        parts.append(_decoded(clips[number], rate))
+        if number != chapter.last:
+            pause = pauses.paragraph if number in chapter.paragraph_ends else pauses.sentence
+            parts.append(np.zeros(round(pause * rate), np.float32))
+    parts.append(np.zeros(round(pauses.tail * rate), np.float32))
+    samples = _levelled(np.concatenate(parts), rate)
+    # Seeded: the same clips give the same file.
+    noise = np.random.default_rng(len(samples)).standard_normal(len(samples), np.float32)
+    noise *= np.float32(10 ** (ROOM_TONE_DBFS / 20))
+    noise += samples
+    return noise
+
+
+def _decoded(clip: Path, rate: int) -> Any:
+    """A clip's samples, in mono float at `rate`."""
+    import av
+    import numpy as np
+
+    resampler = av.AudioResampler("flt", "mono", rate)
+    frames = []
+    with av.open(str(clip)) as source:
+        for frame in source.decode(source.streams.audio[0]):
+            frames += resampler.resample(frame)
+    frames += resampler.resample(None)
+    if not frames:
+        return np.zeros(0, np.float32)
+    return np.concatenate([frame.to_ndarray()[0] for frame in frames])
+
+
+def _levelled(samples: Any, rate: int) -> Any:
+    """At TARGET_LUFS of speech loudness, peaks limited; then, while the whole file's RMS
+    (pauses included, as ACX measures it) is outside ACX's range with a 0.5 dB margin,
+    brought to TARGET_RMS and limited again (limiting lowers the RMS a little each time)."""
+    import pyloudnorm
+
+    loudness = pyloudnorm.Meter(rate).integrated_loudness(samples)
+    if not math.isfinite(loudness):
+        return samples  # too short or silent to measure: left as spoken
+    samples = _limited(samples * 10 ** ((TARGET_LUFS - loudness) / 20), rate)
+    for _ in range(3):
+        rms = _dbfs(_rms(samples))
+        if ACX_RMS[0] + 0.5 <= rms <= ACX_RMS[1] - 0.5:
+            break
+        samples = _limited(samples * 10 ** ((TARGET_RMS - rms) / 20), rate)
+    return samples
+
+
+def _limited(samples: Any, rate: int) -> Any:
+    """Peaks brought under PEAK_CEILING by a smooth gain: each sample's needed gain, the
+    least of it over 10 ms around, averaged over 5 ms (an average of minima taken over
+    wider windows never exceeds the gain a sample needs)."""
+    import numpy as np
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    ceiling = 10 ** (PEAK_CEILING / 20)
+    magnitude = np.abs(samples)
+    if magnitude.max(initial=0.0) <= ceiling:
+        return samples
+    needed = np.minimum(np.float32(1), np.float32(ceiling) / np.maximum(magnitude, 1e-12))
+    window = max(3, rate // 100) | 1
+    gain = uniform_filter1d(minimum_filter1d(needed, window), window // 2 | 1)
+    return samples * np.minimum(gain, needed)
+
+
+def measure(samples: Any, rate: int) -> AcxCheck:
+    """RMS and peak over the file, the noise floor as the quietest half second's RMS, and
+    the room tone at head and tail as the time before the first and after the last 10 ms
+    of speech."""
+    import numpy as np
+
+    window = max(1, rate // 100)
+    count = len(samples) // window
+    levels = np.sqrt(np.mean(samples[: count * window].reshape(count, window) ** 2, axis=1))
+    speech = np.flatnonzero(levels > 10 ** (SPEECH_DBFS / 20))
+    head = speech[0] * window / rate if len(speech) else len(samples) / rate
+    tail = (count - 1 - speech[-1]) * window / rate if len(speech) else len(samples) / rate
+    per_noise = round(NOISE_WINDOW_SECONDS * rate / window)
+    quiet = min(
+        (
+            _rms(levels[start : start + per_noise])
+            for start in range(0, max(1, count - per_noise + 1), max(1, per_noise // 2))
+        ),
+        default=0.0,
+    )
+    return AcxCheck(
+        _dbfs(_rms(samples)),
+        _dbfs(float(np.abs(samples).max(initial=0.0))),
+        _dbfs(quiet),
+        float(head),
+        float(tail),
+    )
+
+
+def _rms(samples: Any) -> float:
+    import numpy as np
+
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+
+
+def _dbfs(level: float) -> float:
+    return 20 * math.log10(level) if level > 0 else -math.inf
