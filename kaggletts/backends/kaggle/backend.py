@@ -192,8 +192,16 @@ class KaggleBackend:
         if not pending:
             return
         workers = max(1, min(self.gpu_sessions, len(pending)))
+
+        def drive(shard: Shard) -> None:
+            try:
+                self._drive(ctx, shard)
+            except Exception:
+                ctx.stop.set()  # at once: this worker's next shard must not be pushed
+                raise
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._drive, ctx, shard) for shard in pending]
+            futures = [pool.submit(drive, shard) for shard in pending]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             except KeyboardInterrupt:
@@ -226,6 +234,8 @@ class KaggleBackend:
         raise error from None
 
     def _drive(self, ctx: RunContext, shard: Shard) -> None:
+        if ctx.stop.is_set():
+            return  # a shard that waited for a worker while the run stopped: push nothing
         if shard.state in (ShardState.PLANNED, ShardState.PUSHING):
             push_shard(ctx, shard)
         if shard.state is ShardState.PUSHED:
