@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,6 +36,7 @@ from kaggletts.errors import (
     KaggleTTSError,
     KaggleUnreachable,
     LeftOnKaggle,
+    QuotaExhausted,
     RunFailed,
     UsageError,
 )
@@ -64,6 +65,18 @@ COLD_START_SECONDS = 180
 MAX_LINES_PER_SESSION = 480
 # How many attempts of a shard a damaged record is rebuilt from at most.
 MAX_ATTEMPTS_PROBED = 50
+
+
+def _until_a_failure_past_the_quota(futures: list[Future[None]]) -> set[Future[None]]:
+    """Wait for every shard, or for the first to fail other than by a used-up GPU quota:
+    sessions already pushed are paid for, so they are watched to their end and collected
+    while the shards not yet pushed stop at the quota. Returns the shards done."""
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(waiting, return_when=FIRST_EXCEPTION)
+        if any(not isinstance(f.exception(), QuotaExhausted | None) for f in done):
+            break
+    return {f for f in futures if f.done()}
 
 
 @dataclass
@@ -196,14 +209,15 @@ class KaggleBackend:
         def drive(shard: Shard) -> None:
             try:
                 self._drive(ctx, shard)
-            except Exception:
-                ctx.stop.set()  # at once: this worker's next shard must not be pushed
+            except Exception as error:
+                if not isinstance(error, QuotaExhausted):
+                    ctx.stop.set()  # at once: this worker's next shard must not be pushed
                 raise
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(drive, shard) for shard in pending]
             try:
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                done = _until_a_failure_past_the_quota(futures)
             except KeyboardInterrupt:
                 ctx.stop.set()
                 wait(futures)
@@ -219,7 +233,9 @@ class KaggleBackend:
                 return
             ctx.stop.set()
             wait(futures)
-        first = failures[0]
+        if all(isinstance(error, QuotaExhausted) for error in failures):
+            raise self._stopped_by_quota(ctx, failures[0])
+        first = next(error for error in failures if not isinstance(error, QuotaExhausted))
         if not isinstance(first, KaggleTTSError):
             raise first
         detached = isinstance(first, LeftOnKaggle)
@@ -232,6 +248,19 @@ class KaggleBackend:
         error = type(first)(f"{first}\n  {said}")
         error.__dict__.update(first.__dict__)
         raise error from None
+
+    def _stopped_by_quota(self, ctx: RunContext, error: BaseException) -> QuotaExhausted:
+        """Every session pushed has ended and been collected; the rest wait for the quota."""
+        folders = dict.fromkeys([ctx.job.directory, *(Path(s.directory) for s in ctx.run.shards)])
+        spoken = len({entry.number for f in folders for entry in read_ledger(f).made})
+        left = len(line_texts(ctx.job.params)) - spoken
+        said = (
+            f"{error}. Job {ctx.job.id}: {counted(spoken, 'line')} spoken and kept in "
+            f"{ctx.job.directory}, {left} left; nothing was pushed past the quota. Run the "
+            "same command again once the quota refreshes: it speaks only the lines left"
+        )
+        ctx.store.save(ctx.run, JobState.PARTIAL, str(error))
+        return QuotaExhausted(said, refreshes=getattr(error, "refreshes", None))
 
     def _drive(self, ctx: RunContext, shard: Shard) -> None:
         if ctx.stop.is_set():
@@ -547,7 +576,10 @@ class KaggleBackend:
         )
         log.info("%s", preview)
         if quota and quota.allowed_seconds and need > quota.remaining_seconds:
-            log.warning("warning: the estimate is more than the GPU quota left this week")
+            log.warning(
+                "warning: the estimate is more than the GPU quota left this week; the run "
+                "stops when it is used up, and the same command goes on once it refreshes"
+            )
         if self.ask_above is None or need <= float(self.ask_above) or self.confirm is None:
             return
         question = (
