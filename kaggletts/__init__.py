@@ -11,6 +11,7 @@ from kaggletts.errors import (
     Interrupted,
     KaggleTTSError,
     LeftOnKaggle,
+    QuotaExhausted,
     RunFailed,
     UsageError,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "KaggleTTSError",
     "LeftOnKaggle",
     "ParameterSet",
+    "QuotaExhausted",
     "Result",
     "RunFailed",
     "UsageError",

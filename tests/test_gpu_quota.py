@@ -17,8 +17,10 @@ from helpers import (
     pushed_utterances,
     pushes,
     record_of,
+    run_kaggle,
 )
 
+import kaggletts
 from kaggletts.emulator import Emulator, Limits, Quirks
 
 pytestmark = pytest.mark.slow
@@ -110,3 +112,23 @@ def test_without_the_quota_call_a_refused_push_fails_clearly_and_nothing_is_push
         pushed = pushed_utterances(emulator)
         assert sorted(line for push in pushed for line in push) == sorted(TEXTS)
 
+
+
+def test_with_too_little_quota_left_for_a_session_nothing_is_pushed(tmp_path, standins):
+    """Less quota left than a session's cold start: the Python API raises QuotaExhausted
+    (exit 3) with Kaggle's refresh time, and nothing is pushed."""
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, image_paths=[standins.dir],
+        limits=Limits(weekly_gpu_seconds=120),
+    ) as emulator:
+        with pytest.raises(kaggletts.QuotaExhausted) as stopped:
+            run_kaggle(emulator, tmp_path / "out", {"utterances": TEXTS}, notebook="qwen")
+        _, refresh = emulator.kernels.quota_period()
+        assert stopped.value.exit_code == 3
+        assert stopped.value.refreshes == datetime.fromtimestamp(refresh, UTC).isoformat()
+        assert str(stopped.value).startswith(
+            "this week's GPU quota on Kaggle is used up (2 min left of 2 min, too little for a "
+            "session to start; it refreshes "
+        )
+        assert f"0 lines spoken and kept in {tmp_path / 'out'}" in str(stopped.value)
+        assert emulator.calls["SaveKernel"] == 0

@@ -85,7 +85,15 @@ class QuotaGate:
 
 
 def exhausted(quota: Quota) -> QuotaExhausted:
-    used, allowed = quota.used_seconds / 3600, quota.allowed_seconds / 3600
+    from kaggletts.cost import duration_text
+
+    allowed = duration_text(quota.allowed_seconds)
+    left = (
+        f"{duration_text(quota.remaining_seconds)} left of {allowed}, too little for a "
+        "session to start"
+        if quota.remaining_seconds
+        else f"all {allowed} used"
+    )
     moment = refresh_moment(quota.refresh_time)
     if moment is not None:
         when = f"it refreshes {moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
@@ -94,6 +102,6 @@ def exhausted(quota: Quota) -> QuotaExhausted:
     else:
         when = "Kaggle did not say when it refreshes"
     return QuotaExhausted(
-        f"this week's GPU quota on Kaggle is used up ({used:.1f} of {allowed:.1f} h; {when})",
+        f"this week's GPU quota on Kaggle is used up ({left}; {when})",
         refreshes=moment.isoformat() if moment else quota.refresh_time or None,
     )
