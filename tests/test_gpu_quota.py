@@ -132,3 +132,18 @@ def test_with_too_little_quota_left_for_a_session_nothing_is_pushed(tmp_path, st
         )
         assert f"0 lines spoken and kept in {tmp_path / 'out'}" in str(stopped.value)
         assert emulator.calls["SaveKernel"] == 0
+
+
+def test_a_used_up_quota_is_said_before_any_question_about_the_cost(tmp_path, standins):
+    """Without a terminal a costly push is refused unless --yes (exit 2); with no quota
+    left there is nothing to ask about: the run stops at the quota (exit 3)."""
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, image_paths=[standins.dir],
+        limits=Limits(weekly_gpu_seconds=120),
+    ) as emulator:
+        env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "out"))
+        stopped = kaggletts_cli("run", "qwen", "-f", str(book(tmp_path)), "--ask-above", "1s",
+                                env=env)
+        assert stopped.returncode == 3, stopped.stderr
+        assert "no terminal to ask on" not in stopped.stderr
+        assert emulator.calls["SaveKernel"] == 0

@@ -20,6 +20,7 @@ from kaggletts.backends.kaggle.kernel import KernelOptions, slug_stem
 from kaggletts.backends.kaggle.outputs import NotListed, collect, failure_of
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
+from kaggletts.backends.kaggle.quota import MIN_QUOTA_SECONDS
 from kaggletts.backends.kaggle.records import (
     ENDED_BADLY,
     KaggleRun,
@@ -575,6 +576,8 @@ class KaggleBackend:
             f"Source: {figures.source}"
         )
         log.info("%s", preview)
+        if quota and quota.allowed_seconds and quota.remaining_seconds < MIN_QUOTA_SECONDS:
+            return  # nothing to ask: the first push stops at the quota
         if quota and quota.allowed_seconds and need > quota.remaining_seconds:
             log.warning(
                 "warning: the estimate is more than the GPU quota left this week; the run "
