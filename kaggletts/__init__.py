@@ -14,6 +14,7 @@ from kaggletts.errors import (
     Interrupted,
     KaggleTTSError,
     LeftOnKaggle,
+    QuotaExhausted,
     RunFailed,
     UsageError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "KaggleTTSError",
     "LeftOnKaggle",
     "ParameterSet",
+    "QuotaExhausted",
     "Result",
     "RunFailed",
     "UsageError",

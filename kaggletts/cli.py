@@ -1,8 +1,8 @@
 """The `kaggletts` command: a thin layer over the Python API.
 
 Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or its outputs
-wait) on Kaggle unwatched, 130 interrupted. Errors print one line on stderr, never a
-traceback. Subcommands load their modules only when they run, so that
+wait) on Kaggle unwatched, or once the GPU quota refreshes, 130 interrupted. Errors print
+one line on stderr, never a traceback. Subcommands load their modules only when they run, so that
 `kaggletts --help` stays fast."""
 
 from __future__ import annotations

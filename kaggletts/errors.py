@@ -1,8 +1,9 @@
 """The errors kaggletts raises; each knows the exit code the CLI gives it.
 
 Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or may go on) on
-Kaggle without this process watching it, 4 some lines were spoken and others not (the same
-request again speaks only the rest), 130 interrupted."""
+Kaggle without this process watching it, or goes on once the week's GPU quota refreshes,
+4 some lines were spoken and others not (the same request again speaks only the rest),
+130 interrupted."""
 
 from __future__ import annotations
 
@@ -125,6 +126,19 @@ class LeftOnKaggle(KaggleTTSError):
     (exit 3)."""
 
     exit_code = 3
+
+
+class QuotaExhausted(KaggleTTSError):
+    """This week's GPU quota on Kaggle is used up: the lines spoken so far are kept, no
+    session was pushed past the quota, and the same request again, once the quota
+    refreshes (`refreshes`, an ISO time, when Kaggle tells it), speaks only the lines left
+    (exit 3)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, refreshes: str | None = None):
+        super().__init__(message)
+        self.refreshes = refreshes
 
 
 class Interrupted(KaggleTTSError):

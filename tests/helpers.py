@@ -76,6 +76,30 @@ def pushes(emulator: Emulator, owner: str = USER) -> int:
     return sum(len(k.versions) for k in emulator.store.kernels.values() if k.owner == owner)
 
 
+def pushed_utterances(emulator: Emulator) -> list[list[str]]:
+    """The `utterances` each push carried, in the order the pushes came, read from the
+    notebooks the emulator received. (Not by slug: a request to another endpoint is another
+    job, whose slug's id may sort either way.)"""
+    pushed = []
+    versions = sorted(
+        ((kernel, version) for kernel in emulator.store.kernels.values()
+         for version in kernel.versions),
+        key=lambda pair: pair[1].created_at,
+    )
+    for kernel, version in versions:
+        source = (emulator.store.version_dir(kernel, version.number) / "source"
+                  / "pushed-__notebook__.ipynb")
+        notebook = json.loads(source.read_text(encoding="utf-8"))
+        injected = next(
+            "".join(c["source"]) for c in notebook["cells"]
+            if "injected-parameters" in c["metadata"].get("tags", [])
+        )
+        scope: dict = {}
+        exec(injected, scope)  # the injected cell holds only literal assignments
+        pushed.append(scope["utterances"] or [scope["text"]])
+    return pushed
+
+
 def kernels(emulator: Emulator, owner: str = USER) -> list[str]:
     return sorted(k.slug for k in emulator.store.kernels.values() if k.owner == owner)
 

@@ -4,39 +4,13 @@ again pushes only the lines that are missing."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from helpers import KEY, USER, pushes, run_kaggle
+from helpers import KEY, USER, pushed_utterances, pushes, run_kaggle
 
 import kaggletts
 from kaggletts.emulator import Emulator, Limits, Quirks
 
 pytestmark = pytest.mark.slow
-
-
-def pushed_utterances(emulator: Emulator) -> list[list[str]]:
-    """The `utterances` each push carried, in the order the pushes came, read from the
-    notebooks the emulator received. (Not by slug: a request to another endpoint is another
-    job, whose slug's id may sort either way.)"""
-    pushed = []
-    versions = sorted(
-        ((kernel, version) for kernel in emulator.store.kernels.values()
-         for version in kernel.versions),
-        key=lambda pair: pair[1].created_at,
-    )
-    for kernel, version in versions:
-        source = (emulator.store.version_dir(kernel, version.number) / "source"
-                  / "pushed-__notebook__.ipynb")
-        notebook = json.loads(source.read_text(encoding="utf-8"))
-        injected = next(
-            "".join(c["source"]) for c in notebook["cells"]
-            if "injected-parameters" in c["metadata"].get("tags", [])
-        )
-        scope: dict = {}
-        exec(injected, scope)  # the injected cell holds only literal assignments
-        pushed.append(scope["utterances"] or [scope["text"]])
-    return pushed
 
 
 def test_a_line_that_fails_on_kaggle_costs_only_itself_and_a_rerun_pushes_only_it(

@@ -17,6 +17,7 @@ from .config import (
     Assumption,
     Faults,
     Latency,
+    Limits,
     Quirks,
     parse_assumptions,
 )
@@ -90,6 +91,22 @@ def _parse_unknown_status(value: str | None) -> tuple[str | None, float]:
     return name, duration
 
 
+def _parse_duration(value: str, option: str) -> float:
+    from kaggletts.durations import parse_duration
+    from kaggletts.errors import UsageError
+
+    try:
+        return parse_duration(value, option)
+    except UsageError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
+def _positive(value: float, option: str) -> float:
+    if not value > 0:
+        raise click.BadParameter(f"must be more than 0, not {value}", param_hint=option)
+    return value
+
+
 def _parse_kinds(value: str) -> tuple[str, ...]:
     kinds = tuple(kind.strip() for kind in value.split(",") if kind.strip())
     unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
@@ -161,6 +178,30 @@ def _parse_kinds(value: str) -> tuple[str, ...]:
     "status (a status kagglesdk may not know).",
 )
 @click.option(
+    "--gpu-quota",
+    default="30h",
+    show_default=True,
+    metavar="DURATION",
+    help="Weekly GPU quota per user (seconds, or a text such as 2h).",
+)
+@click.option(
+    "--gpu-quota-scale",
+    default=1.0,
+    show_default=True,
+    help="Seconds of GPU quota a second of a GPU session uses (3600: a second is an hour).",
+)
+@click.option(
+    "--gpu-quota-period",
+    default=None,
+    metavar="DURATION",
+    help="Refresh the GPU quota this often from the start (default: weekly, Saturdays).",
+)
+@click.option(
+    "--no-quota-call",
+    is_flag=True,
+    help="Answer GetAcceleratorQuotaStatistics with 404, as a method not offered.",
+)
+@click.option(
     "--dataset",
     "datasets",
     multiple=True,
@@ -200,6 +241,10 @@ def emulator(
     late_outputs: float,
     unlisted_notebook: bool,
     unknown_status: str | None,
+    gpu_quota: str,
+    gpu_quota_scale: float,
+    gpu_quota_period: str | None,
+    no_quota_call: bool,
     datasets: tuple[str, ...],
     image_paths: tuple[Path, ...],
     kernel_env: tuple[str, ...],
@@ -220,6 +265,13 @@ def emulator(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--assume") from error
     status_name, status_seconds = _parse_unknown_status(unknown_status)
+    limits = Limits(
+        weekly_gpu_seconds=_parse_duration(gpu_quota, "--gpu-quota"),
+        gpu_quota_scale=_positive(gpu_quota_scale, "--gpu-quota-scale"),
+        gpu_quota_period=(
+            _parse_duration(gpu_quota_period, "--gpu-quota-period") if gpu_quota_period else None
+        ),
+    )
     served = _parse_datasets(datasets)
     try:
         server = Emulator(
@@ -241,7 +293,9 @@ def emulator(
                 unknown_status=status_name,
                 unknown_status_seconds=status_seconds,
                 unlisted_notebook=unlisted_notebook,
+                no_quota_call=no_quota_call,
             ),
+            limits=limits,
             image_paths=image_paths,
             kernel_env=_parse_kernel_env(kernel_env),
         )

@@ -131,6 +131,9 @@ class Quirks:
     # CI report saw a kernel pushed with a 5,400 s limit sit RUNNING for over two hours
     # until it was deleted, and deleting it stopped the billing.
     ignored_time_limit: bool = False
+    # GetAcceleratorQuotaStatistics answers 404, as a method the server does not offer: not
+    # seen on Kaggle (the official client calls it), but a client must not depend on it.
+    no_quota_call: bool = False
 
     def __post_init__(self) -> None:
         if self.unknown_status == "":
@@ -157,7 +160,14 @@ class Limits:
     max_log_bytes: int = 16 * 1024 * 1024
     max_session_seconds: int = 12 * 3600
     url_ttl_seconds: int = 3600
-    weekly_gpu_seconds: int = 30 * 3600
+    weekly_gpu_seconds: float = 30 * 3600
+    # Seconds of GPU quota a second of a GPU session uses: emulated sessions take seconds
+    # where real ones take hours, so a test or a demo scales them up (3600: a second of
+    # session is an hour of quota).
+    gpu_quota_scale: float = 1.0
+    # The quota refreshes every this many seconds from the emulator's start; None: weekly,
+    # on Saturday 00:00 UTC.
+    gpu_quota_period: float | None = None
     outputs_page_size: int = 200
     # Listing and download stop at the first 500 files, by name (a Kaggle maintainer in
     # kaggle-api #664: "Downloading output files is limited to the first 500 currently").

@@ -259,6 +259,11 @@ class Emulator:
     def issue_token(self, user: str) -> str:
         return self.auth.issue_token(user)
 
+    def refresh_gpu_quota(self) -> None:
+        """Refresh every user's GPU quota now, as the start of a new quota week does: GPU
+        session time before this moment no longer counts."""
+        self.kernels.refresh_gpu_quota()
+
     # Counters and inspection -----------------------------------------------------------
 
     def record_call(self, method: str, user: str) -> None:
@@ -360,6 +365,8 @@ class Emulator:
     # Used by the services --------------------------------------------------------------
 
     def api_handler(self, service: str, method: str) -> Handler | None:
+        if self.quirks.no_quota_call and method == "GetAcceleratorQuotaStatistics":
+            return None
         return self._handlers.get((service, method))
 
     def set_request_base_url(self, base_url: str | None) -> None:

@@ -59,6 +59,8 @@ def _now() -> float:
 class KernelsService:
     def __init__(self, app: Emulator):
         self._app = app
+        self._quota_origin = _now()
+        self._quota_refreshed_at = 0.0
 
     # Lookups ---------------------------------------------------------------------------
 
@@ -471,18 +473,31 @@ class KernelsService:
 
     # Quota -----------------------------------------------------------------------------
 
+    def quota_period(self) -> tuple[float, float]:
+        """When the current GPU quota period started, and when it refreshes."""
+        now = _now()
+        period = self._app.config.limits.gpu_quota_period
+        if period:
+            start = self._quota_origin + (now - self._quota_origin) // period * period
+        else:
+            start, period = _week_start(), timedelta(days=7).total_seconds()
+        return max(start, self._quota_refreshed_at), start + period
+
+    def refresh_gpu_quota(self) -> None:
+        self._quota_refreshed_at = _now()
+
     def gpu_seconds_used(self, owner: str) -> float:
-        week_start = _week_start()
+        period_start, _ = self.quota_period()
         now = _now()
         used = 0.0
         for kernel in self._app.store.owned_by(owner):
             for version in kernel.versions:
                 if not version.uses_gpu or version.started_at is None:
                     continue
-                start = max(version.started_at, week_start)
+                start = max(version.started_at, period_start)
                 end = version.finished_at or now
                 used += max(0.0, end - start)
-        return used
+        return used * self._app.config.limits.gpu_quota_scale
 
     def gpu_seconds_left(self, owner: str) -> float:
         return self._app.config.limits.weekly_gpu_seconds - self.gpu_seconds_used(owner)
@@ -507,7 +522,7 @@ class KernelsService:
             "totalTimeAllowed": duration(TPU_WEEKLY_SECONDS),
             "minimumTimeAllowed": duration(TPU_WEEKLY_SECONDS),
         }
-        refresh = _week_start() + timedelta(days=7).total_seconds()
+        _, refresh = self.quota_period()
         return {"quotaRefreshTime": timestamp(refresh), "gpuQuota": gpu, "tpuQuota": tpu}
 
 

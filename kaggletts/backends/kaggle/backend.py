@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +22,7 @@ from kaggletts.backends.kaggle.options import KaggleOptions
 from kaggletts.backends.kaggle.outputs import collect, failure_of, kept_text, salvage
 from kaggletts.backends.kaggle.polling import PollSchedule
 from kaggletts.backends.kaggle.push import push_shard
+from kaggletts.backends.kaggle.quota import MIN_QUOTA_SECONDS
 from kaggletts.backends.kaggle.records import (
     ENDED_BADLY,
     KaggleRun,
@@ -40,6 +41,7 @@ from kaggletts.errors import (
     KaggleUnreachable,
     LeftOnKaggle,
     NotListed,
+    QuotaExhausted,
     RunFailed,
     UsageError,
     summary,
@@ -70,6 +72,18 @@ COLD_START_SECONDS = 180
 MAX_LINES_PER_SESSION = 480
 # How many attempts of a shard a damaged record is rebuilt from at most.
 MAX_ATTEMPTS_PROBED = 50
+
+
+def _until_a_failure_past_the_quota(futures: list[Future[None]]) -> set[Future[None]]:
+    """Wait for every shard, or for the first to fail other than by a used-up GPU quota:
+    sessions already pushed are paid for, so they are watched to their end and collected
+    while the shards not yet pushed stop at the quota. Returns the shards done."""
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(waiting, return_when=FIRST_EXCEPTION)
+        if any(not isinstance(f.exception(), QuotaExhausted | None) for f in done):
+            break
+    return {f for f in futures if f.done()}
 
 
 @dataclass
@@ -179,10 +193,19 @@ class KaggleBackend(KaggleOptions):
         if not pending:
             return
         workers = max(1, min(self.gpu_sessions, len(pending)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._drive, ctx, shard) for shard in pending]
+
+        def drive(shard: Shard) -> None:
             try:
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                self._drive(ctx, shard)
+            except Exception as error:
+                if not isinstance(error, QuotaExhausted):
+                    ctx.stop.set()  # at once: this worker's next shard must not be pushed
+                raise
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(drive, shard) for shard in pending]
+            try:
+                done = _until_a_failure_past_the_quota(futures)
             except KeyboardInterrupt:
                 ctx.stop.set()
                 wait(futures)
@@ -198,7 +221,9 @@ class KaggleBackend(KaggleOptions):
                 return
             ctx.stop.set()
             wait(futures)
-        first = failures[0]
+        if all(isinstance(error, QuotaExhausted) for error in failures):
+            raise self._stopped_by_quota(ctx, failures[0])
+        first = next(error for error in failures if not isinstance(error, QuotaExhausted))
         detached = isinstance(first, LeftOnKaggle)
         # A detached job's message already says that its sessions go on, and how to attach.
         said = "" if detached else self._leave(ctx, "failed")
@@ -208,7 +233,22 @@ class KaggleBackend(KaggleOptions):
             first.add_note(said)
         raise first
 
+    def _stopped_by_quota(self, ctx: RunContext, error: BaseException) -> QuotaExhausted:
+        """Every session pushed has ended and been collected; the rest wait for the quota."""
+        folders = dict.fromkeys([ctx.job.directory, *(Path(s.directory) for s in ctx.run.shards)])
+        spoken = len({entry.number for f in folders for entry in read_ledger(f).made})
+        left = len(line_texts(ctx.job.params)) - spoken
+        said = (
+            f"{error}. Job {ctx.job.id}: {counted(spoken, 'line')} spoken and kept in "
+            f"{ctx.job.directory}, {left} left; nothing was pushed past the quota. Run the "
+            "same command again once the quota refreshes: it speaks only the lines left"
+        )
+        ctx.store.save(ctx.run, JobState.PARTIAL, str(error))
+        return QuotaExhausted(said, refreshes=getattr(error, "refreshes", None))
+
     def _drive(self, ctx: RunContext, shard: Shard) -> None:
+        if ctx.stop.is_set():
+            return  # a shard that waited for a worker while the run stopped: push nothing
         if shard.state in (ShardState.PLANNED, ShardState.PUSHING):
             push_shard(ctx, shard)
         if shard.state is ShardState.PUSHED:
@@ -518,8 +558,13 @@ class KaggleBackend(KaggleOptions):
             f"Source: {figures.source}"
         )
         log.info("%s", preview)
+        if quota and quota.allowed_seconds and quota.remaining_seconds < MIN_QUOTA_SECONDS:
+            return  # nothing to ask: the first push stops at the quota
         if quota and quota.allowed_seconds and need > quota.remaining_seconds:
-            log.warning("warning: the estimate is more than the GPU quota left this week")
+            log.warning(
+                "warning: the estimate is more than the GPU quota left this week; the run "
+                "stops when it is used up, and the same command goes on once it refreshes"
+            )
         if self.ask_above is None or need <= self.ask_above or self.confirm is None:
             return
         question = (

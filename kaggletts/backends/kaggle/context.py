@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kaggletts.backends.kaggle.quota import QuotaGate
 from kaggletts.backends.kaggle.records import KaggleRun, RunStore, Shard, ShardState
 from kaggletts.backends.kaggle.remote import KaggleRemote
 from kaggletts.jobs import Job
@@ -26,6 +27,7 @@ class RunContext:
     # Unix time after which the notebook starts no new line (injected into the run).
     deadline: float
     stop: threading.Event = field(default_factory=threading.Event)
+    quota: QuotaGate = field(default_factory=QuotaGate)
 
     def move(self, shard: Shard, to: ShardState, **fields: object) -> Shard:
         return self.store.move(self.run, shard, to, **fields)

@@ -28,6 +28,8 @@ from kaggletts.errors import (
     KaggleTTSError,
     KaggleUnreachable,
     LeftOnKaggle,
+    PushRejected,
+    QuotaExhausted,
     RunFailed,
     SessionCapFull,
 )
@@ -43,7 +45,9 @@ MAX_TAKEN_ATTEMPTS = 50
 
 
 def push_shard(ctx: RunContext, shard: Shard) -> None:
-    """Take a PLANNED or PUSHING shard to PUSHED (or raise)."""
+    """Take a PLANNED or PUSHING shard to PUSHED (or raise). A GPU shard is pushed only
+    while the week's GPU quota can pay for a session (QuotaExhausted leaves it PLANNED)."""
+    uses_gpu = ctx.job.spec.kernel.enable_gpu
     policy = ctx.backend.retry
     backoff = tenacity.wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait)
     failures_in_transit = 0
@@ -53,6 +57,8 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
         if shard.state is ShardState.PUSHING and _landed(ctx, shard):
             return
         if shard.state is ShardState.PLANNED:
+            if uses_gpu:
+                ctx.quota.before_push(ctx.remote)
             _take_a_free_slug(ctx, shard)
             folder = _kernel_folder(ctx, shard)
             ctx.move(shard, ShardState.PUSHING)
@@ -64,8 +70,16 @@ def push_shard(ctx: RunContext, shard: Shard) -> None:
             ctx.move(shard, ShardState.PLANNED)
             raise
         except RunFailed as rejection:
+            if uses_gpu and isinstance(rejection, PushRejected):
+                meaning = ctx.quota.after_refusal(ctx.remote, rejection)
+                if isinstance(meaning, QuotaExhausted):
+                    # Nothing ran: the next request pushes it (to a new slug, should
+                    # the refused push have left a kernel).
+                    ctx.move(shard, ShardState.PLANNED)
+                    raise meaning from None
+                rejection = meaning
             ctx.move(shard, ShardState.REJECTED, error=str(rejection))
-            raise
+            raise rejection from None
         except (requests.RequestException, ValueError) as error:
             if not is_transient(error):
                 refused = explain(error, ctx.remote.endpoint, f"the push of {shard.slug}")
