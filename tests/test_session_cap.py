@@ -25,7 +25,7 @@ def test_sessions_fan_out_within_the_accounts_gpu_session_cap(tmp_path, standins
         result = run_kaggle(
             emulator, tmp_path / "out", {"utterances": TEXTS}, notebook="qwen", shards=3
         )
-        assert [clip["line"] for clip in result.clips] == list(range(1, len(TEXTS) + 1))
+        assert [clip.line for clip in result.clips] == list(range(1, len(TEXTS) + 1))
         assert pushes(emulator) == 3 < emulator.calls["SaveKernel"]
 
 

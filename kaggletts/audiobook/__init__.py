@@ -89,7 +89,10 @@ def book(
         raise
     # Assembled from the job's own map: what its clips were spoken as.
     book_map = BookMap.read(lines.map.write(result.directory).parent)
-    clips = {clip["line"]: audio for clip, audio in zip(result.clips, result.audio, strict=True)}
+    clips = {
+        clip.line or number: audio
+        for number, (clip, audio) in enumerate(zip(result.clips, result.audio, strict=True), 1)
+    }
     folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
     log.info("assembling %s: %s", source.title, counted(len(book_map.chapters), "chapter"))
     m4b, chapters = assemble(
@@ -111,7 +114,7 @@ def book(
         tuple(chapters),
         result.job_id,
         result.directory,
-        sum(1 for clip in result.clips if clip.get("reused")),
+        sum(1 for clip in result.clips if clip.reused),
     )
 
 
