@@ -106,6 +106,11 @@ class KernelGone(RunFailed):
     """The shard's kernel will never run: it was deleted, or shows no session at all."""
 
 
+class CancelledElsewhere(RunFailed):
+    """`kaggletts cancel`, in another process, stopped the job this process drives: the
+    record it wrote stands, and this process records nothing more."""
+
+
 class NotListed(RunFailed):
     """A session's outputs were not listed within the patience given: Kaggle lists them a
     while after the session ends, so they may well be listed later."""

@@ -149,7 +149,7 @@ def test_stopping_the_client_says_what_happens_and_cancels_nothing_it_cannot(tmp
         client.send_signal(stop)
         _, stderr = client.communicate(timeout=60)
         assert client.returncode == 130, stderr
-        assert "keep running on Kaggle" in stderr and ", time limit " in stderr
+        assert "1 session keeps running on Kaggle" in stderr and ", time limit " in stderr
         assert "kaggletts attach" in stderr and "Traceback" not in stderr
         assert emulator.calls["CancelKernelSession"] == 0
         assert record_of(tmp_path / "o")["state"] == "interrupted"

@@ -70,21 +70,28 @@ def test_cancel_says_what_is_lost_then_deletes_the_running_kernel(tmp_path, stan
         kernel_env={"KAGGLETTS_STANDIN_FAULT": "sleep-1"},
     ) as emulator:
         env = cli_env(emulator, KAGGLETTS_OUTPUT=str(tmp_path / "o"))
-        client = subprocess.Popen(
-            [Path(sys.executable).with_name("kaggletts"), "run", "qwen", "-f", batch,
-             "--backend", "kaggle"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until(lambda: kernels(emulator), "the push")
-            [slug] = kernels(emulator)
-            wait_until(lambda: emulator.status(USER, slug) == "RUNNING", "the session")
-            job_id = record_of(tmp_path / "o")["job_id"]
-            cancelled = kaggletts_cli("cancel", job_id, "--yes", env=env)
-        finally:
-            client.kill()
-            client.wait(timeout=30)
+        client_said = tmp_path / "client.err"
+        with client_said.open("w") as client_err:
+            client = subprocess.Popen(
+                [Path(sys.executable).with_name("kaggletts"), "run", "qwen", "-f", batch,
+                 "--backend", "kaggle"],
+                env=env, stdout=subprocess.DEVNULL, stderr=client_err,
+            )
+            try:
+                wait_until(lambda: kernels(emulator), "the push")
+                [slug] = kernels(emulator)
+                wait_until(lambda: emulator.status(USER, slug) == "RUNNING", "the session")
+                job_id = record_of(tmp_path / "o")["job_id"]
+                cancelled = kaggletts_cli("cancel", job_id, "--yes", env=env)
+                # The run still driving the job finds its kernel gone; it must end without
+                # writing "failed" over the record `cancel` wrote.
+                ended = client.wait(timeout=120)
+            finally:
+                client.kill()
+                client.wait(timeout=30)
         assert cancelled.returncode == 0, cancelled.stderr
+        assert ended == 1
+        assert "was cancelled by another kaggletts process" in client_said.read_text()
         said = cancelled.stdout
         assert said.index("are lost unless") < said.index("deleted kernel"), "warned first"
         assert f"deleted kernel {USER}/{slug}, which stops its session" in said

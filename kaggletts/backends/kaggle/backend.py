@@ -35,6 +35,7 @@ from kaggletts.backends.kaggle.retry import RetryPolicy
 from kaggletts.backends.kaggle.voices import attach_voices
 from kaggletts.backends.kaggle.wait import ends_by_text, wait_until_ended
 from kaggletts.errors import (
+    CancelledElsewhere,
     CorruptRecord,
     Interrupted,
     KaggleTTSError,
@@ -221,6 +222,9 @@ class KaggleBackend(KaggleOptions):
                 return
             ctx.stop.set()
             wait(futures)
+        for error in failures:
+            if isinstance(error, CancelledElsewhere):
+                raise error  # the sessions are stopped and the record says so already
         if all(isinstance(error, QuotaExhausted) for error in failures):
             raise self._stopped_by_quota(ctx, failures[0])
         first = next(error for error in failures if not isinstance(error, QuotaExhausted))

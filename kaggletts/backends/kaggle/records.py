@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kaggletts.errors import CorruptRecord
+from kaggletts.errors import CancelledElsewhere, CorruptRecord
 from kaggletts.jobs import Job, JobRecord, JobState
 
 
@@ -110,7 +110,9 @@ class KaggleRun:
 class RunStore:
     """The one place a Kaggle run's record changes: every change is checked against the
     state machine and written through before the step it records is taken. Threads of
-    one process share it; other processes are kept out by the job's lock."""
+    one process share it; other processes are kept out by the job's lock, except
+    `kaggletts cancel`, which stops a job whoever drives it: once it has marked the job
+    cancelled, the driving process writes nothing over that (CancelledElsewhere)."""
 
     def __init__(self, job: Job):
         self.job = job
@@ -145,6 +147,20 @@ class RunStore:
 
     def _write(self, run: KaggleRun, state: JobState | None, error: str | None) -> None:
         record = self._record or self.job.new_record()
+        try:
+            stored = self.job.read_record()
+        except CorruptRecord:
+            stored = None  # written anew below
+        if (
+            stored is not None
+            and stored.state is JobState.CANCELLED
+            and stored.updated > record.updated
+        ):
+            self._record = stored
+            raise CancelledElsewhere(
+                f"job {self.job.id} was cancelled by another kaggletts process "
+                f"(kaggletts cancel): {stored.error or 'cancelled'}"
+            )
         record.run = run.to_dict()
         if state is not None:
             record.state, record.error = state, error
