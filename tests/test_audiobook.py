@@ -373,7 +373,7 @@ def test_an_epub_becomes_an_m4b_with_its_chapters_tags_and_cover_and_acx_ready_m
     # What was spoken: each heading, then its paragraphs, without their footnote markers.
     spoken = Result.read(Path(made["job_directory"]))
     assert spoken is not None
-    assert " ".join(clip["text"] for clip in spoken.clips) == " ".join(
+    assert " ".join(clip.text for clip in spoken.clips) == " ".join(
         text for title, paragraphs in CHAPTERS for text in (title, *paragraphs)
     )
 
@@ -398,7 +398,7 @@ def test_a_markdown_book_continues_from_its_job_and_an_edit_respeaks_only_its_li
     changed = kaggletts.book(source, "espeak", output=folder, output_dir=jobs)
     result = Result.read(changed.job_directory)
     assert result is not None and len(result.clips) == lines
-    respoken = [clip["text"] for clip in result.clips if not clip.get("reused")]
+    respoken = [clip.text for clip in result.clips if not clip.reused]
     assert respoken == [
         piece for piece in book_lines(read_book(source)).texts if "three times" in piece
     ]
@@ -474,7 +474,7 @@ def test_a_book_on_the_emulator_is_one_job_and_an_edit_pushes_only_its_line(tmp_
         assert pushes(emulator) == 2
     result = Result.read(second.job_directory)
     assert result is not None
-    assert [c["text"] for c in result.clips if not c.get("reused")] == [
+    assert [c.text for c in result.clips if not c.reused] == [
         piece for piece in book_lines(read_book(source)).texts if "three times" in piece
     ]
     assert [c.title for c in second.chapters] == [c.title for c in first.chapters]

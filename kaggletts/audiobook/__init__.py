@@ -89,7 +89,7 @@ def book(
         raise
     # Assembled from the job's own map: what its clips were spoken as.
     book_map = BookMap.read(lines.map.write(result.directory).parent)
-    clips = {clip["line"]: audio for clip, audio in zip(result.clips, result.audio, strict=True)}
+    clips = {clip.line: audio for clip, audio in zip(result.clips, result.audio, strict=True)}
     folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
     log.info("assembling %s: %s", source.title, counted(len(book_map.chapters), "chapter"))
     m4b, chapters = assemble(
@@ -111,7 +111,7 @@ def book(
         tuple(chapters),
         result.job_id,
         result.directory,
-        sum(1 for clip in result.clips if clip.get("reused")),
+        sum(1 for clip in result.clips if clip.reused),
     )
 
 
