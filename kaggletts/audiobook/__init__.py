@@ -89,7 +89,11 @@ def book(
         raise
     # Assembled from the job's own map: what its clips were spoken as.
     book_map = BookMap.read(lines.map.write(result.directory).parent)
-    clips = {clip.line: audio for clip, audio in zip(result.clips, result.audio, strict=True)}
+    clips = {
+        clip.line: audio
+        for clip, audio in zip(result.clips, result.audio, strict=True)
+        if clip.line is not None  # every clip of a job has its line
+    }
     folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
     log.info("assembling %s: %s", source.title, counted(len(book_map.chapters), "chapter"))
     m4b, chapters = assemble(
