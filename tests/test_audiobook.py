@@ -6,6 +6,7 @@ MP3s' ID3 tags) and libsndfile (soundfile: the samples), measured here with nump
 from __future__ import annotations
 
 import json
+import logging
 import math
 import struct
 import wave
@@ -407,6 +408,45 @@ def test_a_markdown_book_continues_from_its_job_and_an_edit_respeaks_only_its_li
     info = MP4(str(changed.m4b)).info
     assert info is not None
     assert info.length == pytest.approx(expected_seconds(changed.job_directory), rel=0.01)
+
+
+def test_an_edit_rewrites_only_its_chapters_files_and_the_m4b(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kaggletts")
+    source = tmp_path / "three.md"
+
+    def write(middle: str) -> None:
+        source.write_text(
+            "".join(f"# {title}\n\n{paragraphs[0]}\n\n" for title, paragraphs in CHAPTERS[:1])
+            + f"# {CHAPTERS[1][0]}\n\n{middle}\n\n"
+            + f"# {CHAPTERS[2][0]}\n\n{CHAPTERS[2][1][0]}\n\n",
+            encoding="utf-8",
+        )
+
+    def files(made: kaggletts.Audiobook) -> dict[str, tuple[int, int]]:
+        paths = [chapter.mp3 for chapter in made.chapters] + [made.m4b]
+        return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in paths}
+
+    options = {"output": tmp_path / "audiobook", "output_dir": tmp_path / "jobs"}
+    write("The market was loud and full of colour.")
+    before = files(kaggletts.book(source, "espeak", **options))
+    caplog.clear()
+    unchanged = kaggletts.book(source, "espeak", **options)
+    assert files(unchanged) == before, "nothing changed: no file written again"
+    assert "three.m4b and its chapters are unchanged: not written again" in caplog.text
+
+    write("The market was quiet and grey.")
+    caplog.clear()
+    edited = kaggletts.book(source, "espeak", **options)
+    after = files(edited)
+    first, middle, last, m4b = before
+    assert after[first] == before[first] and after[last] == before[last]
+    assert after[middle] != before[middle] and after[m4b] != before[m4b]
+    assert "chapter 1/3, The Arrival: " in caplog.text
+    assert caplog.text.count("unchanged, not written again") == 2
+    info = MP4(str(edited.m4b)).info
+    assert info is not None
+    assert info.length == pytest.approx(expected_seconds(edited.job_directory), rel=0.01)
+    assert [c.to_dict() for c in edited.chapters][0] == unchanged.chapters[0].to_dict()
 
 
 def test_a_chapter_failing_a_check_says_which_figure_and_by_how_much(run_cli, tmp_path):
