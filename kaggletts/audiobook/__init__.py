@@ -31,6 +31,8 @@ class Audiobook:
     title: str
     author: str
     m4b: Path
+    # index.html in the book's folder: each chapter's player, figures and flagged lines.
+    page: Path
     chapters: tuple[ChapterAudio, ...]
     job_id: str
     job_directory: Path
@@ -45,6 +47,7 @@ class Audiobook:
             "title": self.title,
             "author": self.author,
             "m4b": str(self.m4b),
+            "page": str(self.page),
             "job_id": self.job_id,
             "job_directory": str(self.job_directory),
             "reused_lines": self.reused_lines,
@@ -76,6 +79,7 @@ def book(
     from kaggletts import api
     from kaggletts.audiobook.assemble import assemble
     from kaggletts.audiobook.chapters import read_book
+    from kaggletts.audiobook.page import flagged_lines, write_book_page
     from kaggletts.audiobook.plan import BookMap, book_lines
     from kaggletts.words import counted
 
@@ -94,12 +98,14 @@ def book(
         for clip, audio in zip(result.clips, result.audio, strict=True)
         if clip.line is not None  # every clip of a job has its line
     }
-    folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
+    folder = (
+        Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
+    ).resolve()
     log.info("assembling %s: %s", source.title, counted(len(book_map.chapters), "chapter"))
     m4b, chapters = assemble(
         book_map,
         clips,
-        folder.resolve(),
+        folder,
         f"{_file_name(source.title)}.m4b",
         source.cover,
         pauses or Pauses(),
@@ -108,10 +114,13 @@ def book(
     for chapter in chapters:
         for problem in chapter.check.problems:
             log.warning("warning: %s fails ACX's check: %s", chapter.title, problem)
+    flagged = flagged_lines(book_map, result.clips)
+    page = write_book_page(folder, source.title, source.author, m4b, chapters, flagged)
     return Audiobook(
         source.title,
         source.author,
         m4b,
+        page,
         tuple(chapters),
         result.job_id,
         result.directory,

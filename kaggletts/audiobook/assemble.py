@@ -70,32 +70,40 @@ class Pauses:
 
 @dataclass(frozen=True)
 class AcxCheck:
-    """A chapter file's figures measured as ACX measures them, and what fails."""
+    """A chapter file's figures measured as ACX measures them, and what fails; `loudness`
+    (ITU-R BS.1770 integrated loudness, LUFS) is shown beside them, not checked."""
 
     rms: float
     peak: float
     noise_floor: float
     head: float
     tail: float
+    loudness: float = -math.inf
 
-    @property
-    def problems(self) -> list[str]:
-        found = []
-        found += _outside("RMS", self.rms, ACX_RMS, "dB", "dBFS")
+    def failures(self) -> dict[str, str]:
+        """Each failing figure's name (as in to_dict, without its unit) and what is wrong."""
+        found = {
+            "rms": _outside("RMS", self.rms, ACX_RMS, "dB", "dBFS"),
+            "head": _outside("room tone at the head", self.head, ACX_HEAD, "s", "s"),
+            "tail": _outside("room tone at the tail", self.tail, ACX_TAIL, "s", "s"),
+        }
         if self.peak > ACX_PEAK:
-            found.append(
+            found["peak"] = (
                 f"peak {self.peak:.1f} dBFS is {self.peak - ACX_PEAK:.1f} dB above "
                 f"ACX's {ACX_PEAK:g} dBFS"
             )
         if self.noise_floor > ACX_NOISE_FLOOR:
-            found.append(
+            found["noise_floor"] = (
                 f"noise floor {self.noise_floor:.1f} dBFS is "
                 f"{self.noise_floor - ACX_NOISE_FLOOR:.1f} dB above ACX's "
                 f"{ACX_NOISE_FLOOR:g} dBFS"
             )
-        found += _outside("room tone at the head", self.head, ACX_HEAD, "s", "s")
-        found += _outside("room tone at the tail", self.tail, ACX_TAIL, "s", "s")
-        return found
+        order = ("rms", "peak", "noise_floor", "head", "tail")
+        return {name: found[name] for name in order if found.get(name)}
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.failures().values())
 
     @property
     def passed(self) -> bool:
@@ -103,17 +111,20 @@ class AcxCheck:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AcxCheck:
+        loudness = data["loudness_lufs"]
         return cls(
             data["rms_dbfs"],
             data["peak_dbfs"],
             data["noise_floor_dbfs"],
             data["head_seconds"],
             data["tail_seconds"],
+            -math.inf if loudness is None else loudness,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "loudness_lufs": round(self.loudness, 2) if math.isfinite(self.loudness) else None,
             "rms_dbfs": round(self.rms, 2),
             "peak_dbfs": round(self.peak, 2),
             "noise_floor_dbfs": round(self.noise_floor, 2),
@@ -123,19 +134,14 @@ class AcxCheck:
         }
 
 
-def _outside(name: str, value: float, bounds: tuple[float, float], by: str, unit: str) -> list[str]:
+def _outside(name: str, value: float, bounds: tuple[float, float], by: str, unit: str) -> str:
     low, high = bounds
+    allowed = f"ACX's {low:g}..{high:g} {unit}"
     if value < low:
-        return [
-            f"{name} {value:.2f} {unit} is {low - value:.2f} {by} below ACX's "
-            f"{low:g}..{high:g} {unit}"
-        ]
+        return f"{name} {value:.2f} {unit} is {low - value:.2f} {by} below {allowed}"
     if value > high:
-        return [
-            f"{name} {value:.2f} {unit} is {value - high:.2f} {by} above ACX's "
-            f"{low:g}..{high:g} {unit}"
-        ]
-    return []
+        return f"{name} {value:.2f} {unit} is {value - high:.2f} {by} above {allowed}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -442,9 +448,9 @@ def _limited(samples: Any, rate: int) -> Any:
 
 
 def measure(samples: Any, rate: int) -> AcxCheck:
-    """RMS and peak over the file, the noise floor as the quietest half second's RMS, and
-    the room tone at head and tail as the time before the first and after the last 10 ms
-    of speech."""
+    """RMS and peak over the file, the noise floor as the quietest half second's RMS, the
+    room tone at head and tail as the time before the first and after the last 10 ms of
+    speech, and the integrated loudness."""
     import numpy as np
 
     window = max(1, rate // 100)
@@ -467,7 +473,17 @@ def measure(samples: Any, rate: int) -> AcxCheck:
         _dbfs(quiet),
         float(head),
         float(tail),
+        _integrated_loudness(samples, rate),
     )
+
+
+def _integrated_loudness(samples: Any, rate: int) -> float:
+    """BS.1770 integrated loudness, -inf for a file shorter than its 0.4 s block."""
+    import pyloudnorm
+
+    if len(samples) < 0.4 * rate:
+        return -math.inf
+    return float(pyloudnorm.Meter(rate).integrated_loudness(samples))
 
 
 def _rms(samples: Any) -> float:
