@@ -5,6 +5,7 @@ MP3s' ID3 tags) and libsndfile (soundfile: the samples), measured here with nump
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -32,6 +33,7 @@ from kaggletts.audiobook.plan import (
     ChapterLines,
     book_lines,
 )
+from kaggletts.progress import Progress, ProgressBars, ProgressPlace
 from kaggletts.records import ClipRecord
 from kaggletts.result import Result
 
@@ -490,6 +492,46 @@ def test_the_books_page_lists_each_chapter_with_its_player_figures_and_verdict(t
             f"{chapter.check.rms:.1f} dBFS" in page and f"{chapter.check.loudness:.1f} LUFS" in page
         )
     assert page.count('<span class="ok">ok</span>') == 3
+
+
+def test_lines_spoken_are_logged_by_chapter_and_the_callers_on_progress_sees_each(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kaggletts")
+    seen: list[Progress] = []
+    source = write_markdown(tmp_path / "stranger.md")
+    kaggletts.book(
+        source,
+        "espeak",
+        output=tmp_path / "audiobook",
+        output_dir=tmp_path / "jobs",
+        on_progress=seen.append,
+    )
+    texts = book_lines(read_book(source)).texts
+    assert [progress.done for progress in seen] == list(range(1, len(texts) + 1))
+    shown = [r.getMessage() for r in caplog.records if ": line " in r.getMessage()]
+    first = "chapter 1/2 'The Arrival'"
+    # The Arrival: its heading, a line, then the long paragraph's two lines.
+    assert shown == [
+        f"{first}: line 1/4",
+        f"{first}: line 2/4",
+        f"{first}: line 3/4",
+        f"{first}: line 4/4",
+        "chapter 2/2 'The Departure': line 1/2",
+        "chapter 2/2 'The Departure': line 2/2",
+    ]
+
+
+def test_a_terminals_bar_is_labelled_with_the_chapter_of_the_line_just_made():
+    from tqdm import tqdm
+
+    screen = io.StringIO()
+    bars = ProgressBars(lambda **options: tqdm(file=screen, **options), print)
+    for record in (
+        Progress("kernel-1", 1, 3, "001-a.wav", label="espeak"),
+        ProgressPlace("kernel-1", "espeak, chapter 1/2 'One'"),
+    ):
+        bars.handle(logging.makeLogRecord({"msg": "", "progress": record}))
+    assert bars.bars["kernel-1"].desc == "espeak, chapter 1/2 'One'"
+    bars.close()
 
 
 def test_flagged_lines_are_those_whose_clips_carry_warnings_by_chapter():

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kaggletts.audiobook.assemble import ChapterAudio, Pauses
-from kaggletts.audiobook.plan import BookPlan
+from kaggletts.audiobook.plan import BookMap, BookPlan
 from kaggletts.errors import Incomplete, UsageError
+from kaggletts.progress import Progress, ProgressPlace
 
 log = logging.getLogger("kaggletts")
 
@@ -80,12 +81,13 @@ def book(
     from kaggletts.audiobook.assemble import assemble
     from kaggletts.audiobook.chapters import read_book
     from kaggletts.audiobook.page import flagged_lines, write_book_page
-    from kaggletts.audiobook.plan import BookMap, book_lines
+    from kaggletts.audiobook.plan import book_lines
     from kaggletts.words import counted
 
     source = read_book(path, chapter_pattern)
     lines = book_lines(source)
     sources = _with_lines(params, lines.texts)
+    run_options["on_progress"] = _chapter_progress(lines.map, run_options.get("on_progress"))
     try:
         result = api.execute(notebook, sources, **run_options)
     except Incomplete as partial:
@@ -161,6 +163,32 @@ def plan(
         spec.seconds_per_utterance,
         spec.kernel.enable_gpu,
     )
+
+
+def _chapter_progress(
+    book_map: BookMap, on_progress: Callable[[Progress], None] | None
+) -> Callable[[Progress], None]:
+    """The caller's `on_progress` (if any), after the line just made is logged by its
+    chapter ("chapter 2/3 'The Market': line 5/12"), which a terminal's bar also shows.
+    The line is known by its clip's name, which starts with its number in the job."""
+
+    def on_line(progress: Progress) -> None:
+        number = re.match(r"\d+", Path(progress.file).name)
+        found = book_map.chapter_of(int(number.group())) if number else None
+        if number and found:
+            place, chapter = found
+            where = f"chapter {place}/{len(book_map.chapters)} {chapter.title!r}"
+            log.info(
+                "%s: line %d/%d",
+                where,
+                int(number.group()) - chapter.first + 1,
+                len(chapter.numbers),
+                extra={"progress": ProgressPlace(progress.where, f"{progress.name}, {where}")},
+            )
+        if on_progress is not None:
+            on_progress(progress)
+
+    return on_line
 
 
 def _with_lines(params: Any, lines: Sequence[str]) -> list[Any]:
