@@ -60,6 +60,15 @@ class DownloadProgress:
     file: str
 
 
+@dataclass(frozen=True)
+class ProgressPlace:
+    """Where the line just made falls in a larger whole (a book's chapter): on a terminal
+    the label of the run `where`'s bar, elsewhere the record's own text."""
+
+    where: str
+    label: str
+
+
 def run_label(notebook: str, shard: int = 1, shards: int = 1) -> str:
     """What a run is called on its bar: the notebook, and the shard when there are several."""
     return notebook if shards <= 1 else f"{notebook} shard {shard}/{shards}"
@@ -129,6 +138,9 @@ class ProgressBars(logging.Handler):
                 lambda: self.make_bar(total=progress.total, desc=progress.name, unit="line"),
                 finished=progress.done >= progress.total,
             )
+        elif isinstance(progress, ProgressPlace):
+            if progress.where in self.bars:
+                self.bars[progress.where].set_description_str(progress.label, refresh=True)
         elif isinstance(progress, DownloadProgress):
             self._advance(
                 progress.where,

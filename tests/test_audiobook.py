@@ -5,11 +5,14 @@ MP3s' ID3 tags) and libsndfile (soundfile: the samples), measured here with nump
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import math
 import struct
 import wave
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,16 @@ from mutagen.mp4 import MP4
 import kaggletts
 from kaggletts.audiobook.assemble import AcxCheck, Pauses, measure
 from kaggletts.audiobook.chapters import read_book
-from kaggletts.audiobook.plan import LINE_CHARACTERS, MAP_FILE, book_lines
+from kaggletts.audiobook.page import FlaggedLine, flagged_lines, write_book_page
+from kaggletts.audiobook.plan import (
+    LINE_CHARACTERS,
+    MAP_FILE,
+    BookMap,
+    ChapterLines,
+    book_lines,
+)
+from kaggletts.progress import Progress, ProgressBars, ProgressPlace
+from kaggletts.records import ClipRecord
 from kaggletts.result import Result
 
 LONG_PARAGRAPH = (
@@ -32,6 +44,17 @@ LONG_PARAGRAPH = (
     "By noon the water had reached the lowest step of the church, and the bells rang twice."
 )
 DEFAULT_PAUSES = Pauses()
+# Every player on a page asked to load its file's metadata, and what each then says (a file
+# missing or not audio gives an error code): as tests/test_page.py probes the job page.
+PROBE_PLAYERS = """
+Promise.all([...document.querySelectorAll('audio')].map(audio => new Promise(done => {
+  const report = () => done({duration: audio.duration, error: audio.error && audio.error.code});
+  audio.addEventListener('loadedmetadata', report, {once: true});
+  audio.addEventListener('error', report, {once: true});
+  audio.preload = 'metadata';
+  audio.load();
+})))
+"""
 CHAPTERS = [
     ("The Arrival", ["A stranger came to town on a grey morning.", LONG_PARAGRAPH]),
     ("The Market", ["The market was loud and full of colour.", "Everyone had something to sell."]),
@@ -407,6 +430,171 @@ def test_a_markdown_book_continues_from_its_job_and_an_edit_respeaks_only_its_li
     info = MP4(str(changed.m4b)).info
     assert info is not None
     assert info.length == pytest.approx(expected_seconds(changed.job_directory), rel=0.01)
+
+
+def write_three_chapters(path: Path, middle: str = CHAPTERS[1][1][0]) -> Path:
+    """A Markdown book of three one-paragraph chapters, the second's paragraph `middle`."""
+    paragraphs = [CHAPTERS[0][1][0], middle, CHAPTERS[2][1][0]]
+    path.write_text(
+        "".join(
+            f"# {title}\n\n{text}\n\n"
+            for (title, _), text in zip(CHAPTERS, paragraphs, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_an_edit_rewrites_only_its_chapters_files_and_the_m4b(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kaggletts")
+    source = tmp_path / "three.md"
+
+    def files(made: kaggletts.Audiobook) -> dict[str, tuple[int, int]]:
+        paths = [chapter.mp3 for chapter in made.chapters] + [made.m4b]
+        return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in paths}
+
+    options = {"output": tmp_path / "audiobook", "output_dir": tmp_path / "jobs"}
+    write_three_chapters(source)
+    before = files(kaggletts.book(source, "espeak", **options))
+    caplog.clear()
+    unchanged = kaggletts.book(source, "espeak", **options)
+    assert files(unchanged) == before, "nothing changed: no file written again"
+    assert "three.m4b and its chapters are unchanged: not written again" in caplog.text
+
+    write_three_chapters(source, "The market was quiet and grey.")
+    caplog.clear()
+    edited = kaggletts.book(source, "espeak", **options)
+    after = files(edited)
+    first, middle, last, m4b = before
+    assert after[first] == before[first] and after[last] == before[last]
+    assert after[middle] != before[middle] and after[m4b] != before[m4b]
+    assert "chapter 1/3, The Arrival: " in caplog.text
+    assert caplog.text.count("unchanged, not written again") == 2
+    info = MP4(str(edited.m4b)).info
+    assert info is not None
+    assert info.length == pytest.approx(expected_seconds(edited.job_directory), rel=0.01)
+    assert [c.to_dict() for c in edited.chapters][0] == unchanged.chapters[0].to_dict()
+
+
+def test_the_books_page_lists_each_chapter_with_its_player_figures_and_verdict(tmp_path):
+    made = kaggletts.book(
+        write_three_chapters(tmp_path / "three.md"),
+        "espeak",
+        output=tmp_path / "audiobook",
+        output_dir=tmp_path / "jobs",
+    )
+    assert made.page == tmp_path / "audiobook" / "index.html"
+    page = made.page.read_text("utf-8")
+    assert page.count("<audio ") == 3
+    for chapter in made.chapters:
+        assert f'src="{chapter.mp3.name}"' in page
+        assert (
+            f"{chapter.check.rms:.1f} dBFS" in page and f"{chapter.check.loudness:.1f} LUFS" in page
+        )
+    assert page.count('<span class="ok">ok</span>') == 3
+
+
+def test_lines_spoken_are_logged_by_chapter_and_the_callers_on_progress_sees_each(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kaggletts")
+    seen: list[Progress] = []
+    source = write_markdown(tmp_path / "stranger.md")
+    kaggletts.book(
+        source,
+        "espeak",
+        output=tmp_path / "audiobook",
+        output_dir=tmp_path / "jobs",
+        on_progress=seen.append,
+    )
+    texts = book_lines(read_book(source)).texts
+    assert [progress.done for progress in seen] == list(range(1, len(texts) + 1))
+    shown = [r.getMessage() for r in caplog.records if ": line " in r.getMessage()]
+    first = "chapter 1/2 'The Arrival'"
+    # The Arrival: its heading, a line, then the long paragraph's two lines.
+    assert shown == [
+        f"{first}: line 1/4",
+        f"{first}: line 2/4",
+        f"{first}: line 3/4",
+        f"{first}: line 4/4",
+        "chapter 2/2 'The Departure': line 1/2",
+        "chapter 2/2 'The Departure': line 2/2",
+    ]
+
+
+def test_a_terminals_bar_is_labelled_with_the_chapter_of_the_line_just_made():
+    from tqdm import tqdm
+
+    screen = io.StringIO()
+    bars = ProgressBars(lambda **options: tqdm(file=screen, **options), print)
+    for record in (
+        Progress("kernel-1", 1, 3, "001-a.wav", label="espeak"),
+        ProgressPlace("kernel-1", "espeak, chapter 1/2 'One'"),
+    ):
+        bars.handle(logging.makeLogRecord({"msg": "", "progress": record}))
+    assert bars.bars["kernel-1"].desc == "espeak, chapter 1/2 'One'"
+    bars.close()
+
+
+def test_flagged_lines_are_those_whose_clips_carry_warnings_by_chapter():
+    book = BookMap(
+        "T", "", "en", (ChapterLines("One", 1, 2, (2,)), ChapterLines("Two", 3, 4, (4,)))
+    )
+    clips = [
+        ClipRecord("a.wav", 1, "0", text="first", line=1),
+        ClipRecord("b.wav", 1, "0", text="second", line=2, warnings=("made again after: x",)),
+        ClipRecord("c.wav", 1, "0", text="third", line=3),
+        ClipRecord("d.wav", 1, "0", text="fourth", line=4),
+    ]
+    assert flagged_lines(book, clips) == [
+        [FlaggedLine(2, "second", ("made again after: x",))],
+        [],
+    ]
+
+
+@pytest.mark.slow
+def test_the_books_page_plays_every_chapter_and_shows_a_failing_figure_in_chromium(tmp_path):
+    from headless_chromium import Chromium, chromium_or_skip
+
+    made = kaggletts.book(
+        write_three_chapters(tmp_path / "three.md"),
+        "espeak",
+        output=tmp_path / "audiobook",
+        output_dir=tmp_path / "jobs",
+    )
+    # The second chapter as if its tail were cut short and a notebook had flagged a line.
+    short = replace(made.chapters[1], check=replace(made.chapters[1].check, tail=0.2))
+    chapters = [made.chapters[0], short, made.chapters[2]]
+    flagged = [[], [FlaggedLine(2, "The <b>market</b>", ("made again after: silence",))], []]
+    page = write_book_page(made.m4b.parent, made.title, made.author, made.m4b, chapters, flagged)
+
+    with Chromium(chromium_or_skip()) as browser:
+        browser.open(page.as_uri())
+        players = browser.evaluate(PROBE_PLAYERS)
+        rows = browser.evaluate(
+            "[...document.querySelectorAll('tbody tr')].map(row => "
+            "[...row.cells].map(cell => cell.innerText.trim()))"
+        )
+        failing = browser.evaluate(
+            "[...document.querySelectorAll('td.fail')].map(cell => [cell.innerText, cell.title])"
+        )
+    assert [p["error"] for p in players] == [None] * 3
+    assert [p["duration"] for p in players] == pytest.approx(
+        [chapter.seconds for chapter in made.chapters], abs=0.1
+    )
+    headings = ["Loudness", "RMS", "Peak", "Noise floor", "Head", "Tail"]
+    for row, chapter in zip(rows, chapters, strict=True):
+        figures = dict(zip(headings, row[4:10], strict=True))
+        assert figures["RMS"] == f"{chapter.check.rms:.1f} dBFS"
+        assert figures["Peak"] == f"{chapter.check.peak:.1f} dBFS"
+        assert figures["Noise floor"] == f"{chapter.check.noise_floor:.1f} dBFS"
+        assert figures["Loudness"] == f"{chapter.check.loudness:.1f} LUFS"
+    assert [row[10] for row in rows] == [
+        "ok",
+        "room tone at the tail 0.20 s is 0.80 s below ACX's 1..5 s",
+        "ok",
+    ]
+    assert failing == [["0.20 s", "room tone at the tail 0.20 s is 0.80 s below ACX's 1..5 s"]]
+    assert rows[1][11] == "line 2: The <b>market</b>\nmade again after: silence"
+    assert rows[0][11] == rows[2][11] == ""
 
 
 def test_a_chapter_failing_a_check_says_which_figure_and_by_how_much(run_cli, tmp_path):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kaggletts.audiobook.assemble import ChapterAudio, Pauses
-from kaggletts.audiobook.plan import BookPlan
+from kaggletts.audiobook.plan import BookMap, BookPlan
 from kaggletts.errors import Incomplete, UsageError
+from kaggletts.progress import Progress, ProgressPlace
 
 log = logging.getLogger("kaggletts")
 
@@ -31,6 +32,8 @@ class Audiobook:
     title: str
     author: str
     m4b: Path
+    # index.html in the book's folder: each chapter's player, figures and flagged lines.
+    page: Path
     chapters: tuple[ChapterAudio, ...]
     job_id: str
     job_directory: Path
@@ -45,6 +48,7 @@ class Audiobook:
             "title": self.title,
             "author": self.author,
             "m4b": str(self.m4b),
+            "page": str(self.page),
             "job_id": self.job_id,
             "job_directory": str(self.job_directory),
             "reused_lines": self.reused_lines,
@@ -76,12 +80,14 @@ def book(
     from kaggletts import api
     from kaggletts.audiobook.assemble import assemble
     from kaggletts.audiobook.chapters import read_book
-    from kaggletts.audiobook.plan import BookMap, book_lines
+    from kaggletts.audiobook.page import flagged_lines, write_book_page
+    from kaggletts.audiobook.plan import book_lines
     from kaggletts.words import counted
 
     source = read_book(path, chapter_pattern)
     lines = book_lines(source)
     sources = _with_lines(params, lines.texts)
+    run_options["on_progress"] = _chapter_progress(lines.map, run_options.get("on_progress"))
     try:
         result = api.execute(notebook, sources, **run_options)
     except Incomplete as partial:
@@ -90,15 +96,18 @@ def book(
     # Assembled from the job's own map: what its clips were spoken as.
     book_map = BookMap.read(lines.map.write(result.directory).parent)
     clips = {
-        clip.line or number: audio
-        for number, (clip, audio) in enumerate(zip(result.clips, result.audio, strict=True), 1)
+        clip.line: audio
+        for clip, audio in zip(result.clips, result.audio, strict=True)
+        if clip.line is not None  # every clip of a job has its line
     }
-    folder = Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
+    folder = (
+        Path(output) if output is not None else Path(f"{Path(path).stem}-audiobook")
+    ).resolve()
     log.info("assembling %s: %s", source.title, counted(len(book_map.chapters), "chapter"))
     m4b, chapters = assemble(
         book_map,
         clips,
-        folder.resolve(),
+        folder,
         f"{_file_name(source.title)}.m4b",
         source.cover,
         pauses or Pauses(),
@@ -107,10 +116,13 @@ def book(
     for chapter in chapters:
         for problem in chapter.check.problems:
             log.warning("warning: %s fails ACX's check: %s", chapter.title, problem)
+    flagged = flagged_lines(book_map, result.clips)
+    page = write_book_page(folder, source.title, source.author, m4b, chapters, flagged)
     return Audiobook(
         source.title,
         source.author,
         m4b,
+        page,
         tuple(chapters),
         result.job_id,
         result.directory,
@@ -151,6 +163,32 @@ def plan(
         spec.seconds_per_utterance,
         spec.kernel.enable_gpu,
     )
+
+
+def _chapter_progress(
+    book_map: BookMap, on_progress: Callable[[Progress], None] | None
+) -> Callable[[Progress], None]:
+    """The caller's `on_progress` (if any), after the line just made is logged by its
+    chapter ("chapter 2/3 'The Market': line 5/12"), which a terminal's bar also shows.
+    The line is known by its clip's name, which starts with its number in the job."""
+
+    def on_line(progress: Progress) -> None:
+        number = re.match(r"\d+", Path(progress.file).name)
+        found = book_map.chapter_of(int(number.group())) if number else None
+        if number and found:
+            place, chapter = found
+            where = f"chapter {place}/{len(book_map.chapters)} {chapter.title!r}"
+            log.info(
+                "%s: line %d/%d",
+                where,
+                int(number.group()) - chapter.first + 1,
+                len(chapter.numbers),
+                extra={"progress": ProgressPlace(progress.where, f"{progress.name}, {where}")},
+            )
+        if on_progress is not None:
+            on_progress(progress)
+
+    return on_line
 
 
 def _with_lines(params: Any, lines: Sequence[str]) -> list[Any]:

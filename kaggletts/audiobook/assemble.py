@@ -3,15 +3,22 @@ most ever held in memory): joined in order with pauses, loudness-normalised (ITU
 through pyloudnorm), peaks limited, room tone at head and tail, checked against ACX's
 requirements; written as one MP3 per chapter (ID3 tags), optionally a WAV per chapter, and
 one M4B with a chapter mark per chapter and the book's title, author and cover. Every file
-is written by kaggletts/audio.py's encoder."""
+is written by kaggletts/audio.py's encoder.
+
+Edits are cheap: each file's inputs (its clips' sha256s in order, the pauses, its title and
+tags, the encoders' and levelling's settings) are kept as a fingerprint beside it, in the
+book folder's FINGERPRINT_FOLDER, and a chapter whose fingerprint is unchanged is not
+written again; nor is the M4B when no chapter, tag or the cover changed."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +53,8 @@ ROOM_TONE_DBFS = -72.0
 # What counts as speech when the head and tail are measured: a 10 ms window this loud.
 SPEECH_DBFS = -50.0
 NOISE_WINDOW_SECONDS = 0.5
+# Where the book folder keeps each file's fingerprint: `<file name>.json`.
+FINGERPRINT_FOLDER = ".kaggletts"
 
 
 @dataclass(frozen=True)
@@ -61,40 +70,61 @@ class Pauses:
 
 @dataclass(frozen=True)
 class AcxCheck:
-    """A chapter file's figures measured as ACX measures them, and what fails."""
+    """A chapter file's figures measured as ACX measures them, and what fails; `loudness`
+    (ITU-R BS.1770 integrated loudness, LUFS) is shown beside them, not checked."""
 
     rms: float
     peak: float
     noise_floor: float
     head: float
     tail: float
+    loudness: float = -math.inf
 
-    @property
-    def problems(self) -> list[str]:
-        found = []
-        found += _outside("RMS", self.rms, ACX_RMS, "dB", "dBFS")
+    def failures(self) -> dict[str, str]:
+        """Each failing figure's name (as in to_dict, without its unit) and what is wrong."""
+        found = {
+            "rms": _outside("RMS", self.rms, ACX_RMS, "dB", "dBFS"),
+            "head": _outside("room tone at the head", self.head, ACX_HEAD, "s", "s"),
+            "tail": _outside("room tone at the tail", self.tail, ACX_TAIL, "s", "s"),
+        }
         if self.peak > ACX_PEAK:
-            found.append(
+            found["peak"] = (
                 f"peak {self.peak:.1f} dBFS is {self.peak - ACX_PEAK:.1f} dB above "
                 f"ACX's {ACX_PEAK:g} dBFS"
             )
         if self.noise_floor > ACX_NOISE_FLOOR:
-            found.append(
+            found["noise_floor"] = (
                 f"noise floor {self.noise_floor:.1f} dBFS is "
                 f"{self.noise_floor - ACX_NOISE_FLOOR:.1f} dB above ACX's "
                 f"{ACX_NOISE_FLOOR:g} dBFS"
             )
-        found += _outside("room tone at the head", self.head, ACX_HEAD, "s", "s")
-        found += _outside("room tone at the tail", self.tail, ACX_TAIL, "s", "s")
-        return found
+        order = ("rms", "peak", "noise_floor", "head", "tail")
+        return {name: found[name] for name in order if found.get(name)}
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.failures().values())
 
     @property
     def passed(self) -> bool:
         return not self.problems
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AcxCheck:
+        loudness = data["loudness_lufs"]
+        return cls(
+            data["rms_dbfs"],
+            data["peak_dbfs"],
+            data["noise_floor_dbfs"],
+            data["head_seconds"],
+            data["tail_seconds"],
+            -math.inf if loudness is None else loudness,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "loudness_lufs": round(self.loudness, 2) if math.isfinite(self.loudness) else None,
             "rms_dbfs": round(self.rms, 2),
             "peak_dbfs": round(self.peak, 2),
             "noise_floor_dbfs": round(self.noise_floor, 2),
@@ -104,19 +134,14 @@ class AcxCheck:
         }
 
 
-def _outside(name: str, value: float, bounds: tuple[float, float], by: str, unit: str) -> list[str]:
+def _outside(name: str, value: float, bounds: tuple[float, float], by: str, unit: str) -> str:
     low, high = bounds
+    allowed = f"ACX's {low:g}..{high:g} {unit}"
     if value < low:
-        return [
-            f"{name} {value:.2f} {unit} is {low - value:.2f} {by} below ACX's "
-            f"{low:g}..{high:g} {unit}"
-        ]
+        return f"{name} {value:.2f} {unit} is {low - value:.2f} {by} below {allowed}"
     if value > high:
-        return [
-            f"{name} {value:.2f} {unit} is {value - high:.2f} {by} above ACX's "
-            f"{low:g}..{high:g} {unit}"
-        ]
-    return []
+        return f"{name} {value:.2f} {unit} is {value - high:.2f} {by} above {allowed}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +172,8 @@ def assemble(
     wav: bool = False,
 ) -> tuple[Path, list[ChapterAudio]]:
     """Write the book's files into `folder`; `clips` maps each line number to its clip.
-    Returns the M4B's path and each chapter's audio."""
+    Returns the M4B's path and each chapter's audio. Files whose inputs are those they were
+    last written from are kept as they are."""
     import av
 
     rate = audio_shape(clips[book.chapters[0].first])[0]
@@ -161,6 +187,25 @@ def assemble(
         "language": book.language,
     }
     tags = {name: value for name, value in tags.items() if value}
+    prints = [
+        _chapter_fingerprint(number, book, chapter, clips, rate, tags, pauses, wav)
+        for number, chapter in enumerate(book.chapters, 1)
+    ]
+    kept = [
+        _kept_chapter(folder, number, book, chapter, fingerprint, wav)
+        for number, (chapter, fingerprint) in enumerate(zip(book.chapters, prints, strict=True), 1)
+    ]
+    book_print = _fingerprint(
+        {
+            "chapters": prints,
+            "tags": tags,
+            "cover": hashlib.sha256(cover or b"").hexdigest(),
+            "encoding": asdict(M4B),
+        }
+    )
+    if all(kept) and _stored_fingerprint(m4b).get("fingerprint") == book_print and m4b.exists():
+        log.info("%s and its chapters are unchanged: not written again", m4b.name)
+        return m4b, [chapter for chapter in kept if chapter]
     chapters: list[ChapterAudio] = []
     marks: list[Chapter] = []
     position = 0
@@ -169,15 +214,20 @@ def assemble(
             cover_stream = _cover_stream(book_encoder, cover)
             for number, chapter in enumerate(book.chapters, 1):
                 samples = chapter_samples(chapter, clips, rate, pauses)
-                made = _write_chapter(folder, number, book, chapter, samples, rate, tags, wav)
+                made = kept[number - 1]
+                if made is None:
+                    made = _write_chapter(folder, number, book, chapter, samples, rate, tags, wav)
+                    _store_fingerprint(made.mp3, prints[number - 1], made)
+                state = "unchanged, not written again" if kept[number - 1] else "written"
                 chapters.append(made)
                 log.info(
-                    "chapter %d/%d, %s: %.1f min, %s",
+                    "chapter %d/%d, %s: %.1f min, %s, %s",
                     number,
                     len(book.chapters),
                     chapter.title,
                     made.seconds / 60,
                     "ACX ok" if made.check.passed else "fails ACX's check",
+                    state,
                 )
                 book_encoder.samples_of(samples, rate)
                 marks.append(
@@ -195,9 +245,94 @@ def assemble(
                 packet.stream = stream
                 book_encoder.container.mux(packet)
             book_encoder.container.set_chapters(marks)
+        _store_fingerprint(m4b, book_print)
     except (OSError, av.FFmpegError) as error:
         raise RunFailed(f"cannot write the audiobook in {folder}: {error}") from None
     return m4b, chapters
+
+
+def _chapter_fingerprint(
+    number: int,
+    book: BookMap,
+    chapter: ChapterLines,
+    clips: Mapping[int, Path],
+    rate: int,
+    tags: dict[str, str],
+    pauses: Pauses,
+    wav: bool,
+) -> str:
+    """Everything a chapter's files are made from: its clips' contents in order, where its
+    paragraphs end, its place, title and tags, the pauses, the levelling and the encoders."""
+    clip_sums = []
+    for line in chapter.numbers:
+        with clips[line].open("rb") as clip:
+            clip_sums.append(hashlib.file_digest(clip, "sha256").hexdigest())
+    return _fingerprint(
+        {
+            "clips": clip_sums,
+            "paragraph_ends": [end - chapter.first for end in chapter.paragraph_ends],
+            "number": number,
+            "of": len(book.chapters),
+            "title": chapter.title,
+            "tags": tags,
+            "rate": rate,
+            "pauses": asdict(pauses),
+            "levels": [TARGET_LUFS, TARGET_RMS, PEAK_CEILING, ROOM_TONE_DBFS],
+            "encodings": [asdict(ENCODINGS[".mp3"])] + ([asdict(ENCODINGS[".wav"])] if wav else []),
+        }
+    )
+
+
+def _fingerprint(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _fingerprint_path(file: Path) -> Path:
+    return file.parent / FINGERPRINT_FOLDER / f"{file.name}.json"
+
+
+def _stored_fingerprint(file: Path) -> dict[str, Any]:
+    """What was stored when `file` was last written; {} when nothing readable was."""
+    try:
+        stored = json.loads(_fingerprint_path(file).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _store_fingerprint(file: Path, fingerprint: str, chapter: ChapterAudio | None = None) -> None:
+    path = _fingerprint_path(file)
+    path.parent.mkdir(exist_ok=True)
+    stored: dict[str, Any] = {"fingerprint": fingerprint}
+    if chapter is not None:
+        stored |= {"seconds": chapter.seconds, "acx": chapter.check.to_dict()}
+    path.write_text(json.dumps(stored), "utf-8")
+
+
+def _kept_chapter(
+    folder: Path, number: int, book: BookMap, chapter: ChapterLines, fingerprint: str, wav: bool
+) -> ChapterAudio | None:
+    """The chapter's files as last written, if they were written from the same inputs and
+    are all still there; None when they are to be written."""
+    mp3, wav_path = _chapter_files(folder, number, book, chapter)
+    stored = _stored_fingerprint(mp3)
+    if stored.get("fingerprint") != fingerprint or not mp3.exists():
+        return None
+    if wav and not wav_path.exists():
+        return None
+    try:
+        check = AcxCheck.from_dict(stored["acx"])
+        seconds = float(stored["seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return ChapterAudio(chapter.title, mp3, wav_path if wav else None, seconds, check)
+
+
+def _chapter_files(
+    folder: Path, number: int, book: BookMap, chapter: ChapterLines
+) -> tuple[Path, Path]:
+    name = clip_path(folder, number, {"text": chapter.title}, len(book.chapters))
+    return name.with_suffix(".mp3"), name.with_suffix(".wav")
 
 
 def _cover_stream(encoder: Encoder, cover: bytes | None) -> tuple[Any, Any] | None:
@@ -227,14 +362,13 @@ def _write_chapter(
     tags: dict[str, str],
     wav: bool,
 ) -> ChapterAudio:
-    name = clip_path(folder, number, {"text": chapter.title}, len(book.chapters))
+    mp3, wav_file = _chapter_files(folder, number, book, chapter)
     chapter_tags = {**tags, "title": chapter.title, "track": f"{number}/{len(book.chapters)}"}
-    mp3 = name.with_suffix(".mp3")
     with encoding_into(mp3, ENCODINGS[".mp3"], rate, metadata=chapter_tags) as encoder:
         encoder.samples_of(samples, rate)
     wav_path = None
     if wav:
-        wav_path = name.with_suffix(".wav")
+        wav_path = wav_file
         with encoding_into(wav_path, ENCODINGS[".wav"], rate) as encoder:
             encoder.samples_of(samples, rate)
     return ChapterAudio(chapter.title, mp3, wav_path, len(samples) / rate, measure(samples, rate))
@@ -314,9 +448,9 @@ def _limited(samples: Any, rate: int) -> Any:
 
 
 def measure(samples: Any, rate: int) -> AcxCheck:
-    """RMS and peak over the file, the noise floor as the quietest half second's RMS, and
-    the room tone at head and tail as the time before the first and after the last 10 ms
-    of speech."""
+    """RMS and peak over the file, the noise floor as the quietest half second's RMS, the
+    room tone at head and tail as the time before the first and after the last 10 ms of
+    speech, and the integrated loudness."""
     import numpy as np
 
     window = max(1, rate // 100)
@@ -339,7 +473,17 @@ def measure(samples: Any, rate: int) -> AcxCheck:
         _dbfs(quiet),
         float(head),
         float(tail),
+        _integrated_loudness(samples, rate),
     )
+
+
+def _integrated_loudness(samples: Any, rate: int) -> float:
+    """BS.1770 integrated loudness, -inf for a file shorter than its 0.4 s block."""
+    import pyloudnorm
+
+    if len(samples) < 0.4 * rate:
+        return -math.inf
+    return float(pyloudnorm.Meter(rate).integrated_loudness(samples))
 
 
 def _rms(samples: Any) -> float:

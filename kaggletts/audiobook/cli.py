@@ -149,6 +149,7 @@ def book(
     if made.reused_lines:
         reused = counted(made.reused_lines, "line")
         click.echo(f"{reused} taken from the line cache, not spoken again")
+    click.echo(f"listen and check: {made.page}")
     for chapter in made.chapters:
         verdict = "ACX ok" if chapter.check.passed else "ACX: " + "; ".join(chapter.check.problems)
         click.echo(f"  {chapter.mp3.name}  {duration_text(chapter.seconds)}  {verdict}")

@@ -57,6 +57,13 @@ class BookMap:
     language: str
     chapters: tuple[ChapterLines, ...]
 
+    def chapter_of(self, line: int) -> tuple[int, ChapterLines] | None:
+        """The chapter (numbered from 1) that line `line` of the job is in."""
+        for number, chapter in enumerate(self.chapters, 1):
+            if chapter.first <= line <= chapter.last:
+                return number, chapter
+        return None
+
     def write(self, directory: Path) -> Path:
         path = directory / MAP_FILE
         path.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1), "utf-8")
