@@ -85,6 +85,54 @@ def test_a_batch_past_the_quota_stops_with_exit_3_and_goes_on_after_each_refresh
         assert [len(push) for push in pushed] == [2, 2, 2]
 
 
+MARKDOWN_BOOK = """# A Book of Weeks
+
+## Monday
+
+The first paragraph is spoken.
+
+The second paragraph follows it.
+
+## Tuesday
+
+A third paragraph ends the week.
+"""
+
+
+def test_a_book_past_the_quota_stops_mid_book_and_the_same_command_finishes_it(
+    tmp_path, standins
+):
+    """`kaggletts book` is one job on the line ledger: the quota stops it mid-book (exit
+    3) and after the refresh the same command speaks only the lines left, then builds the
+    audiobook from every line."""
+    source = tmp_path / "weeks.md"
+    source.write_text(MARKDOWN_BOOK, encoding="utf-8")
+    with Emulator(
+        state_dir=tmp_path / "state", users={USER: KEY}, image_paths=[standins.dir],
+        limits=ONE_SESSION_A_WEEK,
+    ) as emulator:
+        env = cli_env(
+            emulator, KAGGLETTS_OUTPUT=str(tmp_path / "out"),
+            KAGGLETTS_KAGGLE_GPU_SESSIONS="1", KAGGLETTS_KAGGLE_KEEP_KERNELS="true",
+        )
+        command = ("book", str(source), "--notebook", "qwen", "--backend", "kaggle",
+                   "--shards", "2", "--yes", "-o", str(tmp_path / "audiobook"))
+        stopped = kaggletts_cli(*command, env=env)
+        assert stopped.returncode == 3, stopped.stderr
+        assert "this week's GPU quota on Kaggle is used up" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        assert not (tmp_path / "audiobook").exists()
+        first_week = [line for push in pushed_utterances(emulator) for line in push]
+        assert first_week
+
+        emulator.refresh_gpu_quota()
+        done = kaggletts_cli(*command, env=env)
+        assert done.returncode == 0, done.stderr
+        pushed = [line for push in pushed_utterances(emulator) for line in push]
+        assert len(pushed) == len(set(pushed)) > len(first_week)
+        assert [p.suffix for p in sorted((tmp_path / "audiobook").glob("*.m4b"))] == [".m4b"]
+
+
 def test_without_the_quota_call_a_refused_push_fails_clearly_and_nothing_is_pushed_twice(
     tmp_path, standins
 ):
