@@ -2,23 +2,42 @@
 
 Exit codes: 0 done, 1 the run failed, 2 bad input, 3 the run goes on (or its outputs
 wait) on Kaggle unwatched, or once the GPU quota refreshes, 130 interrupted. Errors print
-one line on stderr, never a traceback. Subcommands load their modules only when they run, so that
-`kaggletts --help` stays fast."""
+one line on stderr, never a traceback. The Kaggle backend and the doctor are imported by
+the commands that use them, so that `kaggletts --help` stays fast (tests/test_local_backend.py
+says what start-up may load)."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import logging
+import signal
 import sys
+import textwrap
+import time
+import webbrowser
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kaggletts import environment
+from kaggletts import api, cost, environment, parameters
+from kaggletts.api import default_backend, run_job
 from kaggletts.audio import ENCODINGS, FORMAT_NAMES
-from kaggletts.errors import KaggleTTSError
+from kaggletts.backends import get_backend
+from kaggletts.cache import LineCache
+from kaggletts.cost import summary
+from kaggletts.durations import parse_duration
+from kaggletts.errors import DamagedResult, Incomplete, KaggleTTSError, UsageError
+from kaggletts.finish import write_result_page
+from kaggletts.jobs import Job, JobState, batch_lines, find_job, list_jobs
+from kaggletts.kernel.support import characters_of
+from kaggletts.layout import PAGE_FILE
+from kaggletts.notebook import find_notebook, notebook_names
+from kaggletts.progress import for_terminal
+from kaggletts.result import Result
+from kaggletts.settings import KEYS, default_text, load_settings, nearest_pyproject, user_file
+from kaggletts.voicelist import voices as voices_of
 from kaggletts.words import counted
 
 log = logging.getLogger("kaggletts")
@@ -26,7 +45,6 @@ log = logging.getLogger("kaggletts")
 
 class LazyGroup(click.Group):
     """Subcommands named here as `module:attribute`, imported when first needed."""
-
     lazy_commands = {
         "book": (
             "kaggletts.audiobook.cli:book",
@@ -65,7 +83,6 @@ def cli(verbose: bool) -> None:
     """Run open text-to-speech notebooks (Qwen3-TTS, Chatterbox, eSpeak NG) on Kaggle's
     free GPUs or on this machine, with validated parameters and verified audio."""
     if sys.stderr.isatty():
-        from kaggletts.progress import for_terminal
 
         handler: logging.Handler = for_terminal(sys.stderr)
     else:
@@ -85,11 +102,9 @@ def cli(verbose: bool) -> None:
 
 class Duration(click.ParamType):
     """Seconds, or a text such as 10m or 2h."""
-
     name = "duration"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        from kaggletts.durations import parse_duration
 
         if isinstance(value, float):
             return value
@@ -158,7 +173,6 @@ def refuse_kaggle_only(backend: str, kaggle: dict[str, Any]) -> None:
         if value and name not in SHARED_OPTIONS
     ]
     if backend != "kaggle" and given:
-        from kaggletts.errors import UsageError
 
         verb = "applies" if len(given) == 1 else "apply"
         raise UsageError(f"{', '.join(given)} only {verb} to --backend kaggle")
@@ -175,7 +189,6 @@ FIXED_WHEN_PUSHED = {
 def refuse_for_attach(kaggle: dict[str, Any]) -> None:
     for name, why in FIXED_WHEN_PUSHED.items():
         if kaggle.get(name) is not None:
-            from kaggletts.errors import UsageError
 
             raise UsageError(
                 f"--{name.replace('_', '-')} means nothing to attach, which collects a run: "
@@ -185,16 +198,12 @@ def refuse_for_attach(kaggle: dict[str, Any]) -> None:
 
 def command_settings(output_dir: str | None, kaggle: dict[str, Any]) -> Any:
     """The settings in effect here, under the options given on the command line."""
-    from kaggletts.settings import load_settings
-
     given = {"output_dir": output_dir, **{f"kaggle.{name}": v for name, v in kaggle.items()}}
     return load_settings().overridden(given, "command line")
 
 
 def output_folder(output_dir: str | None) -> str | None:
     """--out, else the output folder the settings name (None: jobs' own default)."""
-    from kaggletts.settings import load_settings
-
     return output_dir or load_settings().output_dir
 
 
@@ -216,7 +225,6 @@ def report(result: Any, as_json: bool) -> None:
         f"{counted(len(result.audio), 'clip')}, {result.audio_seconds:.1f}s of audio ({origin}) in "
         f"{result.directory}"
     )
-    from kaggletts.cost import summary
 
     cost = summary(result)
     if cost:
@@ -237,7 +245,6 @@ yes_option = click.option("--yes", is_flag=True, help="Go ahead without asking."
 def confirmed(yes: bool, question: str) -> bool:
     """--yes, or the user's yes on a terminal. Without a terminal to ask on, a step that
     cannot be undone is refused rather than taken unasked."""
-    from kaggletts.errors import UsageError
 
     if yes:
         return True
@@ -328,8 +335,6 @@ def run(
 ) -> None:
     """Run NOTEBOOK (espeak, qwen, chatterbox or a path) with parameters. A batch that ends
     with lines missing exits 4; running the same command again speaks only those."""
-    from kaggletts import api, parameters
-    from kaggletts.errors import Incomplete, UsageError
 
     if output_dir and Path(output_dir).suffix.lower() in ENCODINGS:
         raise UsageError(
@@ -358,8 +363,6 @@ def execute_options(
 ) -> dict[str, Any]:
     """What `execute` takes from a run's options (`run`'s, `book`'s): the settings under
     them, the backend, and that backend's own options."""
-    from kaggletts import api
-    from kaggletts.notebook import find_notebook
 
     settings = command_settings(output_dir, kaggle)
     backend = backend or settings.backend or api.default_backend(find_notebook(notebook))
@@ -378,7 +381,6 @@ def execute_options(
 def cache(clear: bool) -> None:
     """The line cache: every verified clip, reused by any later request that asks for the
     same line with the same notebook and settings."""
-    from kaggletts.cache import LineCache
 
     lines = LineCache()
     if clear:
@@ -396,9 +398,7 @@ def cache(clear: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def jobs(output_dir: str | None, as_json: bool) -> None:
     """List recorded jobs, newest first."""
-    import time
 
-    from kaggletts.jobs import list_jobs
 
     found = list_jobs(output_dir)
     if as_json:
@@ -446,9 +446,6 @@ def _first_words(text: str, width: int = 40) -> str:
 def status(job_id: str | None, output_dir: str | None) -> None:
     """Show a job's record (the latest job's without JOB_ID); for Kaggle jobs, each
     session's live state."""
-    from kaggletts.errors import DamagedResult
-    from kaggletts.jobs import JobState, find_job
-    from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
     record = job.read_record()
@@ -487,9 +484,6 @@ def status(job_id: str | None, output_dir: str | None) -> None:
 def attach(job_id: str | None, output_dir: str | None, as_json: bool, **kaggle: Any) -> None:
     """Pick a job (the latest without JOB_ID) up where it stopped: wait for its run,
     download, verify. Never pushes a run that failed or was cancelled again."""
-    from kaggletts.api import run_job
-    from kaggletts.backends import get_backend
-    from kaggletts.jobs import find_job
 
     refuse_for_attach(kaggle)
     job = find_job(job_id, output_folder(output_dir))
@@ -510,8 +504,6 @@ def cancel(job_id: str, output_dir: str | None, yes: bool) -> None:
     tells no session id, so deleting is the stop that works); asks first (--yes skips)."""
     from kaggletts.backends.kaggle import KaggleBackend
     from kaggletts.backends.kaggle.records import RunStore
-    from kaggletts.errors import UsageError
-    from kaggletts.jobs import find_job
 
     job = find_job(job_id, output_folder(output_dir))
     if job.backend != "kaggle":
@@ -547,7 +539,6 @@ def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
     or past their time limits), found from the job records; never any other kernel. Only
     lists them unless --yes is given."""
     from kaggletts.backends.kaggle import KaggleBackend
-    from kaggletts.jobs import Job, list_jobs
 
     settings = command_settings(None, {"endpoint": endpoint})
     backend = KaggleBackend(**settings.backend_options("kaggle"))
@@ -578,13 +569,7 @@ def clean(output_dir: str | None, yes: bool, endpoint: str | None) -> None:
 def open_page(job_id: str | None, output_dir: str | None) -> None:
     """Open a finished job's audition page (a player per clip) in the web browser; without
     JOB_ID, the latest job's."""
-    import webbrowser
 
-    from kaggletts.errors import DamagedResult, UsageError
-    from kaggletts.finish import write_result_page
-    from kaggletts.jobs import find_job
-    from kaggletts.layout import PAGE_FILE
-    from kaggletts.result import Result
 
     job = find_job(job_id, output_folder(output_dir))
     try:
@@ -638,11 +623,6 @@ def quota(
 
 
 def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None) -> None:
-    from kaggletts import api, cost
-    from kaggletts.jobs import batch_lines
-    from kaggletts.kernel.support import characters_of
-    from kaggletts.notebook import find_notebook
-
     spec = find_notebook(notebook)
     values = api.validate(spec, list(files))
     defaults = {name: parameter.default for name, parameter in spec.parameters.items()}
@@ -668,8 +648,6 @@ def estimate_quota(notebook: str, files: tuple[str, ...], output_dir: str | None
 def notebooks(names: tuple[str, ...], as_json: bool) -> None:
     """List the notebooks (or the ones named) with their parameters: type, default, help,
     allowed values, and where they run by default."""
-    from kaggletts.api import default_backend
-    from kaggletts.notebook import find_notebook, notebook_names
 
     specs = [find_notebook(name) for name in names or notebook_names()]
     described: dict[str, Any] = {
@@ -709,8 +687,6 @@ def notebooks(names: tuple[str, ...], as_json: bool) -> None:
 def voices(notebook: str, as_json: bool) -> None:
     """List every speaker, voice, language and variant NOTEBOOK accepts (the lists its
     parameters are checked against), those a line may set for itself first."""
-    from kaggletts.notebook import find_notebook
-    from kaggletts.voicelist import voices as voices_of
 
     spec = find_notebook(notebook)
     found = voices_of(spec)
@@ -737,7 +713,6 @@ def voices(notebook: str, as_json: bool) -> None:
 def _value_list(values: tuple[str, ...]) -> str:
     """Values wrapped in lines, comma-separated; one a line where a value holds a comma
     ("Chinese (Mandarin, latin as English)")."""
-    import textwrap
 
     if any("," in value for value in values):
         return "\n".join(f"    {value}" for value in values)
@@ -750,7 +725,6 @@ def _value_list(values: tuple[str, ...]) -> str:
 def config(as_json: bool) -> None:
     """Show the settings in effect here and where each came from: pyproject.toml's
     [tool.kaggletts], the user file, then KAGGLETTS_* variables (later ones win)."""
-    from kaggletts.settings import KEYS, default_text, load_settings, nearest_pyproject, user_file
 
     settings = load_settings()
     settings.check_notebook_defaults()
@@ -814,8 +788,6 @@ def doctor(round_trip: bool, endpoint: str | None, as_json: bool) -> None:
 
 def main() -> None:
     """Console entry point: errors become one line on stderr and their exit code."""
-    import signal
-
     # SIGTERM (timeout, kill, a container stop) ends a run as Ctrl-C does: with a record
     # that says what happened and a word on whatever keeps running on Kaggle. SIGINT too,
     # explicitly: a command a script starts in the background inherits SIGINT ignored, and
