@@ -329,7 +329,7 @@ def qwen_silence(standins, module_monkeypatch, tmp_path_factory):
 def test_qwen_silent_audio_fails_the_line_with_its_reason(qwen_silence):
     failure, calls = qwen_silence
     assert isinstance(failure, kaggletts.RunFailed), failure
-    assert "none of its 1 lines was spoken: NaN or silent audio; then NaN or silent audio" in (
+    assert "none of its 1 line was spoken: NaN or silent audio; then NaN or silent audio" in (
         str(failure))
     # float32 after float16, then the line once more (in float32, where it stays), no clip.
     assert [c["dtype"] for c in generate_calls(calls, "generate_custom_voice")] == [
@@ -548,7 +548,7 @@ def chatterbox_silence(standins, module_monkeypatch, tmp_path_factory):
 def test_chatterbox_silent_audio_fails_the_line_with_its_reason(chatterbox_silence):
     failure, calls = chatterbox_silence
     assert isinstance(failure, kaggletts.RunFailed), failure
-    assert "none of its 1 lines was spoken: NaN or silent audio" in str(failure)
+    assert "none of its 1 line was spoken: NaN or silent audio" in str(failure)
     # The next seed on NaN inside speak, then the line once more two seeds on: four calls.
     assert len(generate_calls(calls)) == 4
 

@@ -56,7 +56,7 @@ def test_a_first_install_stops_only_for_the_missing_checkpoints(first_install):
     # The model's load fails on the line (tried twice), so the line is missing with that
     # reason and the notebook ends normally with its ledger: no line was spoken.
     assert isinstance(failure, kaggletts.RunFailed), failure
-    assert "none of its 1 lines was spoken: LocalEntryNotFoundError" in str(failure), failure
+    assert "none of its 1 line was spoken: LocalEntryNotFoundError" in str(failure), failure
     assert "; then LocalEntryNotFoundError" in str(failure), failure
     assert "installed chatterbox-tts==0.1.7 without its dependencies" in first_install.output
 
