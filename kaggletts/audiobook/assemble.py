@@ -1,6 +1,7 @@
-"""A spoken book's clips made into audiobook files, one chapter at a time (a chapter is the
-most ever held in memory): joined in order with pauses, loudness-normalised (ITU-R BS.1770,
-through pyloudnorm), peaks limited, room tone at head and tail, checked against ACX's
+"""A spoken book's clips made into audiobook files, one chapter at a time (a chapter's
+samples, held once and worked on in place a block at a time, are the most ever in memory):
+joined in order with pauses, loudness-normalised (ITU-R BS.1770, pyloudnorm's K-weighting
+and gates), peaks limited, room tone at head and tail, checked against ACX's
 requirements; written as one MP3 per chapter (ID3 tags), optionally a WAV per chapter, and
 one M4B with a chapter mark per chapter and the book's title, author and cover. Every file
 is written by kaggletts/audio.py's encoder.
@@ -392,13 +393,11 @@ def chapter_samples(
             gaps.append(round(pause * rate))
     gaps.append(round(pauses.tail * rate))
     room = sum(gaps) + sum(_estimated_length(clips[number], rate) for number in chapter.numbers)
-    samples = np.zeros(room, np.float32)  # the pauses are left as these zeros
+    samples = np.zeros(room, np.float32)
     end = gaps[0]
     for number, gap in zip(chapter.numbers, gaps[1:], strict=True):
         samples, end = _decoded_into(samples, end, clips[number], rate)
-        end += gap
-    if end > len(samples):
-        samples = np.concatenate([samples, np.zeros(end - len(samples), np.float32)])
+        samples, end = _placed(samples, end, np.zeros(gap, np.float32))
     samples = samples[:end]
     _level(samples, rate)
     _add_room_tone(samples)
