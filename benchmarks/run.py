@@ -100,23 +100,20 @@ ANALYSIS = {
         "here than on Kaggle.",
         "On Kaggle's own figures the ratio is (114 + 200 x 26) / (114 + 5 x 26), about 22x."),
     "assembly speed": (
-        "Per chapter kaggletts decodes every clip, measures BS.1770 loudness twice (pyloudnorm, "
-        "whose gating steps through 400 ms blocks in Python), runs the limiter's filters and "
+        "Per chapter kaggletts decodes every clip, measures BS.1770 loudness twice (K-weighting "
+        "filters run over every sample), runs the limiter's filters and "
         "encodes every sample twice (MP3 and the M4B's AAC), in one process on one core, on "
         "2 CPU cores shared with other work; still 2.6x the ffmpeg script's speed here.",
         "Encoding a chapter's MP3 and its part of the M4B on two cores at once, or chapters "
         "in a process pool; measuring the levelled chapter's loudness from the gain applied "
         "rather than again."),
     "assembly peak memory": (
-        "A chapter is held as float32 samples (6.4 min at 24 kHz: 37 MB), but its processing "
-        "copies it: pyloudnorm's K-weighting works in float64 on a copy, the limiter keeps "
-        "the magnitude, the needed gain and two filtered gains, the room tone is one more "
-        "array. Traced, chapter_samples peaks at 13x a chapter's size and measure at 7x, on "
-        "top of about 150 MB of imports (numpy, scipy, PyAV). The peak grows with the longest "
-        "chapter, not the book: a one-hour chapter would need several GB.",
-        "A chapter processed in blocks: a first pass over its clips for the loudness (BS.1770 "
-        "block energies add up), a second applying gain, limiter (its 10 ms look-around as "
-        "overlap) and room tone block by block into the encoders, so the peak is a block's."),
+        "A chapter is held once as float32 samples (6.4 min at 24 kHz: 37 MB), levelled, "
+        "limited, given room tone and measured in place a block at a time (traced: about "
+        "1.3x a chapter's size); the rest is about 150 MB of imports (numpy, scipy, PyAV) and "
+        "the encoders. The peak still grows with the longest chapter, not the book.",
+        "Two passes over a chapter's clips (loudness first, then gain, limiter and room tone) "
+        "feeding blocks straight into the encoders, so the peak is a block's, not a chapter's."),
     "peak memory, ": (
         "kaggletts downloads KaggleBackend.download_workers files at once, each streamed "
         "through its own buffer, with sha256 verification; the official client fetches one "

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import struct
+import tracemalloc
 import wave
 import zlib
 from dataclasses import replace
@@ -23,7 +24,7 @@ from mutagen.id3 import ID3
 from mutagen.mp4 import MP4
 
 import kaggletts
-from kaggletts.audiobook.assemble import AcxCheck, Pauses, measure
+from kaggletts.audiobook.assemble import AcxCheck, Pauses, chapter_samples, measure
 from kaggletts.audiobook.chapters import read_book
 from kaggletts.audiobook.page import FlaggedLine, flagged_lines, write_book_page
 from kaggletts.audiobook.plan import (
@@ -338,6 +339,57 @@ def test_a_check_that_fails_names_the_figure_and_by_how_much():
     assert "room tone at the tail 0.00 s is 1.00 s below ACX's 1..5 s" in check.problems
     quiet_enough = AcxCheck(rms=-20, peak=-4, noise_floor=-59, head=0.7, tail=2)
     assert quiet_enough.problems == ["noise floor -59.0 dBFS is 1.0 dB above ACX's -60 dBFS"]
+
+
+def write_noise_clips(folder: Path, count: int, seconds: float, rate: int) -> dict[int, Path]:
+    """`count` clips of speech-loud noise, each with peaks for the limiter to bring down."""
+    rng = np.random.default_rng(7)
+    clips = {}
+    for number in range(1, count + 1):
+        samples = np.clip(rng.standard_normal(round(seconds * rate)) * 0.1, -0.95, 0.95)
+        clips[number] = folder / f"{number:03d}.wav"
+        with wave.open(str(clips[number]), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            out.writeframes((samples * 32767).astype(np.int16).tobytes())
+    return clips
+
+
+def test_a_chapter_is_levelled_and_measured_in_little_more_than_its_own_samples(tmp_path):
+    """Issue 18: a long chapter must not cost a multiple of its samples in memory (joining,
+    levelling and measuring each used to copy it several times, float64 among them)."""
+    rate, count = 24000, 18
+    clips = write_noise_clips(tmp_path, count, 10, rate)
+    chapter = ChapterLines("Three minutes", 1, count, (9, count))
+    warm_up = ChapterLines("Imports", 1, 1, (1,))
+    measure(chapter_samples(warm_up, clips, rate, DEFAULT_PAUSES), rate)
+    tracemalloc.start()
+    try:
+        samples = chapter_samples(chapter, clips, rate, DEFAULT_PAUSES)
+        check = measure(samples, rate)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    size = count * 10 * rate * 4  # the chapter's clips as float32
+    assert len(samples) * 4 >= size
+    assert peak < 2 * size, f"peak {peak / size:.1f}x the chapter's float32 samples"
+    assert check.passed, check.problems
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 24000, 44100])
+def test_loudness_measured_in_blocks_is_pyloudnorms_integrated_loudness(rate):
+    """The chapter's loudness is measured a block at a time; pyloudnorm measures the whole
+    at once. Speech-like bursts with quiet stretches, so both gates have work to do."""
+    import pyloudnorm
+
+    rng = np.random.default_rng(rate)
+    t = np.arange(round(47.3 * rate)) / rate
+    bursts = (np.sin(2 * np.pi * 0.3 * t) > 0) * 0.2 * np.sin(2 * np.pi * 180 * t)
+    samples = (bursts + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+    samples[: len(samples) // 3] *= 0.01
+    expected = pyloudnorm.Meter(rate).integrated_loudness(samples)
+    assert measure(samples, rate).loudness == pytest.approx(expected, abs=0.01)
 
 
 # --- Spoken books --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""A spoken book's clips made into audiobook files, one chapter at a time (a chapter is the
-most ever held in memory): joined in order with pauses, loudness-normalised (ITU-R BS.1770,
-through pyloudnorm), peaks limited, room tone at head and tail, checked against ACX's
+"""A spoken book's clips made into audiobook files, one chapter at a time (a chapter's
+samples, held once and worked on in place a block at a time, are the most ever in memory):
+joined in order with pauses, loudness-normalised (ITU-R BS.1770, pyloudnorm's K-weighting
+and gates), peaks limited, room tone at head and tail, checked against ACX's
 requirements; written as one MP3 per chapter (ID3 tags), optionally a WAV per chapter, and
 one M4B with a chapter mark per chapter and the book's title, author and cover. Every file
 is written by kaggletts/audio.py's encoder.
@@ -17,7 +18,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,6 +56,8 @@ SPEECH_DBFS = -50.0
 NOISE_WINDOW_SECONDS = 0.5
 # Where the book folder keeps each file's fingerprint: `<file name>.json`.
 FINGERPRINT_FOLDER = ".kaggletts"
+# Samples worked on at once while a chapter is levelled and measured (10 s at 24 kHz).
+BLOCK_SAMPLES = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -377,85 +380,149 @@ def _write_chapter(
 def chapter_samples(
     chapter: ChapterLines, clips: Mapping[int, Path], rate: int, pauses: Pauses
 ) -> Any:
-    """The chapter as float samples at `rate`: its clips in order with their pauses,
-    loudness-normalised, peaks limited, room tone at head and tail and in every pause."""
+    """The chapter as float32 samples at `rate`: its clips in order with their pauses,
+    loudness-normalised, peaks limited, room tone at head and tail and in every pause. The
+    samples are one array, levelled in place a block at a time, so that a chapter costs
+    about its own size in memory and not a multiple of it."""
     import numpy as np
 
-    parts = [np.zeros(round(pauses.head * rate), np.float32)]
+    gaps = [round(pauses.head * rate)]
     for number in chapter.numbers:
-        parts.append(_decoded(clips[number], rate))
         if number != chapter.last:
             pause = pauses.paragraph if number in chapter.paragraph_ends else pauses.sentence
-            parts.append(np.zeros(round(pause * rate), np.float32))
-    parts.append(np.zeros(round(pauses.tail * rate), np.float32))
-    samples = _levelled(np.concatenate(parts), rate)
-    # Seeded: the same clips give the same file.
-    noise = np.random.default_rng(len(samples)).standard_normal(len(samples), np.float32)
-    noise *= np.float32(10 ** (ROOM_TONE_DBFS / 20))
-    noise += samples
-    return noise
+            gaps.append(round(pause * rate))
+    gaps.append(round(pauses.tail * rate))
+    room = sum(gaps) + sum(_estimated_length(clips[number], rate) for number in chapter.numbers)
+    samples = np.zeros(room, np.float32)
+    end = gaps[0]
+    for number, gap in zip(chapter.numbers, gaps[1:], strict=True):
+        samples, end = _decoded_into(samples, end, clips[number], rate)
+        samples, end = _placed(samples, end, np.zeros(gap, np.float32))
+    samples = samples[:end]
+    _level(samples, rate)
+    _add_room_tone(samples)
+    return samples
 
 
-def _decoded(clip: Path, rate: int) -> Any:
-    """A clip's samples, in mono float at `rate`."""
+def _estimated_length(clip: Path, rate: int) -> int:
+    """A clip's length in samples at `rate` as its container states it, with room for a
+    decoder's or resampler's few extra samples; 0 when it states none."""
     import av
-    import numpy as np
+
+    with av.open(str(clip)) as source:
+        stream = source.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif source.duration is not None:
+            seconds = source.duration / av.time_base
+        else:
+            return 0
+    return math.ceil(seconds * rate) + 2048
+
+
+def _decoded_into(samples: Any, end: int, clip: Path, rate: int) -> tuple[Any, int]:
+    """The clip decoded in mono float at `rate` into `samples` from `end` on; returns the
+    array (a larger one only if the clip was longer than estimated) and the new end."""
+    import av
 
     resampler = av.AudioResampler("flt", "mono", rate)
-    frames = []
     with av.open(str(clip)) as source:
         for frame in source.decode(source.streams.audio[0]):
-            frames += resampler.resample(frame)
-    frames += resampler.resample(None)
-    if not frames:
-        return np.zeros(0, np.float32)
-    return np.concatenate([frame.to_ndarray()[0] for frame in frames])
+            for converted in resampler.resample(frame):
+                samples, end = _placed(samples, end, converted.to_ndarray()[0])
+    for converted in resampler.resample(None):
+        samples, end = _placed(samples, end, converted.to_ndarray()[0])
+    return samples, end
 
 
-def _levelled(samples: Any, rate: int) -> Any:
+def _placed(samples: Any, end: int, part: Any) -> tuple[Any, int]:
+    import numpy as np
+
+    if end + len(part) > len(samples):
+        grown = np.zeros(max(end + len(part), len(samples) * 5 // 4), np.float32)
+        grown[:end] = samples[:end]
+        samples = grown
+    samples[end : end + len(part)] = part
+    return samples, end + len(part)
+
+
+def _blocks(length: int, size: int = BLOCK_SAMPLES) -> Iterator[slice]:
+    return (slice(start, min(start + size, length)) for start in range(0, length, size))
+
+
+def _level(samples: Any, rate: int) -> None:
     """At TARGET_LUFS of speech loudness, peaks limited; then, while the whole file's RMS
     (pauses included, as ACX measures it) is outside ACX's range with a 0.5 dB margin,
-    brought to TARGET_RMS and limited again (limiting lowers the RMS a little each time)."""
-    import pyloudnorm
+    brought to TARGET_RMS and limited again (limiting lowers the RMS a little each time).
+    In place."""
+    import numpy as np
 
-    loudness = pyloudnorm.Meter(rate).integrated_loudness(samples)
+    loudness = _integrated_loudness(samples, rate)
     if not math.isfinite(loudness):
-        return samples  # too short or silent to measure: left as spoken
-    samples = _limited(samples * 10 ** ((TARGET_LUFS - loudness) / 20), rate)
+        return  # too short or silent to measure: left as spoken
+    samples *= np.float32(10 ** ((TARGET_LUFS - loudness) / 20))
+    _limit(samples, rate)
     for _ in range(3):
         rms = _dbfs(_rms(samples))
         if ACX_RMS[0] + 0.5 <= rms <= ACX_RMS[1] - 0.5:
             break
-        samples = _limited(samples * 10 ** ((TARGET_RMS - rms) / 20), rate)
-    return samples
+        samples *= np.float32(10 ** ((TARGET_RMS - rms) / 20))
+        _limit(samples, rate)
 
 
-def _limited(samples: Any, rate: int) -> Any:
-    """Peaks brought under PEAK_CEILING by a smooth gain: each sample's needed gain, the
-    least of it over 10 ms around, averaged over 5 ms (an average of minima taken over
-    wider windows never exceeds the gain a sample needs)."""
+def _limit(samples: Any, rate: int) -> None:
+    """Peaks brought under PEAK_CEILING by a smooth gain, in place a block at a time: each
+    sample's needed gain, the least of it over 10 ms around, averaged over 5 ms (an average
+    of minima taken over wider windows never exceeds the gain a sample needs). Each block's
+    gain is worked out with a window's worth of the unlimited samples on either side, so the
+    blocks join as one gain over the whole array would."""
     import numpy as np
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    ceiling = 10 ** (PEAK_CEILING / 20)
-    magnitude = np.abs(samples)
-    if magnitude.max(initial=0.0) <= ceiling:
-        return samples
-    needed = np.minimum(np.float32(1), np.float32(ceiling) / np.maximum(magnitude, 1e-12))
+    ceiling = np.float32(10 ** (PEAK_CEILING / 20))
     window = max(3, rate // 100) | 1
-    gain = uniform_filter1d(minimum_filter1d(needed, window), window // 2 | 1)
-    return samples * np.minimum(gain, needed)
+    previous = samples[:0].copy()  # the unlimited samples just before the block
+    for block in _blocks(len(samples), max(BLOCK_SAMPLES, window)):
+        following = samples[block.stop : block.stop + window]
+        around = np.concatenate([previous, samples[block], following])
+        inside = slice(len(previous), len(previous) + block.stop - block.start)
+        previous = samples[max(block.start, block.stop - window) : block.stop].copy()
+        magnitude = np.abs(around)
+        if magnitude.max(initial=0.0) <= ceiling:
+            continue
+        needed = np.minimum(np.float32(1), ceiling / np.maximum(magnitude, 1e-12))
+        gain = uniform_filter1d(minimum_filter1d(needed, window), window // 2 | 1)
+        samples[block] *= np.minimum(gain[inside], needed[inside])
+
+
+def _add_room_tone(samples: Any) -> None:
+    """Quiet noise added over the whole chapter, a block at a time; seeded by the length,
+    so that the same clips give the same file."""
+    import numpy as np
+
+    noise = np.random.default_rng(len(samples))
+    level = np.float32(10 ** (ROOM_TONE_DBFS / 20))
+    tone = np.empty(min(BLOCK_SAMPLES, len(samples)), np.float32)
+    for block in _blocks(len(samples)):
+        part = tone[: block.stop - block.start]
+        noise.standard_normal(out=part, dtype=np.float32)
+        part *= level
+        samples[block] += part
 
 
 def measure(samples: Any, rate: int) -> AcxCheck:
     """RMS and peak over the file, the noise floor as the quietest half second's RMS, the
     room tone at head and tail as the time before the first and after the last 10 ms of
-    speech, and the integrated loudness."""
+    speech, and the integrated loudness; a block at a time."""
     import numpy as np
 
     window = max(1, rate // 100)
     count = len(samples) // window
-    levels = np.sqrt(np.mean(samples[: count * window].reshape(count, window) ** 2, axis=1))
+    per_block = max(1, BLOCK_SAMPLES // window)
+    levels = np.empty(count, np.float32)
+    for block in _blocks(count, per_block):
+        windows = samples[block.start * window : block.stop * window].reshape(-1, window)
+        levels[block] = np.sqrt(np.mean(np.square(windows), axis=1))
     speech = np.flatnonzero(levels > 10 ** (SPEECH_DBFS / 20))
     head = speech[0] * window / rate if len(speech) else len(samples) / rate
     tail = (count - 1 - speech[-1]) * window / rate if len(speech) else len(samples) / rate
@@ -467,9 +534,12 @@ def measure(samples: Any, rate: int) -> AcxCheck:
         ),
         default=0.0,
     )
+    peak = max(
+        (float(np.abs(samples[block]).max()) for block in _blocks(len(samples))), default=0.0
+    )
     return AcxCheck(
         _dbfs(_rms(samples)),
-        _dbfs(float(np.abs(samples).max(initial=0.0))),
+        _dbfs(peak),
         _dbfs(quiet),
         float(head),
         float(tail),
@@ -478,18 +548,59 @@ def measure(samples: Any, rate: int) -> AcxCheck:
 
 
 def _integrated_loudness(samples: Any, rate: int) -> float:
-    """BS.1770 integrated loudness, -inf for a file shorter than its 0.4 s block."""
-    import pyloudnorm
+    """ITU-R BS.1770-4 integrated loudness of mono samples as pyloudnorm measures it (its
+    K-weighting filters; 400 ms blocks overlapping by 75%; the -70 LUFS and relative -10 LU
+    gates), a block of samples at a time: pyloudnorm's own meter filters a float64 copy of
+    the whole. Block energies are sums of 100 ms steps' energies. -inf for a file shorter
+    than a 400 ms block or silent."""
+    import numpy as np
+    from pyloudnorm.iirfilter import IIRfilter
+    from scipy.signal import lfilter
 
     if len(samples) < 0.4 * rate:
         return -math.inf
-    return float(pyloudnorm.Meter(rate).integrated_loudness(samples))
+    stages = [
+        IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf"),
+        IIRfilter(0.0, 0.5, 38.0, rate, "high_pass"),
+    ]
+    states = [np.zeros(max(len(stage.a), len(stage.b)) - 1) for stage in stages]
+    # As pyloudnorm counts blocks: the last may run past the end, its missing part silent.
+    blocks = int(np.round((len(samples) / rate - 0.4) / 0.1)) + 1
+    edges = np.minimum(np.arange(blocks + 4) * rate // 10, len(samples))
+    steps = np.zeros(blocks + 3)
+    per_block = max(1, BLOCK_SAMPLES * 10 // rate)
+    for block in _blocks(blocks + 3, per_block):
+        start, stop = int(edges[block.start]), int(edges[block.stop])
+        weighted = samples[start:stop].astype(np.float64)
+        for number, stage in enumerate(stages):
+            weighted, states[number] = lfilter(stage.b, stage.a, weighted, zi=states[number])
+            weighted *= stage.passband_gain
+        energy = np.concatenate([[0.0], np.cumsum(np.square(weighted))])
+        steps[block] = (
+            energy[edges[block.start + 1 : block.stop + 1] - start]
+            - energy[edges[block.start : block.stop] - start]
+        )
+    powers = np.convolve(steps, np.ones(4), "valid") / (0.4 * rate)
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10 * np.log10(powers)
+    audible = powers[levels >= -70.0]
+    if not len(audible):
+        return -math.inf
+    relative = -0.691 + 10 * math.log10(float(audible.mean())) - 10
+    gated = powers[(levels > relative) & (levels > -70.0)]
+    return -0.691 + 10 * math.log10(float(gated.mean())) if len(gated) else -math.inf
 
 
 def _rms(samples: Any) -> float:
     import numpy as np
 
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+    if not len(samples):
+        return 0.0
+    total = sum(
+        float(np.sum(np.square(samples[block], dtype=np.float64)))
+        for block in _blocks(len(samples))
+    )
+    return math.sqrt(total / len(samples))
 
 
 def _dbfs(level: float) -> float:
