@@ -40,7 +40,7 @@ _LONGEST_VALUE = 300
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-_STYLE = """
+PAGE_STYLE = """
 :root { color-scheme: light dark; font-family: system-ui, sans-serif; font-size: 15px; }
 body { margin: 1.5rem; }
 h1 { font-size: 1.3rem; margin: 0 0 .5rem; }
@@ -92,10 +92,10 @@ def write_page(result: Result, kernel_urls: Sequence[str], cost: str | None) -> 
     `kernel_urls` (the Kaggle kernels that ran the job) and `cost` (what the run cost per
     minute of audio) are what the header says beyond the result."""
     directory = result.directory
-    _write_text_atomic(directory / CSV_FILE, render_csv(result), encoding="utf-8-sig")
+    write_text_atomic(directory / CSV_FILE, render_csv(result), encoding="utf-8-sig")
     page = directory / PAGE_FILE
     header = read_header(result, kernel_urls, cost)
-    _write_text_atomic(page, render_page(result, header), encoding="utf-8")
+    write_text_atomic(page, render_page(result, header), encoding="utf-8")
     return page
 
 
@@ -127,12 +127,12 @@ def render_page(result: Result, header: Header) -> str:
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_escape(title)}</title>",
-            f"<style>\n{_STYLE}\n</style>",
+            f"<title>{escape(title)}</title>",
+            f"<style>\n{PAGE_STYLE}\n</style>",
             "</head><body>",
-            f"<h1>{_escape(title)}</h1>",
+            f"<h1>{escape(title)}</h1>",
             _header_html(result, header),
-            clips_table(result, lambda path: _relative_url(path, result.directory)),
+            clips_table(result, lambda path: relative_url(path, result.directory)),
             missing_table(result),
             "</body></html>",
             "",
@@ -145,12 +145,12 @@ def notebook_html(result: Result) -> str:
     JupyterLab and Notebook resolve against the notebook's folder (so they play when the
     job folder is inside the folder Jupyter serves, as ./kaggletts-output is)."""
     summary = (
-        f"<p><b>{_escape(result.notebook_name)}</b>, {_escape(result.backend)}, "
-        f"{counted(len(result.clips), 'clip')}, {_seconds_text(result.audio_seconds)} of audio; "
-        f"job {_escape(result.job_id)}: <code>{_escape(str(result.directory))}</code></p>"
+        f"<p><b>{escape(result.notebook_name)}</b>, {escape(result.backend)}, "
+        f"{counted(len(result.clips), 'clip')}, {seconds_text(result.audio_seconds)} of audio; "
+        f"job {escape(result.job_id)}: <code>{escape(str(result.directory))}</code></p>"
     )
     cwd = Path.cwd()
-    return summary + clips_table(result, lambda path: _relative_url(path, cwd), inline=True)
+    return summary + clips_table(result, lambda path: relative_url(path, cwd), inline=True)
 
 
 def clips_table(result: Result, source: Callable[[Path], str], inline: bool = False) -> str:
@@ -180,7 +180,7 @@ def missing_table(result: Result) -> str:
         return ""
     rows = [
         f'<tr class="missing"><td class="number">{line.number}</td>'
-        f'<td class="text">{_escape(line.text)}</td><td>{_escape(line.reason)}</td></tr>'
+        f'<td class="text">{escape(line.text)}</td><td>{escape(line.reason)}</td></tr>'
         for line in result.missing
     ]
     return "\n".join(
@@ -230,25 +230,25 @@ def _header_html(result: Result, header: Header) -> str:
     clips = result.clips
     warned = sum(1 for clip in clips if clip.warnings)
     rows: list[tuple[str, str]] = [
-        ("notebook", f'{_escape(header.notebook)} (<a href="{EXECUTED_NOTEBOOK}">executed '
+        ("notebook", f'{escape(header.notebook)} (<a href="{EXECUTED_NOTEBOOK}">executed '
          "notebook</a>)"),
-        ("backend", _escape(header.backend)),
+        ("backend", escape(header.backend)),
     ]
     if header.kernel_urls:
         rows.append(("kernel", "<br>".join(_link(url) for url in header.kernel_urls)))
     rows += [
-        ("finished", _escape(_time_text(header.finished))),
-        ("took", _escape(_seconds_text(header.run_seconds))),
-        ("quota used", _escape(header.quota)),
-        *([("cost", _escape(header.cost))] if header.cost else []),
-        *([("made on", _escape(header.made_on))] if header.made_on else []),
+        ("finished", escape(_time_text(header.finished))),
+        ("took", escape(seconds_text(header.run_seconds))),
+        ("quota used", escape(header.quota)),
+        *([("cost", escape(header.cost))] if header.cost else []),
+        *([("made on", escape(header.made_on))] if header.made_on else []),
         (
             "clips",
-            f"{len(clips)}, {_escape(_seconds_text(result.audio_seconds))} of audio"
+            f"{len(clips)}, {escape(seconds_text(result.audio_seconds))} of audio"
             + (f"; <b>{warned} with warnings</b>" if warned else "")
             + f' (<a href="{CSV_FILE}">{CSV_FILE}</a>)',
         ),
-        ("job", _escape(header.job_id)),
+        ("job", escape(header.job_id)),
     ]
     body = "\n".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
     details = ""
@@ -268,7 +268,7 @@ def _quota_used(result: Result) -> str:
     runs = result.runs
     seconds = sum(run.total_seconds or 0.0 for run in runs)
     sessions = counted(len(runs), "session")
-    return f"at least {_seconds_text(seconds)} in {sessions} (plus each session's start-up)"
+    return f"at least {seconds_text(seconds)} in {sessions} (plus each session's start-up)"
 
 
 def _made_on(clips: list[ClipRecord]) -> str | None:
@@ -295,7 +295,7 @@ def _clip_row(number: int, clip: ClipRecord, url: str, inline: bool) -> str:
     if extra:
         settings_html += f'<div class="extra">{_key_values(extra)}</div>'
     warnings_html = (
-        '<ul class="warnings">' + "".join(f"<li>{_escape(w)}</li>" for w in warnings) + "</ul>"
+        '<ul class="warnings">' + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>"
         if warnings
         else ""
     )
@@ -304,13 +304,13 @@ def _clip_row(number: int, clip: ClipRecord, url: str, inline: bool) -> str:
     return (
         f'<tr id="clip-{number}"{row_class}>'
         f'<td class="number"{cell}>{number}</td>'
-        f'<td class="text"{cell}>{_escape(clip.text)}'
+        f'<td class="text"{cell}>{escape(clip.text)}'
         f'<div class="file"{file_style}>'
-        f'<a href="{_escape(url)}">{_escape(clip.file)}</a></div></td>'
-        f'<td{cell}><audio controls preload="none" src="{_escape(url)}"></audio></td>'
-        f'<td class="num"{cell}>{_escape(_number_text(clip.duration, "{:.2f} s"))}</td>'
+        f'<a href="{escape(url)}">{escape(clip.file)}</a></div></td>'
+        f'<td{cell}><audio controls preload="none" src="{escape(url)}"></audio></td>'
+        f'<td class="num"{cell}>{escape(_number_text(clip.duration, "{:.2f} s"))}</td>'
         f'<td class="kv"{cell}>{settings_html}</td>'
-        f'<td class="num"{cell}>{_escape(_number_text(clip.rms, "{:.3f}"))}</td>'
+        f'<td class="num"{cell}>{escape(_number_text(clip.rms, "{:.3f}"))}</td>'
         f"<td{cell}>{warnings_html}</td></tr>"
     )
 
@@ -318,25 +318,25 @@ def _clip_row(number: int, clip: ClipRecord, url: str, inline: bool) -> str:
 def _key_values(pairs: Iterable[tuple[str, Any]]) -> str:
     # Spaced, so that the pairs stay apart where no stylesheet spaces them.
     return " ".join(
-        f"<span>{_escape(str(key))}={_escape(_value_text(value))}</span>" for key, value in pairs
+        f"<span>{escape(str(key))}={escape(_value_text(value))}</span>" for key, value in pairs
     )
 
 
 # -- formatting ----------------------------------------------------------------------------
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
 def _link(url: str) -> str:
     """A link for web urls only: a url from a server's reply is not trusted to be one."""
     if url.startswith(("https://", "http://")):
-        return f'<a href="{_escape(url)}">{_escape(url)}</a>'
-    return _escape(url)
+        return f'<a href="{escape(url)}">{escape(url)}</a>'
+    return escape(url)
 
 
-def _relative_url(path: Path, base: Path) -> str:
+def relative_url(path: Path, base: Path) -> str:
     """`path` as a url relative to `base`, percent-encoded (names may hold spaces, # or ?);
     a file:// url where no relative path exists (another drive on Windows)."""
     try:
@@ -395,7 +395,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _seconds_text(seconds: float) -> str:
+def seconds_text(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
@@ -409,7 +409,7 @@ def _time_text(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(timestamp))
 
 
-def _write_text_atomic(path: Path, text: str, encoding: str) -> None:
+def write_text_atomic(path: Path, text: str, encoding: str) -> None:
     """Replace `path` whole: a reader never sees half a page."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from kaggletts.audiobook.assemble import ChapterAudio
 from kaggletts.audiobook.plan import BookMap
 from kaggletts.layout import PAGE_FILE
-from kaggletts.page import _STYLE, _escape, _relative_url, _seconds_text, _write_text_atomic
+from kaggletts.page import PAGE_STYLE, escape, relative_url, seconds_text, write_text_atomic
 from kaggletts.words import counted
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def write_book_page(
     """Write index.html into the book's folder; returns its path."""
     page = folder / PAGE_FILE
     seconds = sum(chapter.seconds for chapter in chapters)
-    heading = f"{title} · {counted(len(chapters), 'chapter')} · {_seconds_text(seconds)}"
+    heading = f"{title} · {counted(len(chapters), 'chapter')} · {seconds_text(seconds)}"
     passed = sum(chapter.check.passed for chapter in chapters)
     rows = "\n".join(
         _chapter_row(number, chapter, lines, folder)
@@ -83,14 +83,14 @@ def write_book_page(
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_escape(heading)}</title>",
-            f"<style>\n{_STYLE}\n{_BOOK_STYLE}\n</style>",
+            f"<title>{escape(heading)}</title>",
+            f"<style>\n{PAGE_STYLE}\n{_BOOK_STYLE}\n</style>",
             "</head><body>",
-            f"<h1>{_escape(heading)}</h1>",
+            f"<h1>{escape(heading)}</h1>",
             '<dl class="header">',
-            f"<dt>Author</dt><dd>{_escape(author or 'unknown')}</dd>",
-            f'<dt>Audiobook</dt><dd><a href="{_relative_url(m4b, folder)}">'
-            f"{_escape(m4b.name)}</a></dd>",
+            f"<dt>Author</dt><dd>{escape(author or 'unknown')}</dd>",
+            f'<dt>Audiobook</dt><dd><a href="{relative_url(m4b, folder)}">'
+            f"{escape(m4b.name)}</a></dd>",
             f"<dt>ACX check</dt><dd>{passed} of {counted(len(chapters), 'chapter')} pass</dd>",
             "</dl>",
             "<table><thead><tr><th>#</th><th>Chapter</th><th>Listen</th><th>Duration</th>"
@@ -100,7 +100,7 @@ def write_book_page(
             "",
         ]
     )
-    _write_text_atomic(page, text, encoding="utf-8")
+    write_text_atomic(page, text, encoding="utf-8")
     return page
 
 
@@ -114,29 +114,29 @@ def _chapter_row(
         value = getattr(check, name)
         shown = pattern.format(value) if math.isfinite(value) else "—"
         if name in failures:
-            cells.append(f'<td class="number fail" title="{_escape(failures[name])}">{shown}</td>')
+            cells.append(f'<td class="number fail" title="{escape(failures[name])}">{shown}</td>')
         else:
             cells.append(f'<td class="number">{shown}</td>')
     verdict = (
         '<span class="ok">ok</span>'
         if not failures
         else '<ul class="problems">'
-        + "".join(f"<li>{_escape(problem)}</li>" for problem in failures.values())
+        + "".join(f"<li>{escape(problem)}</li>" for problem in failures.values())
         + "</ul>"
     )
     lines = "".join(
-        f"<li>line {line.number}: {_escape(line.text)}<ul class=warnings>"
-        + "".join(f"<li>{_escape(warning)}</li>" for warning in line.warnings)
+        f"<li>line {line.number}: {escape(line.text)}<ul class=warnings>"
+        + "".join(f"<li>{escape(warning)}</li>" for warning in line.warnings)
         + "</ul></li>"
         for line in flagged
     )
     return (
         f'<tr class="{"warned" if failures or flagged else ""}"><td class="num">{number}</td>'
-        f'<td class="text">{_escape(chapter.title)}<div class="file">{_escape(chapter.mp3.name)}'
+        f'<td class="text">{escape(chapter.title)}<div class="file">{escape(chapter.mp3.name)}'
         f"</div></td>"
-        f'<td><audio controls preload="none" src="{_relative_url(chapter.mp3, folder)}">'
+        f'<td><audio controls preload="none" src="{relative_url(chapter.mp3, folder)}">'
         "</audio></td>"
-        f'<td class="number">{_seconds_text(chapter.seconds)}</td>'
+        f'<td class="number">{seconds_text(chapter.seconds)}</td>'
         + "".join(cells)
         + f"<td>{verdict}</td><td>{f'<ul>{lines}</ul>' if lines else ''}</td></tr>"
     )
